@@ -61,10 +61,10 @@ class Motion:
         if self.should_abort is not None and self.should_abort():
             raise CallAborted("aborted by the operator")
         cmd = ArmCommand(self.target, self.closed, self.force)
+        if self.on_tick is not None:  # the recorder pairs this command with the state before it
+            self.on_tick(cmd)
         self.cell.arm.command(cmd)
         self.cell.arm.wait_tick()
-        if self.on_tick is not None:
-            self.on_tick(cmd)
 
     def move(self, position, yaw: float | None = None, speed: float = FAST, settle: int = 0) -> None:
         """Straight line to `position` (and `yaw`), at most `speed`, then `settle` extra ticks."""

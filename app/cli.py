@@ -1,0 +1,170 @@
+"""The command line (DESIGN.md section 2): argument parsing, dispatch and the error contract.
+
+Every command prints a one-line error and exits 2 on bad input (unknown task, bad path, bad seed,
+corrupt episode); no user error ever shows a traceback. Heavy modules are imported inside the
+command that needs them, so `--help` and `tasks` answer at once.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+EXIT_USER_ERROR = 2
+
+
+class UserError(Exception):
+    """Bad input from the user: printed as one line, exit code 2."""
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _nonneg_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected a positive integer, got 0")
+    return value
+
+
+def _camera_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 128x128, got {text!r}") from None
+    return w, h
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, no usage dump
+        raise UserError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="code2act", description="Record, segment, annotate, train and run code-to-action policies.")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+
+    sub.add_parser("tasks", help="list the task suite")
+
+    r = sub.add_parser("record", help="scripted oracle demonstrations, headless")
+    r.add_argument("--task", required=True)
+    r.add_argument("--episodes", type=_positive_int, default=1)
+    r.add_argument("--out", required=True, type=Path)
+    r.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the first episode (default 0)")
+    r.add_argument("--split", choices=("train", "test"), default="train")
+    r.add_argument("--robot", choices=("sim", "franky-sim"), default="sim")
+    r.add_argument("--obs", choices=("state", "rgb"), default="rgb",
+                   help="rgb (default) also records the front and wrist cameras")
+    r.add_argument("--camera-size", type=_camera_size, default=(128, 128), metavar="WxH")
+    r.add_argument("--depth", action="store_true", help="also record depth images")
+    r.add_argument("--keep-failed", action="store_true", help="keep episodes whose oracle run failed")
+
+    i = sub.add_parser("inspect", help="summarise an episode file")
+    i.add_argument("episode", type=Path)
+    i.add_argument("--json", action="store_true", help="print one JSON object")
+
+    s = sub.add_parser("segment", help="(re)derive segments from logged calls, keeping edits")
+    s.add_argument("path", type=Path, help="an episode file or a folder of them")
+
+    c = sub.add_parser("check", help="validate a program against the robot API")
+    c.add_argument("program", type=Path)
+
+    e = sub.add_parser("eval", help="success rates of planner x policy combinations")
+    e.add_argument("--planner", choices=("oracle",), default="oracle")
+    e.add_argument("--policy", choices=("oracle",), default="oracle")
+    e.add_argument("--tasks", default="all", help="comma-separated task ids, or all")
+    e.add_argument("--episodes", type=_positive_int, default=20)
+    e.add_argument("--seed", type=_nonneg_int, default=0)
+    e.add_argument("--split", choices=("train", "test"), default="train")
+    e.add_argument("--robot", choices=("sim", "franky-sim"), default="sim")
+    e.add_argument("--json", action="store_true")
+
+    b = sub.add_parser("bench", help="speed and resource figures")
+    b.add_argument("what", choices=("recording",))
+    b.add_argument("--json", action="store_true")
+    b.add_argument("--seconds", type=float, default=60.0, help="length of the synthetic recording")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            return _welcome()
+        return _dispatch(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args) -> int:
+    from recorders.episode_file import EpisodeError
+    from recorders.task_suite import TaskError
+
+    try:
+        if args.command == "tasks":
+            from app.task_listing import print_tasks
+
+            return print_tasks()
+        if args.command == "record":
+            from app.record_command import run_record
+
+            return run_record(args)
+        if args.command == "inspect":
+            from app.inspect_command import run_inspect
+
+            return run_inspect(args.episode, as_json=args.json)
+        if args.command == "segment":
+            from app.inspect_command import run_segment
+
+            return run_segment(args.path)
+        if args.command == "check":
+            from app.inspect_command import run_check
+
+            return run_check(args.program)
+        if args.command == "eval":
+            from app.eval_command import run_eval
+
+            return run_eval(args)
+        if args.command == "bench":
+            from app.bench import run_bench
+
+            return run_bench(args)
+    except (EpisodeError, TaskError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
+            PermissionError) as e:
+        raise UserError(_one_line(e)) from None
+    raise UserError(f"unknown command {args.command!r}")
+
+
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.filename:
+        return f"{e.strerror or type(e).__name__}: {e.filename}"
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def _welcome() -> int:
+    print("Code2Act - the simulated workcell is ready (the desktop window arrives with the GUI release).\n"
+          "Try:\n"
+          "  python main.py tasks\n"
+          "  python main.py record --task stack --episodes 3 --out data/stack\n"
+          "  python main.py inspect data/stack/stack_0000.h5\n"
+          "  python main.py --help")
+    return 0
+
+
+def print_json(obj) -> None:
+    print(json.dumps(obj, indent=None, separators=(",", ":")))

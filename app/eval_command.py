@@ -1,0 +1,75 @@
+"""`python main.py eval`: success rates per task (and per call type) with seeds and 95% intervals.
+
+For now the oracle planner with the oracle (scripted) skills; learned planners and policies join
+when they can be trained. Episodes run in memory: nothing is written.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from collections import Counter
+
+from app.cli import UserError, print_json
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a success rate."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def run_eval(args) -> int:
+    from tqdm import tqdm
+
+    from recorders.call_log import CallAborted, CallLog, SkillFailed
+    from recorders.robot_api import RobotAPI
+    from recorders.task_suite import TASKS, TaskMonitor, make_instance, task_def
+    from recorders.workcell import open_workcell
+
+    tasks = list(TASKS) if args.tasks == "all" else [t.strip() for t in args.tasks.split(",") if t.strip()]
+    if not tasks:
+        raise UserError("--tasks is empty")
+    for t in tasks:
+        task_def(t)
+    rows, call_ok, call_n = [], Counter(), Counter()
+    bar = tqdm(total=len(tasks) * args.episodes, unit="episode", desc="eval", file=sys.stderr, disable=None)
+    for task in tasks:
+        seeds, wins = [], 0
+        for seed in range(args.seed, args.seed + args.episodes):
+            inst = make_instance(task, seed, args.split)
+            with open_workcell(args.robot, inst.scene) as cell:
+                monitor = TaskMonitor(inst, cell.object_poses())
+                log = CallLog(clock=cell.arm.time)
+                api = RobotAPI(cell, log, on_tick=lambda cmd: monitor.update(cell.object_poses()))
+                try:
+                    api.run_program(inst.program)
+                    ok = monitor.success(cell.object_poses())
+                except (SkillFailed, CallAborted):
+                    ok = False
+            for rec in log.records:
+                call_n[rec.name] += 1
+                call_ok[rec.name] += rec.status == "ok"
+            wins += ok
+            seeds.append({"seed": seed, "success": bool(ok)})
+            bar.update(1)
+        lo, hi = wilson_interval(wins, args.episodes)
+        rows.append({"task": task, "episodes": args.episodes, "successes": wins, "rate": wins / args.episodes,
+                     "ci95": [round(lo, 3), round(hi, 3)], "seeds": seeds})
+    bar.close()
+    per_call = {name: {"calls": call_n[name], "rate": call_ok[name] / call_n[name]} for name in sorted(call_n)}
+    result = {"planner": args.planner, "policy": args.policy, "split": args.split, "robot": args.robot,
+              "tasks": rows, "calls": per_call}
+    if args.json:
+        print_json(result)
+    else:
+        print(f"planner={args.planner} policy={args.policy} split={args.split} robot={args.robot}")
+        print(f"{'task':<11} {'success':>9}  95% interval")
+        for r in rows:
+            print(f"{r['task']:<11} {r['successes']:>3}/{r['episodes']:<3} {100 * r['rate']:5.1f}%  "
+                  f"[{100 * r['ci95'][0]:.0f}%, {100 * r['ci95'][1]:.0f}%]")
+        print("per call type: " + ", ".join(f"{k} {100 * v['rate']:.0f}% of {v['calls']}" for k, v in per_call.items()))
+    return 0

@@ -1,0 +1,75 @@
+"""`python main.py record`: scripted oracle demonstrations into a folder of episode files.
+
+Seeds run upwards from --seed until --episodes successful demonstrations exist (a failed oracle
+run is skipped unless --keep-failed). Partial files left by a killed recording are recovered first.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from app.cli import UserError
+
+
+def episode_path(out: Path, task: str, seed: int) -> Path:
+    return out / f"{task}_{seed:04d}.h5"
+
+
+def recover_leftovers(out: Path) -> list[Path]:
+    """Turn partial files of killed recordings in `out` into episodes marked recovered."""
+    from recorders.episode_file import EpisodeError, find_partials, recover_partial
+
+    recovered = []
+    for partial in find_partials(out):
+        try:
+            recovered.append(recover_partial(partial))
+            print(f"recovered an interrupted recording: {recovered[-1]}", file=sys.stderr)
+        except EpisodeError as e:
+            print(f"could not recover {partial}: {e}", file=sys.stderr)
+    return recovered
+
+
+def run_record(args) -> int:
+    from tqdm import tqdm
+
+    from recorders.demo_recorder import RecordOptions, record_demo
+    from recorders.sim.scene import CameraSettings
+    from recorders.task_suite import make_instance, task_def
+
+    task_def(args.task)  # unknown task: one-line error before anything is created
+    try:
+        cameras = CameraSettings(*args.camera_size, depth=args.depth)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out must be a folder, but {out} is a file")
+    out.mkdir(parents=True, exist_ok=True)
+    recover_leftovers(out)
+    options = RecordOptions(robot=args.robot, obs=args.obs)
+
+    saved, seed, attempts = 0, args.seed, 0
+    max_attempts = 2 * args.episodes + 5
+    bar = tqdm(total=args.episodes, unit="episode", desc=f"record {args.task}", file=sys.stderr,
+               disable=None)
+    while saved < args.episodes and attempts < max_attempts:
+        inst = make_instance(args.task, seed, args.split, cameras)
+        path = episode_path(out, args.task, seed)
+        bar.set_postfix_str(f"seed {seed}")
+        result = record_demo(inst, path, options)
+        attempts += 1
+        seed += 1
+        speed = result.episode_seconds / max(result.wall_seconds, 1e-9)
+        if result.success or args.keep_failed:
+            saved += 1
+            bar.update(1)
+            bar.write(f"{path}  {'ok' if result.success else 'FAILED'}  {result.frames} frames, "
+                      f"{result.episode_seconds:.1f} s in {result.wall_seconds:.1f} s ({speed:.1f}x real time)")
+        else:
+            path.unlink(missing_ok=True)
+            bar.write(f"seed {seed - 1}: oracle failed ({result.failure}); trying the next seed")
+    bar.close()
+    if saved < args.episodes:
+        print(f"error: only {saved} of {args.episodes} episodes succeeded in {attempts} attempts", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,137 @@
+"""Scripted demonstrations: run a task's oracle program on a workcell and record it as an episode.
+
+Per control tick the recorder pairs the observation taken just before a command (proprioception,
+object poses, camera frames) with that command, on the workcell's one clock; the robot API logs
+every call into the same file; at the end the task monitor decides success from simulator state
+and auto-segmentation turns the calls into labels.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from recorders.arms.base import ArmCommand
+from recorders.call_log import CallAborted, CallLog, SkillFailed
+from recorders.episode_file import EpisodeMeta, EpisodeWriter, StreamSpec
+from recorders.robot_api import RobotAPI
+from recorders.segmentation import segment_calls
+from recorders.task_suite import TaskInstance, TaskMonitor
+from recorders.workcell import Workcell, open_workcell
+
+OBS_KINDS = ("state", "rgb")
+MAX_EPISODE_SECONDS = 180.0
+
+
+@dataclass(frozen=True)
+class RecordOptions:
+    robot: str = "sim"
+    obs: str = "rgb"  # "state": proprioception and object poses only; "rgb": plus both cameras
+    control_hz: float = 10.0
+
+    def __post_init__(self):
+        if self.obs not in OBS_KINDS:
+            raise ValueError(f"obs must be one of {', '.join(OBS_KINDS)}, got {self.obs!r}")
+        if not 1.0 <= self.control_hz <= 100.0:
+            raise ValueError(f"control_hz must be within 1..100, got {self.control_hz}")
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    path: Path
+    success: bool
+    frames: int
+    episode_seconds: float  # on the workcell's clock
+    wall_seconds: float
+    failure: str | None = None
+
+
+def stream_specs(cell: Workcell, obs: str, control_hz: float) -> list[StreamSpec]:
+    """The streams a scripted demonstration writes."""
+    n = len(cell.spec.cubes)
+    specs = [
+        StreamSpec("action", "array", (8,), "float32", control_hz),
+        StreamSpec("joint_positions", "array", (7,), "float32", control_hz),
+        StreamSpec("joint_velocities", "array", (7,), "float32", control_hz),
+        StreamSpec("ee_pose", "array", (7,), "float32", control_hz),
+        StreamSpec("gripper_width", "array", (1,), "float32", control_hz),
+        StreamSpec("object_poses", "array", (n, 7), "float32", control_hz, {"names": cell.spec.object_names}),
+    ]
+    if obs == "rgb":
+        cams = cell.spec.cameras
+        for cam in cell.cameras:
+            meta = {"intrinsics": cell.camera_intrinsics(cam)}
+            specs.append(StreamSpec(f"{cam}_rgb", "rgb", (cams.height, cams.width, 3), "uint8", control_hz, meta))
+            if cams.depth:
+                specs.append(StreamSpec(f"{cam}_depth", "depth", (cams.height, cams.width), "uint16", control_hz,
+                                        {**meta, "depth_scale_m": 0.001}))
+    return specs
+
+
+class _TickRecorder:
+    """The robot API's tick callback: observe, check the episode's time budget, write."""
+
+    def __init__(self, cell: Workcell, writer: EpisodeWriter, monitor: TaskMonitor, obs: str,
+                 max_seconds: float):
+        self.cell, self.writer, self.monitor, self.obs = cell, writer, monitor, obs
+        self.max_seconds = max_seconds
+        self.frame_times: list[float] = []
+
+    def __call__(self, cmd: ArmCommand) -> None:
+        cell, w = self.cell, self.writer
+        t = cell.arm.time()
+        if t > self.max_seconds:
+            raise CallAborted(f"episode longer than {self.max_seconds:.0f} s")
+        s = cell.arm.state()
+        poses = cell.object_poses()
+        self.monitor.update(poses)
+        w.append("action", t, cmd.to_action().astype(np.float32))
+        w.append("joint_positions", t, s.joint_positions.astype(np.float32))
+        w.append("joint_velocities", t, s.joint_velocities.astype(np.float32))
+        w.append("ee_pose", t, s.ee_pose.to_array().astype(np.float32))
+        w.append("gripper_width", t, np.array([s.gripper_width], np.float32))
+        w.append("object_poses", t, np.stack([p.to_array() for p in poses.values()]).astype(np.float32))
+        if self.obs == "rgb":
+            for cam in cell.cameras:
+                rgb, depth = cell.render(cam)
+                w.append(f"{cam}_rgb", t, rgb)
+                if depth is not None:
+                    w.append(f"{cam}_depth", t, depth)
+        self.frame_times.append(t)
+
+
+def record_demo(inst: TaskInstance, path: Path, options: RecordOptions = RecordOptions(),
+                should_abort: Callable[[], bool] | None = None,
+                cell_factory: Callable[..., Workcell] = open_workcell) -> EpisodeResult:
+    """Record one scripted demonstration of `inst` into `path` (an .h5 episode file)."""
+    wall0 = time.perf_counter()
+    with cell_factory(options.robot, inst.scene, options.control_hz) as cell:
+        meta = EpisodeMeta(task=inst.task.id, instruction=inst.instruction, robot=cell.kind,
+                           control_hz=options.control_hz, seed=inst.seed, split=inst.split,
+                           clock=cell.clock_name, scene=_scene_meta(inst))
+        with EpisodeWriter(path, meta, stream_specs(cell, options.obs, options.control_hz)) as writer:
+            monitor = TaskMonitor(inst, cell.object_poses())
+            ticks = _TickRecorder(cell, writer, monitor, options.obs, MAX_EPISODE_SECONDS)
+            log = CallLog(clock=cell.arm.time, sink=writer.log_call)
+            api = RobotAPI(cell, log, on_tick=ticks, should_abort=should_abort)
+            failure = None
+            try:
+                api.run_program(inst.program)
+            except (SkillFailed, CallAborted) as e:
+                failure = str(e)
+            success = failure is None and monitor.success(cell.object_poses())
+            if failure is None and not success:
+                failure = "the program ran but the task's success check failed"
+            labels = segment_calls(log.records, np.asarray(ticks.frame_times))
+            final = writer.finish(success, [s.to_dict() for s in labels])
+        return EpisodeResult(final, success, len(ticks.frame_times), cell.arm.time(),
+                             time.perf_counter() - wall0, failure)
+
+
+def _scene_meta(inst: TaskInstance) -> dict:
+    import json
+
+    return {"spec": json.loads(inst.scene.to_json()), "roles": inst.roles, "program": inst.program_code}

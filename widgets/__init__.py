@@ -1,0 +1,1 @@
+"""Qt widgets and pyqtgraph views: render application state, emit intents, own no domain data."""
