@@ -20,6 +20,9 @@ CUBE_MASS = 0.05  # kg
 ZONE_SIZE = 0.12  # m, edge length of the square zones
 TCP_OFFSET = 0.1034  # m, from the hand body to the point between the fingertips
 TABLE_TOP_Z = 0.0  # the robot stands on the table; the table top is the base frame's z = 0
+MAX_CUBES = 5
+MAX_ZONES = 3
+PARKED_Z = -0.75 + CUBE_SIZE / 2  # unused cube slots rest on the floor, out of every camera's view
 
 # Where cubes and zones may be put (robot base frame); well inside the arm's comfortable reach.
 TABLE_AREA = ((0.33, 0.67), (-0.27, 0.27))
@@ -152,9 +155,60 @@ def sample_layout(
     raise RuntimeError(f"could not lay out {len(cube_colours)} cubes and {len(zone_colours)} zones on the table")
 
 
-def body_name(cube_name: str) -> str:
-    """MJCF body name of a cube ("red cube 2" -> "cube_red_cube_2")."""
-    return "cube_" + cube_name.replace(" ", "_")
+def cube_body_name(slot: int) -> str:
+    return f"cube_{slot}"
+
+
+def zone_geom_name(slot: int) -> str:
+    return f"zone_{slot}"
+
+
+def _cube_pose(spec: SceneSpec, slot: int) -> tuple[float, float, float, float]:
+    """x, y, z, yaw of a cube slot; unused slots rest on the floor behind the robot."""
+    if slot < len(spec.cubes):
+        c = spec.cubes[slot]
+        return c.position[0], c.position[1], TABLE_TOP_Z + CUBE_SIZE / 2, c.yaw
+    return -0.6 - 0.1 * slot, 1.2, PARKED_Z, 0.0
+
+
+def _cube_rgba(spec: SceneSpec, slot: int) -> tuple[float, ...]:
+    return (*COLOURS[spec.cubes[slot].colour], 1.0) if slot < len(spec.cubes) else (0.5, 0.5, 0.5, 1.0)
+
+
+def _zone_xy(spec: SceneSpec, slot: int) -> tuple[float, float]:
+    return spec.zones[slot].position if slot < len(spec.zones) else (-0.6, -1.2 - 0.2 * slot)
+
+
+def _zone_rgba(spec: SceneSpec, slot: int) -> tuple[float, ...]:
+    if slot >= len(spec.zones):
+        return (0.0, 0.0, 0.0, 0.0)
+    r, g, b = COLOURS[spec.zones[slot].colour]
+    return (0.1 + 0.6 * r, 0.1 + 0.6 * g, 0.1 + 0.6 * b, 1.0)
+
+
+def apply_layout(model, data, spec: SceneSpec) -> None:
+    """Move and colour the cube and zone slots of a compiled workcell model to match `spec`.
+
+    Only qpos and per-geom colours/positions change, so a model compiled once serves every scene
+    with the same camera settings (compiling the FR3 meshes takes ~0.4 s).
+    """
+    import mujoco
+
+    if len(spec.cubes) > MAX_CUBES or len(spec.zones) > MAX_ZONES:
+        raise ValueError(f"at most {MAX_CUBES} cubes and {MAX_ZONES} zones fit the workcell")
+    for i in range(MAX_ZONES):
+        g = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, zone_geom_name(i))
+        model.geom_pos[g, :2] = _zone_xy(spec, i)
+        model.geom_size[g, :2] = (spec.zones[i].size / 2,) * 2 if i < len(spec.zones) else ZONE_SIZE / 2
+        model.geom_rgba[g] = _zone_rgba(spec, i)
+    for i in range(MAX_CUBES):
+        j = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, cube_body_name(i) + "_joint")
+        g = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, cube_body_name(i) + "_geom")
+        x, y, z, yaw = _cube_pose(spec, i)
+        adr = model.jnt_qposadr[j]
+        data.qpos[adr:adr + 7] = (x, y, z, np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2))
+        data.qvel[model.jnt_dofadr[j]:model.jnt_dofadr[j] + 6] = 0.0
+        model.geom_rgba[g] = _cube_rgba(spec, i)
 
 
 def _look_at_xyaxes(pos, target) -> str:
@@ -202,20 +256,20 @@ def add_workcell(scene: ET.Element, worldbody: ET.Element, spec: SceneSpec) -> N
     ET.SubElement(worldbody, "light", name="table_light", pos=_fmt(0.5, 0.0, 1.6), dir=_fmt(0, 0, -1),
                   directional="false", diffuse="0.3 0.3 0.3", castshadow="false")
 
-    for z in spec.zones:
-        r, g, b = COLOURS[z.colour]
-        ET.SubElement(worldbody, "geom", name="zone_" + z.colour, type="box", contype="0", conaffinity="0",
-                      size=_fmt(z.size / 2, z.size / 2, 0.0005), pos=_fmt(*z.position, TABLE_TOP_Z + 0.0005),
-                      rgba=_fmt(0.1 + 0.6 * r, 0.1 + 0.6 * g, 0.1 + 0.6 * b, 1.0))
-
+    # Fixed slots (MAX_ZONES zones, MAX_CUBES cubes) so one compiled model serves every layout:
+    # `apply_layout` moves and colours them; unused slots are parked out of sight.
+    for i in range(MAX_ZONES):
+        ET.SubElement(worldbody, "geom", name=zone_geom_name(i), type="box", contype="0", conaffinity="0",
+                      size=_fmt(ZONE_SIZE / 2, ZONE_SIZE / 2, 0.0005), pos=_fmt(*_zone_xy(spec, i), TABLE_TOP_Z + 0.0005),
+                      rgba=_fmt(*_zone_rgba(spec, i)))
     h = CUBE_SIZE / 2
-    for c in spec.cubes:
-        body = ET.SubElement(worldbody, "body", name=body_name(c.name),
-                             pos=_fmt(*c.position, TABLE_TOP_Z + h), euler=_fmt(0, 0, c.yaw))
-        ET.SubElement(body, "freejoint", name=body_name(c.name) + "_joint")
-        ET.SubElement(body, "geom", type="box", size=_fmt(h, h, h), mass=_fmt(CUBE_MASS),
-                      rgba=_fmt(*COLOURS[c.colour], 1.0), friction="1.2 0.01 0.001", condim="4",
-                      solref="0.01 1", priority="1")
+    for i in range(MAX_CUBES):
+        x, y, z, yaw = _cube_pose(spec, i)
+        body = ET.SubElement(worldbody, "body", name=cube_body_name(i), pos=_fmt(x, y, z), euler=_fmt(0, 0, yaw))
+        ET.SubElement(body, "freejoint", name=cube_body_name(i) + "_joint")
+        ET.SubElement(body, "geom", name=cube_body_name(i) + "_geom", type="box", size=_fmt(h, h, h),
+                      mass=_fmt(CUBE_MASS), rgba=_fmt(*_cube_rgba(spec, i)), friction="1.2 0.01 0.001",
+                      condim="4", solref="0.01 1", priority="1")
 
     front_pos = (1.25, 0.0, 0.62)
     ET.SubElement(worldbody, "camera", name="front", pos=_fmt(*front_pos), fovy="42",

@@ -6,6 +6,8 @@ and never advances time.
 """
 from __future__ import annotations
 
+import copy
+import threading
 import xml.etree.ElementTree as ET
 
 import mujoco
@@ -18,7 +20,8 @@ from recorders.sim.scene import (
     ROBOT_PREFIX,
     SceneSpec,
     add_workcell,
-    body_name,
+    apply_layout,
+    cube_body_name,
 )
 
 # franky-sim's home configuration; the hand's fingers then point straight down.
@@ -40,6 +43,23 @@ def scene_xml(spec: SceneSpec) -> str:
     return ET.tostring(new_franky_simulator(spec).scene, encoding="unicode")
 
 
+_template: mujoco.MjModel | None = None
+_template_lock = threading.Lock()
+
+
+def compiled_workcell() -> mujoco.MjModel:
+    """A private copy of the workcell model, compiled once per process (every layout shares it)."""
+    global _template
+    with _template_lock:
+        if _template is None:
+            from recorders.sim.scene import CameraSettings, sample_layout
+            import numpy as _np
+
+            any_spec = sample_layout(_np.random.default_rng(0), ["red"], [], CameraSettings())
+            _template = mujoco.MjModel.from_xml_string(scene_xml(any_spec))
+        return copy.deepcopy(_template)
+
+
 class SimWorld:
     """Read access to a running workcell simulation."""
 
@@ -54,7 +74,7 @@ class SimWorld:
         fingers = [name(mujoco.mjtObj.mjOBJ_JOINT, f"{ROBOT_PREFIX}finger_joint{i}") for i in (1, 2)]
         self.finger_qpos = np.array([model.jnt_qposadr[j] for j in fingers])
         self.tcp_site = name(mujoco.mjtObj.mjOBJ_SITE, "tcp")
-        self.cube_bodies = {c.name: name(mujoco.mjtObj.mjOBJ_BODY, body_name(c.name)) for c in spec.cubes}
+        self.cube_bodies = {c.name: name(mujoco.mjtObj.mjOBJ_BODY, cube_body_name(i)) for i, c in enumerate(spec.cubes)}
         self.finger_bodies = {
             name(mujoco.mjtObj.mjOBJ_BODY, f"{ROBOT_PREFIX}left_finger"),
             name(mujoco.mjtObj.mjOBJ_BODY, f"{ROBOT_PREFIX}right_finger"),
@@ -65,9 +85,10 @@ class SimWorld:
     @staticmethod
     def build(spec: SceneSpec, timestep: float = 0.002) -> "SimWorld":
         """Compile the workcell for in-process simulation, arm at home, cubes at rest."""
-        model = mujoco.MjModel.from_xml_string(scene_xml(spec))
+        model = compiled_workcell()
         model.opt.timestep = timestep
         data = mujoco.MjData(model)
+        apply_layout(model, data, spec)
         world = SimWorld(spec, model, data)
         data.qpos[world.arm_qpos] = HOME_JOINTS
         data.qpos[world.finger_qpos] = 0.04
