@@ -19,6 +19,7 @@ from recorders.skills import DIRECTIONS
 SPLITS = ("train", "test")
 PUSH_DISTANCE = 0.1
 PLACE_TOLERANCE = 0.03  # m, how far from its goal a cube may rest and still count
+DIRECTION_PHRASES = {"left": "to the left", "right": "to the right", "forward": "forward", "backward": "backward"}
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ TASKS: dict[str, TaskDef] = {t.id: t for t in (
     TaskDef("pick_place", "put the {A} in the {Z}", ("A", "Z")),
     TaskDef("stack", "stack the {A} on the {B}", ("A", "B")),
     TaskDef("tower", "build a tower: the {A} on the {B} on the {C}", ("A", "B", "C"), held_out=True),
-    TaskDef("push", "push the {A} to the {D}", ("A", "D")),
+    TaskDef("push", "push the {A} {D}", ("A", "D")),
     TaskDef("swap", "swap the {A} and the {B}", ("A", "B"), needs_memory=True),
     TaskDef("restore", "move the {A} to the {Z}, then put it back", ("A", "Z"), needs_memory=True, held_out=True),
     TaskDef("sort", "put every {K} cube in the {Z}", ("K", "Z")),
@@ -141,7 +142,8 @@ def make_instance(task: str, seed: int, split: str = "train",
         named = {r: (names[v] if r in "ABC" else f"{v} zone" if r == "Z" else v) for r, v in roles.items()}
         if tdef.id == "push" and not _push_path_clear(scene, named["A"], named["D"]):
             continue
-        instruction = tdef.template.format(**named)
+        phrases = {**named, **({"D": DIRECTION_PHRASES[named["D"]]} if "D" in named else {})}
+        instruction = tdef.template.format(**phrases)
         inst = TaskInstance(tdef, int(seed), split, scene, instruction, named)
         inst.program = oracle_program(inst)
         return inst
