@@ -76,8 +76,8 @@ def _choose_roles(task: TaskDef, rng: np.random.Generator, split: str) -> tuple[
     """Cube colours, zone colours and the role colours for one episode in `split`."""
     palette = list(COLOURS)
     for _ in range(1000):
-        cubes = list(rng.permutation(palette))
-        zones = list(rng.permutation(palette))
+        cubes = [str(c) for c in rng.permutation(palette)]
+        zones = [str(z) for z in rng.permutation(palette)]
         roles: dict[str, str] = {}
         if task.id == "sort":
             k = cubes[0]

@@ -1,0 +1,1 @@
+"""Learning and planning: policies, planner, memory, program interpreter, datasets. No Qt, no hardware SDKs."""
