@@ -16,7 +16,8 @@ import numpy as np
 
 from recorders.arms.base import ArmCommand
 from recorders.call_log import CallAborted, CallLog, SkillFailed
-from recorders.episode_file import EpisodeMeta, EpisodeWriter, StreamSpec
+from recorders.episode_file import EpisodeMeta, StreamSpec
+from recorders.episode_writer import EpisodeWriter
 from recorders.robot_api import RobotAPI
 from recorders.segmentation import segment_calls
 from recorders.task_suite import TaskInstance, TaskMonitor
@@ -112,7 +113,8 @@ def record_demo(inst: TaskInstance, path: Path, options: RecordOptions = RecordO
         meta = EpisodeMeta(task=inst.task.id, instruction=inst.instruction, robot=cell.kind,
                            control_hz=options.control_hz, seed=inst.seed, split=inst.split,
                            clock=cell.clock_name, scene=_scene_meta(inst))
-        with EpisodeWriter(path, meta, stream_specs(cell, options.obs, options.control_hz)) as writer:
+        specs = stream_specs(cell, options.obs, options.control_hz)
+        with EpisodeWriter(path, meta, specs, drop_when_full=False) as writer:  # scripted: wait, never drop
             monitor = TaskMonitor(inst, cell.object_poses())
             ticks = _TickRecorder(cell, writer, monitor, options.obs, MAX_EPISODE_SECONDS)
             log = CallLog(clock=cell.arm.time, sink=writer.log_call)
