@@ -139,18 +139,18 @@ def call_from_node(node: ast.AST, objects: Collection[str] | None = None, depth:
     f = spec(node.func.id)
     if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
         raise InvalidCallError(f"{f.name}() does not take * or ** arguments")
-    values: list = list(node.args)
     for kw in node.keywords:
         if kw.arg not in f.param_names:
             raise InvalidCallError(f"{f.name}() has no parameter {kw.arg!r}; parameters: {', '.join(f.param_names) or 'none'}")
-        index = f.param_names.index(kw.arg)
-        if index < len(values):
-            raise InvalidCallError(f"{f.name}() got {kw.arg!r} twice")
-        values += [None] * (index - len(values) + 1)
-        values[index] = kw.value
-    if len(values) != len(f.params) or any(v is None for v in values):
+    if len(node.args) + len(node.keywords) != len(f.params):
         raise InvalidCallError(f"{f.name}() takes {len(f.params)} argument{'s' * (len(f.params) != 1)} "
-                               f"({', '.join(f.param_names)}), got {len(values)}")
+                               f"({', '.join(f.param_names)}), got {len(node.args) + len(node.keywords)}")
+    values: list = list(node.args) + [None] * len(node.keywords)
+    for kw in node.keywords:
+        index = f.param_names.index(kw.arg)
+        if values[index] is not None:
+            raise InvalidCallError(f"{f.name}() got {kw.arg!r} twice")
+        values[index] = kw.value
     args = tuple(_arg(f, p, v, objects, depth) for p, v in zip(f.params, values))
     return Call(f.name, args)
 
