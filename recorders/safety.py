@@ -1,9 +1,16 @@
 """The one safety layer in front of every arm command (DESIGN.md section 8), real or simulated.
 
-`SafeArm` wraps any `Arm` and is the only way commands reach it: targets are clamped into the
-workspace box, each tick's step is limited in translation and rotation (so speed is bounded),
-gripper force is capped, non-finite commands are refused, a watchdog stops the arm when commands
-stall, and an e-stop (from any thread) stops it at once and refuses everything until reset.
+`SafeArm` wraps any `Arm` and is the only way commands reach it. Each command is checked, then
+forwarded:
+
+    ArmCommand -> refuse non-finite values -> clamp into the workspace box -> limit the step from
+    the last sent target (translation and rotation, so speed is bounded) -> cap the gripper force
+    -> inner.command
+
+A watchdog stops the arm when commands stall while it moves (on the arm's own clock at
+`wait_tick` for stepped simulations, on a small daemon thread for real-time arms), and an e-stop,
+callable from any thread, stops it at once and refuses every command until `reset_estop()`.
+`events` counts how often each limit acted, for the GUI.
 """
 from __future__ import annotations
 
@@ -18,55 +25,106 @@ import numpy as np
 from recorders.arms.base import Arm, ArmCommand, ArmError, ArmState
 from recorders.pose import Pose, quat_angle, quat_slerp
 
+# Keys of `SafeArm.events`.
+EVENT_NON_FINITE = "non_finite"
+EVENT_WORKSPACE = "workspace"
+EVENT_SPEED = "speed"
+EVENT_ROTATION = "rotation_speed"
+EVENT_GRIPPER_FORCE = "gripper_force"
+EVENT_WATCHDOG = "watchdog"
+EVENT_ESTOP = "estop"
+EVENT_REFUSED_ESTOP = "refused_estopped"
+
+STEPPED_ARM_KINDS = ("sim",)  # arms whose clock only advances in wait_tick
+_WATCHDOG_POLL_S = 0.02
+
 
 @dataclass(frozen=True)
 class SafetyLimits:
-    workspace_min: tuple[float, float, float] = (0.2, -0.45, 0.005)  # m, robot base frame
-    workspace_max: tuple[float, float, float] = (0.8, 0.45, 0.7)
+    """Limits every arm command must respect; positions in the robot base frame (table top z = 0)."""
+
+    workspace_min: tuple[float, float, float] = (0.2, -0.45, 0.005)  # m
+    workspace_max: tuple[float, float, float] = (0.8, 0.45, 0.7)  # m
     max_speed: float = 0.5  # m/s of the end effector
-    max_rotation_speed: float = 2.0  # rad/s
+    max_rotation_speed: float = 2.0  # rad/s of the end effector
     max_gripper_force: float = 70.0  # N
     watchdog_timeout: float = 0.5  # s without a new command while moving -> stop
 
     def __post_init__(self):
+        if len(self.workspace_min) != 3 or len(self.workspace_max) != 3:
+            raise ValueError(f"workspace bounds need 3 values each, got {self.workspace_min} and {self.workspace_max}")
         for lo, hi, axis in zip(self.workspace_min, self.workspace_max, "xyz"):
             if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
                 raise ValueError(f"workspace {axis} range must be finite with min < max, got {lo}..{hi}")
         for name in ("max_speed", "max_rotation_speed", "max_gripper_force", "watchdog_timeout"):
             v = getattr(self, name)
-            if not (math.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be a positive number, got {v}")
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be a positive number, got {v!r}")
+
+    def max_step(self, control_hz: float) -> float:
+        """Largest translation (m) of the target between two commands at `control_hz`."""
+        return self.max_speed / control_hz
+
+    def max_turn(self, control_hz: float) -> float:
+        """Largest rotation (rad) of the target between two commands at `control_hz`."""
+        return self.max_rotation_speed / control_hz
+
+    def contains(self, position, tol: float = 0.0) -> bool:
+        p = np.asarray(position, dtype=float)
+        return bool(np.all(p >= np.asarray(self.workspace_min) - tol) and np.all(p <= np.asarray(self.workspace_max) + tol))
+
+
+def _unit_quaternion(q: np.ndarray) -> np.ndarray | None:
+    """`q` normalised without overflow for huge or tiny components; None for a zero quaternion."""
+    scale = float(np.max(np.abs(q)))
+    if scale == 0.0:
+        return None
+    q = q / scale
+    return q / float(np.linalg.norm(q))
 
 
 class SafeArm(Arm):
-    """An `Arm` that forwards only commands within `limits` to `inner`."""
+    """An `Arm` that forwards only commands within `limits` to `inner`.
 
-    def __init__(self, inner: Arm, limits: SafetyLimits = SafetyLimits()):
+    `stepped` says whether the inner arm's clock only advances in `wait_tick` (a simulation run
+    faster than real time); by default it is inferred from the arm kind.
+    """
+
+    def __init__(self, inner: Arm, limits: SafetyLimits | None = None, stepped: bool | None = None):
         self.inner = inner
-        self.limits = limits
+        self.limits = limits or SafetyLimits()
         self.info = inner.info
+        self.stepped = inner.info.kind in STEPPED_ARM_KINDS if stepped is None else stepped
         self.events: Counter[str] = Counter()  # how often each limit acted, for the GUI
+        # One lock orders commands, stops and the e-stop: once estop() returns, nothing more reaches inner.
         self._lock = threading.RLock()
         self._estop_reason: str | None = None
-        self._last_sent: ArmCommand | None = None
-        self._last_command_time: float | None = None  # on the arm's clock
-        self._last_command_wall: float | None = None
+        self._last_sent: Pose | None = None  # None: limit the next step from the measured pose
         self._moving = False
-        self._stop_watchdog = threading.Event()
+        self._last_command_clock: float | None = None  # inner arm's clock (stepped arms)
+        self._last_command_wall: float | None = None  # time.monotonic (real-time arms)
+        self._watchdog_stop: threading.Event | None = None
         self._watchdog: threading.Thread | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------------
     def connect(self) -> None:
         self.inner.connect()
-        if self.inner.info.kind != "sim" and self._watchdog is None:
-            self._watchdog = threading.Thread(target=self._watch_wall_clock, name="arm-watchdog", daemon=True)
+        if not self.stepped and self._watchdog is None:
+            self._watchdog_stop = threading.Event()
+            self._watchdog = threading.Thread(target=self._watch_wall_clock, args=(self._watchdog_stop,),
+                                              name="arm-watchdog", daemon=True)
             self._watchdog.start()
 
     def disconnect(self) -> None:
-        self._stop_watchdog.set()
+        if self._watchdog_stop is not None:
+            self._watchdog_stop.set()
         if self._watchdog is not None and self._watchdog is not threading.current_thread():
-            self._watchdog.join(timeout=2)
+            self._watchdog.join(timeout=2.0)
         self._watchdog = None
+        self._watchdog_stop = None
+        with self._lock:
+            self._moving = False
+            self._last_sent = None
         self.inner.disconnect()
 
     # ---- e-stop --------------------------------------------------------------------------------
@@ -75,46 +133,67 @@ class SafeArm(Arm):
         with self._lock:
             self._estop_reason = reason
             self._moving = False
-            self.events["estop"] += 1
-        self.inner.stop()
+            self._last_sent = None
+            self.events[EVENT_ESTOP] += 1
+            self.inner.stop()
 
     def reset_estop(self) -> None:
+        """Accept commands again; the next step is limited from the measured pose."""
         with self._lock:
             self._estop_reason = None
-            self._last_sent = None  # the next step is limited from the measured pose again
+            self._last_sent = None
 
     @property
     def estopped(self) -> bool:
         return self._estop_reason is not None
 
+    @property
+    def estop_reason(self) -> str | None:
+        return self._estop_reason
+
     # ---- Arm -----------------------------------------------------------------------------------
     def state(self) -> ArmState:
         return self.inner.state()
 
+    def time(self) -> float:
+        return self.inner.time()
+
     def command(self, cmd: ArmCommand) -> None:
         with self._lock:
             if self._estop_reason is not None:
-                raise ArmError(f"e-stop engaged: {self._estop_reason}; reset it before moving")
+                self.events[EVENT_REFUSED_ESTOP] += 1
+                raise ArmError(f"e-stop engaged: {self._estop_reason}; reset the e-stop before moving")
             safe = self.clamp(cmd)
-            self._last_sent = safe
+            # Forwarded under the lock so an e-stop from another thread is never overtaken.
+            self.inner.command(safe)
+            self._last_sent = safe.ee_target
             self._moving = True
-            self._last_command_time = self.inner.time()
             self._last_command_wall = time.monotonic()
-        self.inner.command(safe)
+            self._last_command_clock = self.inner.time() if self.stepped else None
 
     def wait_tick(self) -> None:
         self.inner.wait_tick()
-        if self.inner.info.kind == "sim":  # stepped arms: the watchdog runs on simulated time
+        if self.stepped:  # the watchdog runs on simulated time
             with self._lock:
-                stalled = (self._moving and self._last_command_time is not None
-                           and self.inner.time() - self._last_command_time > self.limits.watchdog_timeout)
-            if stalled:
-                self._trip_watchdog()
+                stalled = (self._moving and self._last_command_clock is not None
+                           and self.inner.time() - self._last_command_clock > self.limits.watchdog_timeout)
+                if stalled:
+                    self._trip_watchdog()
 
     def stop(self) -> None:
         with self._lock:
             self._moving = False
-        self.inner.stop()
+            self._last_sent = None
+            self.inner.stop()
+
+    def recover(self) -> None:
+        """Clear the inner arm's errors (franky); the GUI asks the operator before calling this."""
+        recover = getattr(self.inner, "recover", None)
+        if recover is None:
+            raise ArmError(f"a {self.info.kind} arm has no errors to recover from")
+        with self._lock:
+            self._last_sent = None
+            recover()
 
     # ---- limits --------------------------------------------------------------------------------
     def clamp(self, cmd: ArmCommand) -> ArmCommand:
@@ -122,51 +201,65 @@ class SafeArm(Arm):
         lim = self.limits
         pos = np.asarray(cmd.ee_target.position, dtype=float)
         quat = np.asarray(cmd.ee_target.quat, dtype=float)
-        if not (np.all(np.isfinite(pos)) and np.all(np.isfinite(quat)) and math.isfinite(cmd.gripper_force)):
-            self.events["non_finite"] += 1
-            raise ArmError("refused a command with a non-finite target or force")
-        norm = float(np.linalg.norm(quat))
-        if norm < 1e-6:
-            self.events["non_finite"] += 1
+        force = float(cmd.gripper_force)
+        if pos.shape != (3,) or quat.shape != (4,):
+            self.events[EVENT_NON_FINITE] += 1
+            raise ArmError(f"refused a target with position shape {pos.shape} and quaternion shape {quat.shape}")
+        if not (np.all(np.isfinite(pos)) and np.all(np.isfinite(quat)) and math.isfinite(force)):
+            self.events[EVENT_NON_FINITE] += 1
+            raise ArmError(f"refused a non-finite command: position {pos.tolist()}, quaternion {quat.tolist()}, "
+                           f"gripper force {force}")
+        unit = _unit_quaternion(quat)
+        if unit is None:
+            self.events[EVENT_NON_FINITE] += 1
             raise ArmError("refused a command with a zero quaternion")
-        quat = quat / norm
 
-        boxed = np.clip(pos, lim.workspace_min, lim.workspace_max)
-        if not np.allclose(boxed, pos):
-            self.events["workspace"] += 1
-        previous = self._last_sent.ee_target if self._last_sent is not None else self.inner.state().ee_pose
+        lo, hi = np.asarray(lim.workspace_min), np.asarray(lim.workspace_max)
+        boxed = np.clip(pos, lo, hi)
+        if np.any(boxed != pos):
+            self.events[EVENT_WORKSPACE] += 1
+
+        previous = self._last_sent if self._last_sent is not None else self.inner.state().ee_pose
         prev_pos = np.asarray(previous.position, dtype=float)
         prev_quat = np.asarray(previous.quat, dtype=float)
-        period = 1.0 / self.info.control_hz
-        max_step = lim.max_speed * period
+        hz = self.info.control_hz
+        max_step = lim.max_step(hz)
         step = boxed - prev_pos
         dist = float(np.linalg.norm(step))
         if dist > max_step:
             boxed = prev_pos + step * (max_step / dist)
-            boxed = np.clip(boxed, lim.workspace_min, lim.workspace_max)
-            self.events["speed"] += 1
-        max_turn = lim.max_rotation_speed * period
-        angle = quat_angle(prev_quat, quat)
+            # Back into the box, grown to hold the previous pose in case the arm started outside it:
+            # projecting onto a box that holds prev_pos never lengthens the step.
+            boxed = np.clip(boxed, np.minimum(lo, prev_pos), np.maximum(hi, prev_pos))
+            self.events[EVENT_SPEED] += 1
+
+        max_turn = lim.max_turn(hz)
+        angle = quat_angle(prev_quat, unit)
         if angle > max_turn:
-            quat = quat_slerp(prev_quat, quat, max_turn / angle * 0.999)
-            self.events["rotation_speed"] += 1
-        force = min(max(cmd.gripper_force, 0.0), lim.max_gripper_force)
-        if force != cmd.gripper_force:
-            self.events["gripper_force"] += 1
-        return ArmCommand(Pose(tuple(float(v) for v in boxed), tuple(float(v) for v in quat)),
-                          bool(cmd.gripper_closed), float(force))
+            unit = quat_slerp(prev_quat, unit, 0.999 * max_turn / angle)
+            self.events[EVENT_ROTATION] += 1
+
+        safe_force = min(max(force, 0.0), lim.max_gripper_force)
+        if safe_force != force:
+            self.events[EVENT_GRIPPER_FORCE] += 1
+        return ArmCommand(Pose(tuple(float(v) for v in boxed), tuple(float(v) for v in unit)),
+                          bool(cmd.gripper_closed), float(safe_force))
 
     # ---- watchdog ------------------------------------------------------------------------------
     def _trip_watchdog(self) -> None:
         with self._lock:
             self._moving = False
-            self.events["watchdog"] += 1
-        self.inner.stop()
+            self._last_sent = None
+            self.events[EVENT_WATCHDOG] += 1
+            self.inner.stop()
 
-    def _watch_wall_clock(self) -> None:
-        while not self._stop_watchdog.wait(0.05):
+    def _watch_wall_clock(self, stop: threading.Event) -> None:
+        while not stop.wait(_WATCHDOG_POLL_S):
             with self._lock:
                 stalled = (self._moving and self._last_command_wall is not None
                            and time.monotonic() - self._last_command_wall > self.limits.watchdog_timeout)
-            if stalled:
-                self._trip_watchdog()
+                if stalled:
+                    try:
+                        self._trip_watchdog()
+                    except ArmError:
+                        pass  # the arm is already unreachable; the next command reports it

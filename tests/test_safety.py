@@ -1,0 +1,255 @@
+"""The safety layer: random commands never leave the limits, the watchdog and the e-stop stop the arm."""
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from recorders.arms.base import Arm, ArmCommand, ArmError, ArmInfo, ArmState
+from recorders.arms.sim_arm import SimArm
+from recorders.pose import Pose, quat_angle
+from recorders.safety import SafeArm, SafetyLimits
+from recorders.sim.scene import sample_layout
+
+START = Pose.top_down((0.45, 0.0, 0.35))
+TOL = 1e-9
+
+
+class RecordingArm(Arm):
+    """The safety layer's collaborator: records what reaches it; its clock is stepped or wall time."""
+
+    def __init__(self, kind: str = "sim", control_hz: float = 10.0):
+        self.info = ArmInfo(kind=kind, control_hz=control_hz)
+        self.log: list[tuple[str, ArmCommand | None]] = []
+        self.stopped = threading.Event()
+        self.clock = 0.0
+        self.pose = START
+
+    def connect(self) -> None:
+        pass
+
+    def disconnect(self) -> None:
+        pass
+
+    def state(self) -> ArmState:
+        return ArmState(self.time(), np.zeros(7), np.zeros(7), self.pose, 0.08, False)
+
+    def time(self) -> float:
+        return self.clock if self.info.kind == "sim" else time.monotonic()
+
+    def command(self, cmd: ArmCommand) -> None:
+        self.log.append(("command", cmd))
+
+    def wait_tick(self) -> None:
+        self.clock += self.control_period
+
+    def stop(self) -> None:
+        self.log.append(("stop", None))
+        self.stopped.set()
+
+    @property
+    def commands(self) -> list[ArmCommand]:
+        return [c for kind, c in self.log if kind == "command"]
+
+
+def check_within_limits(sent: list[ArmCommand], start: Pose, limits: SafetyLimits, hz: float) -> None:
+    """Every command that reached the arm is finite, boxed, and one bounded step from the previous."""
+    prev_pos, prev_quat = start.xyz, np.asarray(start.quat)
+    for cmd in sent:
+        pos, quat = cmd.ee_target.xyz, np.asarray(cmd.ee_target.quat)
+        assert np.all(np.isfinite(pos)) and np.all(np.isfinite(quat)) and math.isfinite(cmd.gripper_force)
+        assert limits.contains(pos, tol=TOL), pos
+        assert abs(np.linalg.norm(quat) - 1.0) < 1e-9
+        assert np.linalg.norm(pos - prev_pos) <= limits.max_step(hz) + TOL
+        assert quat_angle(prev_quat, quat) <= limits.max_turn(hz) + 1e-6
+        assert 0.0 <= cmd.gripper_force <= limits.max_gripper_force
+        prev_pos, prev_quat = pos, quat
+
+
+# ---- limits -------------------------------------------------------------------------------------
+def test_limits_validate_and_name_the_bad_value():
+    with pytest.raises(ValueError, match="max_speed must be a positive number, got -1"):
+        SafetyLimits(max_speed=-1)
+    with pytest.raises(ValueError, match="workspace z range .* got 0.5..0.1"):
+        SafetyLimits(workspace_min=(0.2, -0.4, 0.5), workspace_max=(0.8, 0.4, 0.1))
+    with pytest.raises(ValueError, match="watchdog_timeout .* nan"):
+        SafetyLimits(watchdog_timeout=float("nan"))
+    lim = SafetyLimits()
+    assert lim.max_step(10.0) == pytest.approx(0.05)
+    assert lim.max_turn(10.0) == pytest.approx(0.2)
+
+
+def test_a_far_target_is_boxed_and_approached_one_step_per_tick():
+    inner = RecordingArm()
+    arm = SafeArm(inner)
+    far = Pose.top_down((5.0, 0.0, -1.0))
+    for _ in range(40):
+        arm.command(ArmCommand(far, True, 1e6))
+        arm.wait_tick()
+    sent = inner.commands
+    check_within_limits(sent, START, arm.limits, 10.0)
+    assert sent[-1].ee_target.position == pytest.approx((0.8, 0.0, 0.005))  # the box corner it aimed at
+    assert sent[-1].gripper_force == 70.0
+    assert arm.events["workspace"] == 40 and arm.events["speed"] > 5 and arm.events["gripper_force"] == 40
+
+
+def test_non_finite_and_degenerate_commands_are_refused():
+    inner = RecordingArm()
+    arm = SafeArm(inner)
+    for bad in (Pose((float("nan"), 0.0, 0.3)), Pose((0.4, 0.0, 0.3), (0.0, 0.0, 0.0, 0.0)),
+                Pose((0.4, float("inf"), 0.3))):
+        with pytest.raises(ArmError, match="refused"):
+            arm.command(ArmCommand(bad))
+    with pytest.raises(ArmError, match="non-finite"):
+        arm.command(ArmCommand(START, True, float("nan")))
+    assert inner.commands == [] and arm.events["non_finite"] == 4
+
+
+def test_an_arm_starting_outside_the_box_is_brought_in_with_bounded_steps():
+    inner = RecordingArm()
+    inner.pose = Pose.top_down((0.45, 0.0, 0.9))  # above the box
+    arm = SafeArm(inner)
+    for _ in range(10):
+        arm.command(ArmCommand(Pose.top_down((0.45, 0.0, 0.3))))
+    check_within_limits(inner.commands, inner.pose, arm.limits, 10.0)
+    assert inner.commands[-1].ee_target.position[2] == pytest.approx(0.4)
+
+
+# ---- property test ------------------------------------------------------------------------------
+wild = st.floats(allow_nan=True, allow_infinity=True)
+coord = st.one_of(st.floats(-2.0, 2.0), wild, st.sampled_from([1e300, -1e300, 0.0]))
+component = st.one_of(st.floats(-1.0, 1.0), wild, st.sampled_from([1e-300, 1e300, 0.0]))
+commands = st.builds(
+    lambda p, q, closed, force: ArmCommand(Pose(p, q), closed, force),
+    st.tuples(coord, coord, coord),
+    st.tuples(component, component, component, component),
+    st.booleans(),
+    st.one_of(st.floats(-1e6, 1e6), wild),
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(commands, min_size=100, max_size=100), st.integers(0, 120), st.sampled_from([10.0, 30.0]))
+def test_random_commands_never_leave_the_limits(batch, estop_at, hz):
+    """100 examples x 100 commands: only limited commands reach the arm, none after an e-stop."""
+    inner = RecordingArm(control_hz=hz)
+    arm = SafeArm(inner)
+    for i, cmd in enumerate(batch):
+        if i == estop_at:
+            arm.estop("property test")
+        try:
+            arm.command(cmd)
+        except ArmError as e:
+            assert "e-stop engaged" in str(e) if i >= estop_at else "refused" in str(e)
+        arm.wait_tick()
+    sent = inner.commands
+    check_within_limits(sent, START, arm.limits, hz)
+    if estop_at < len(batch):
+        stop_index = inner.log.index(("stop", None))
+        assert all(kind == "stop" for kind, _ in inner.log[stop_index:])
+
+
+def test_random_commands_on_the_simulated_arm_stay_in_the_box():
+    """~200 random commands against the real in-process arm: sent and measured poses stay bounded."""
+    rng = np.random.default_rng(7)
+    spec = sample_layout(rng, ["red", "blue"], ["green"])
+    sent: list[ArmCommand] = []
+
+    class RecordedSimArm(SimArm):
+        def command(self, cmd: ArmCommand) -> None:
+            sent.append(cmd)
+            super().command(cmd)
+
+    sim = RecordedSimArm(spec)
+    arm = SafeArm(sim)
+    arm.connect()
+    try:
+        start = arm.state().ee_pose
+        measured = [start.xyz]
+        for _ in range(200):
+            p = rng.uniform(-1.5, 1.5, 3) * rng.choice([1.0, 100.0])
+            q = rng.normal(size=4)
+            arm.command(ArmCommand(Pose(tuple(p), tuple(q)), bool(rng.integers(2)), float(rng.uniform(-1e3, 1e3))))
+            arm.wait_tick()
+            measured.append(arm.state().ee_pose.xyz)
+        check_within_limits(sent, start, arm.limits, arm.info.control_hz)
+        measured = np.array(measured)
+        assert all(arm.limits.contains(p, tol=0.03) for p in measured)  # tracking overshoot only
+        speeds = np.linalg.norm(np.diff(measured, axis=0), axis=1) * arm.info.control_hz
+        assert speeds.max() < 1.5 * arm.limits.max_speed
+    finally:
+        arm.disconnect()
+
+
+# ---- watchdog and e-stop -------------------------------------------------------------------------
+def test_watchdog_stops_a_stepped_arm_on_its_own_clock():
+    inner = RecordingArm("sim")
+    arm = SafeArm(inner, SafetyLimits(watchdog_timeout=0.5))
+    for _ in range(20):  # commands every tick: never tripped
+        arm.command(ArmCommand(START))
+        arm.wait_tick()
+    assert not inner.stopped.is_set()
+    ticks = 0
+    while not inner.stopped.is_set():
+        arm.wait_tick()
+        ticks += 1
+    assert ticks == 5  # 0.5 s at 10 Hz, measured on the arm's clock, not the wall clock
+    for _ in range(10):
+        arm.wait_tick()
+    assert [k for k, _ in inner.log].count("stop") == 1 and arm.events["watchdog"] == 1
+
+
+def test_watchdog_thread_stops_a_real_time_arm():
+    inner = RecordingArm("franky")
+    arm = SafeArm(inner, SafetyLimits(watchdog_timeout=0.1))
+    arm.connect()
+    try:
+        t0 = time.monotonic()
+        arm.command(ArmCommand(START))
+        assert inner.stopped.wait(timeout=5.0), "the watchdog did not stop a stalled arm"
+        assert time.monotonic() - t0 >= 0.1
+        assert arm.events["watchdog"] == 1
+    finally:
+        arm.disconnect()
+
+
+def test_estop_from_another_thread_latches_until_reset():
+    inner = RecordingArm("franky")
+    arm = SafeArm(inner)
+    arm.connect()
+    started = threading.Event()
+
+    def press():
+        started.wait(5.0)
+        arm.estop("operator pressed Esc")
+
+    presser = threading.Thread(target=press)
+    presser.start()
+    refused = None
+    try:
+        for i in range(100_000):
+            if i == 50:
+                started.set()
+            try:
+                arm.command(ArmCommand(START))
+            except ArmError as e:
+                refused = str(e)
+                break
+        presser.join(5.0)
+        assert refused is not None and refused.startswith("e-stop engaged: operator pressed Esc")
+        stop_index = inner.log.index(("stop", None))
+        assert all(kind == "stop" for kind, _ in inner.log[stop_index:])
+        n = len(inner.commands)
+        with pytest.raises(ArmError, match="e-stop engaged"):
+            arm.command(ArmCommand(START))
+        assert len(inner.commands) == n and arm.estopped
+        arm.reset_estop()
+        arm.command(ArmCommand(START))
+        assert len(inner.commands) == n + 1 and not arm.estopped
+    finally:
+        arm.disconnect()
