@@ -176,7 +176,7 @@ class SafeArm(Arm):
         if self.stepped:  # the watchdog runs on simulated time
             with self._lock:
                 stalled = (self._moving and self._last_command_clock is not None
-                           and self.inner.time() - self._last_command_clock > self.limits.watchdog_timeout)
+                           and self.inner.time() - self._last_command_clock >= self.limits.watchdog_timeout - 1e-9)
                 if stalled:
                     self._trip_watchdog()
 

@@ -213,6 +213,9 @@ class TaskMonitor:
                 self.visited_zone = True
 
     def success(self, poses: dict[str, Pose]) -> bool:
+        return bool(self._success(poses))
+
+    def _success(self, poses: dict[str, Pose]) -> bool:
         p = {n: q.xyz for n, q in poses.items()}
         r, t, scene = self.inst.roles, self.inst.task.id, self.inst.scene
         near = lambda a, b: np.hypot(a[0] - b[0], a[1] - b[1]) < PLACE_TOLERANCE  # noqa: E731

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -235,6 +236,10 @@ def add_workcell(scene: ET.Element, worldbody: ET.Element, spec: SceneSpec) -> N
     # Elliptic cones with a high impratio keep friction grasps from slipping (MuJoCo docs' advice).
     option.set("cone", "elliptic")
     option.set("impratio", "10")
+
+    from recorders.sim.render_meshes import use_light_visual_meshes
+
+    use_light_visual_meshes(scene, Path(scene.find("compiler").get("meshdir")))
 
     visual = scene.find("visual")
     quality = visual.find("quality")
