@@ -21,7 +21,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from recorders.episode_file import FORMAT_VERSION, PARTIAL_SUFFIX, EpisodeMeta, StreamSpec
+from recorders.episode_file import FORMAT_VERSION, PARTIAL_SUFFIX, EpisodeMeta, StreamSpec, image_compression
 
 _STOP = object()
 
@@ -133,9 +133,9 @@ class EpisodeWriter:
         })
         for s in self.specs.values():
             g = f.create_group(f"streams/{s.name}")
-            compression = "lzf" if s.kind in ("rgb", "depth") else None
+            filters = image_compression() if s.kind in ("rgb", "depth") else {}
             d = g.create_dataset("data", shape=(0, *s.shape), maxshape=(None, *s.shape), dtype=s.dtype,
-                                 chunks=_chunks(s), compression=compression)
+                                 chunks=_chunks(s), **filters)
             d.attrs.update({"kind": s.kind, "rate_hz": float(s.rate_hz), "meta": json.dumps(s.meta)})
             g.create_dataset("time", shape=(0,), maxshape=(None,), dtype="float64", chunks=(1024,))
         f.create_dataset("calls", shape=(0,), maxshape=(None,), dtype="uint8", chunks=(4096,))
@@ -193,7 +193,11 @@ class EpisodeWriter:
             n = data.shape[0]
             k = len(items)
             data.resize(n + k, axis=0)
-            data[n:n + k] = np.stack([x for _, _, x in items]).astype(data.dtype, copy=False)
+            if self.specs[name].kind in ("rgb", "depth"):
+                for i, (_, _, x) in enumerate(items):  # one chunk each: no batch copy needed
+                    data[n + i] = x
+            else:
+                data[n:n + k] = np.stack([x for _, _, x in items]).astype(data.dtype, copy=False)
             times.resize((n + k,))
             times[n:n + k] = [t for _, t, _ in items]
             self.written[name] += k

@@ -13,16 +13,14 @@ franky-sim's 1 kHz loop needs a core of its own, so it runs in a child process (
     stop() ----- ("shutdown",) --------------->   close the sockets, exit
 
 Only plain data crosses the pipe (lists, numbers, numpy arrays). The child exits when the parent
-dies (pipe EOF, a changed parent pid, and PR_SET_PDEATHSIG on Linux), so it never outlives it.
+dies (the pipe reads EOF, or its parent pid changes), so it never outlives it.
 """
 from __future__ import annotations
 
 import atexit
-import ctypes
 import multiprocessing
 import os
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -53,6 +51,12 @@ OP_SHUTDOWN = "shutdown"
 
 class FrankySimUnavailable(ArmError):
     """franky-sim cannot start here (not installed, port busy, no process); the message says why."""
+
+
+# Startup outcomes the child reports.
+_READY = "ready"
+_UNAVAILABLE = "unavailable"  # this machine cannot run franky-sim: FrankySimUnavailable
+_FAILED = "failed"  # franky-sim runs but the workcell did not build: a bug, ArmError
 
 
 @dataclass(frozen=True)
@@ -96,16 +100,16 @@ class FrankySimServer:
                 raise FrankySimUnavailable(f"the franky-sim server did not start within {self.startup_timeout:.0f} s")
             status, payload = self._conn.recv()
         except (EOFError, OSError) as e:
-            self._process.join(2.0)
+            self._process.join(5.0)
             self.stop()
             raise FrankySimUnavailable(f"the franky-sim server process died while starting "
                                        f"(exit code {self._process.exitcode})") from e
         except BaseException:
             self.stop()
             raise
-        if status != "ready":
+        if status != _READY:
             self.stop()
-            raise FrankySimUnavailable(str(payload))
+            raise (FrankySimUnavailable if status == _UNAVAILABLE else ArmError)(str(payload))
         self.info = ServerInfo(host=self.host, pid=self._process.pid, startup_s=time.monotonic() - t0)
         return self.info
 
@@ -170,26 +174,16 @@ class FrankySimServer:
 
 
 # ---- child process ---------------------------------------------------------------------------------
-def _die_with_parent() -> None:
-    """Linux: have the kernel send SIGTERM to this process when its parent thread exits."""
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
-        except OSError:
-            pass
-
-
 def _serve(spec_json: str, host: str, conn, parent_pid: int) -> None:
     """Child process entry point: start franky-sim, report readiness, loop until told or orphaned."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the parent, which shuts us down
-    _die_with_parent()
     if os.getppid() != parent_pid:
         return
     try:
-        import franky_sim  # noqa: F401
+        import franky_sim.mujoco_simulator  # noqa: F401  (MuJoCo, pinocchio)
         from franky_sim import SimulationServer
     except ImportError as e:
-        conn.send(("error", f"franky-sim cannot be imported ({e}); install it with: pip install franky-sim"))
+        conn.send((_UNAVAILABLE, f"franky-sim cannot be imported ({e}); install it with: pip install franky-sim"))
         return
     from recorders.sim.world import SimWorld, new_franky_simulator
 
@@ -199,17 +193,17 @@ def _serve(spec_json: str, host: str, conn, parent_pid: int) -> None:
         sim.init()
         server = SimulationServer(sim, hostname_candidates=[host])
     except Exception as e:  # a broken scene or asset: report it instead of dying silently
-        conn.send(("error", f"franky-sim could not build the workcell: {type(e).__name__}: {e}"))
+        conn.send((_FAILED, f"franky-sim could not build the workcell: {type(e).__name__}: {e}"))
         return
     try:
         server.init()
     except OSError:
-        conn.send(("error", f"ports {ROBOT_PORT}/{GRIPPER_PORT} on {host} are busy (another franky-sim server or "
+        conn.send((_UNAVAILABLE, f"ports {ROBOT_PORT}/{GRIPPER_PORT} on {host} are busy (another franky-sim server or "
                             f"libfranka program is running there); stop it or use another loopback host"))
         return
     try:
         world = SimWorld(spec, sim.model, sim.data)
-        conn.send(("ready", {"host": host}))
+        conn.send((_READY, {"host": host}))
         _loop(server, world, conn, parent_pid)
     finally:
         server.cleanup()
@@ -260,5 +254,8 @@ def _answer(request: tuple, world, ticks: int, wall: float, overruns: int) -> tu
             return "ok", {"ticks": ticks, "sim_time": sim_time, "wall_time": wall,
                           "realtime_factor": sim_time / wall if wall > 0 else 0.0, "overruns": overruns}
         return "error", f"unknown franky-sim server request {op!r}"
-    except (KeyError, ValueError) as e:
+    except KeyError as e:  # an unknown camera or object: the message names the known ones
         return "error", str(e.args[0]) if e.args else str(e)
+    except Exception as e:  # e.g. no OpenGL for rendering: report it and keep the arm served
+        return "error", f"franky-sim server could not answer {op!r}: {type(e).__name__}: {e}"
+
