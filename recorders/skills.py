@@ -145,27 +145,34 @@ class Skills:
                               f"{100 * np.linalg.norm(placed - (x, y, z)):.1f} cm)")
 
     def push(self, obj: str, direction: str, distance: float) -> None:
+        """Slide `obj` by `distance` along `direction`, re-pushing (up to 3 strokes) if it falls short."""
         if self.held is not None:
             raise SkillFailed(f"holding the {self.held}; place it before pushing")
         d = DIRECTIONS[direction]
         start = self.cell.object_pose(obj).xyz
+        goal = start[:2] + d * distance
         m = self._motion()
         # Fingers closed and across the push direction, so the whole finger pair is the pusher.
-        yaw = float(np.arctan2(d[1], d[0]))
-        yaw = grasp_yaw(yaw, m.yaw)
-        behind = start[:2] - d * (CUBE_SIZE / 2 + 0.035)
+        yaw = grasp_yaw(float(np.arctan2(d[1], d[0])), m.yaw)
         contact_back = CUBE_SIZE / 2 + 0.012  # TCP to cube centre while in contact
-        end = start[:2] + d * (distance - contact_back)
         m.move((m.target.xyz[0], m.target.xyz[1], max(CARRY_Z, m.target.xyz[2])), speed=SLOW)
         m.gripper(True, 2, force=5.0)
-        m.move((*behind, CARRY_Z), yaw)
-        m.move((*behind, 0.018), speed=SLOW)
-        m.move((*end, 0.018), speed=PUSH_SPEED, settle=2)
-        m.move((*(end - d * 0.03), 0.018), speed=SLOW)
-        m.move((*(end - d * 0.03), CARRY_Z), speed=SLOW)
+        for stroke in range(3):
+            here = self.cell.object_pose(obj).xyz[:2]
+            remaining = float(np.dot(goal - here, d))
+            if remaining < 0.01:
+                break
+            behind = here - d * (CUBE_SIZE / 2 + 0.035)
+            end = here + d * (remaining - contact_back)
+            m.move((*behind, CARRY_Z if stroke == 0 else 0.07), yaw)
+            m.move((*behind, 0.018), speed=SLOW)
+            m.move((*end, 0.018), speed=PUSH_SPEED, settle=2)
+            m.move((*(end - d * 0.03), 0.018), speed=SLOW)
+            m.move((*(end - d * 0.03), 0.07), speed=SLOW)
+        m.move((m.target.xyz[0], m.target.xyz[1], CARRY_Z), speed=SLOW)
         m.gripper(False, 2)
         moved = float(np.dot(self.cell.object_pose(obj).xyz[:2] - start[:2], d))
-        if moved < 0.5 * distance:
+        if moved < 0.7 * distance:
             raise SkillFailed(f"the {obj} moved only {100 * moved:.1f} cm of {100 * distance:.1f} cm")
 
     def home(self) -> None:
