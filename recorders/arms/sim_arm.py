@@ -25,7 +25,7 @@ GRIPPER_OPEN_FORCE = 60.0  # N, enough to open against nothing but the fingers' 
 class SimArm(Arm):
     """An `Arm` over a `SimWorld` built in this process."""
 
-    def __init__(self, spec: SceneSpec, control_hz: float = DEFAULT_CONTROL_HZ, timestep: float = 0.002):
+    def __init__(self, spec: SceneSpec, control_hz: float = DEFAULT_CONTROL_HZ, timestep: float = 0.004):
         self.spec = spec
         self.info = ArmInfo(kind="sim", control_hz=control_hz, details={"timestep": timestep})
         self._timestep = timestep
