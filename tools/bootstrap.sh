@@ -40,5 +40,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 echo "code2act: installing Python packages (first run takes a few minutes)" >&2
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e ".[dev,hardware]"
+# The app runs from its checkout: install what pyproject.toml lists, not the project itself.
+.venv/bin/python - > .venv/requirements.txt <<'PY'
+import tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+extras = project["optional-dependencies"]
+print("\n".join(project["dependencies"] + extras["dev"] + extras["hardware"]))
+PY
+.venv/bin/python -m pip install -q -r .venv/requirements.txt
 echo "$want" > "$stamp"
