@@ -78,12 +78,13 @@ class _TickRecorder:
     def __init__(self, cell: Workcell, writer: EpisodeWriter, monitor: TaskMonitor, obs: str,
                  max_seconds: float):
         self.cell, self.writer, self.monitor, self.obs = cell, writer, monitor, obs
+        self.t0 = cell.arm.time()  # episode time starts now, whatever the arm's clock reads
         self.max_seconds = max_seconds
         self.frame_times: list[float] = []
 
     def __call__(self, cmd: ArmCommand) -> None:
         cell, w = self.cell, self.writer
-        t = cell.arm.time()
+        t = self.clock()
         if t > self.max_seconds:
             raise CallAborted(f"episode longer than {self.max_seconds:.0f} s")
         s = cell.arm.state()
@@ -103,6 +104,10 @@ class _TickRecorder:
                     w.append(f"{cam}_depth", t, depth)
         self.frame_times.append(t)
 
+    def clock(self) -> float:
+        """Seconds since the episode started, on the workcell's clock."""
+        return self.cell.arm.time() - self.t0
+
 
 def record_demo(inst: TaskInstance, path: Path, options: RecordOptions = RecordOptions(),
                 should_abort: Callable[[], bool] | None = None,
@@ -117,7 +122,7 @@ def record_demo(inst: TaskInstance, path: Path, options: RecordOptions = RecordO
         with EpisodeWriter(path, meta, specs, drop_when_full=False) as writer:  # scripted: wait, never drop
             monitor = TaskMonitor(inst, cell.object_poses())
             ticks = _TickRecorder(cell, writer, monitor, options.obs, MAX_EPISODE_SECONDS)
-            log = CallLog(clock=cell.arm.time, sink=writer.log_call)
+            log = CallLog(clock=ticks.clock, sink=writer.log_call)
             api = RobotAPI(cell, log, on_tick=ticks, should_abort=should_abort)
             failure = None
             try:
@@ -129,7 +134,7 @@ def record_demo(inst: TaskInstance, path: Path, options: RecordOptions = RecordO
                 failure = "the program ran but the task's success check failed"
             labels = segment_calls(log.records, np.asarray(ticks.frame_times))
             final = writer.finish(success, [s.to_dict() for s in labels])
-        return EpisodeResult(final, success, len(ticks.frame_times), cell.arm.time(),
+        return EpisodeResult(final, success, len(ticks.frame_times), ticks.clock(),
                              time.perf_counter() - wall0, failure)
 
 

@@ -59,13 +59,13 @@ class RobotAPI:
     def _pick(self, obj: str) -> None:
         self._require_object(obj)
         self.skills.pick(obj)
-        self.memory.capture("pick", obj, self.cell.arm.state().ee_pose, self.cell.arm.time())
+        self.memory.capture("pick", obj, self.cell.arm.state().ee_pose, self.log.clock())
 
     def _place(self, obj: str, target) -> None:
         self._require_object(obj)
         position, yaw = self._place_goal(obj, target)
         self.skills.place(obj, position, yaw)
-        self.memory.capture("place", obj, self.cell.object_pose(obj), self.cell.arm.time())
+        self.memory.capture("place", obj, self.cell.object_pose(obj), self.log.clock())
 
     def _push(self, obj: str, direction: str, distance: float) -> None:
         self._require_object(obj)
@@ -76,7 +76,7 @@ class RobotAPI:
 
     def _remember(self, key: str, obj: str) -> None:
         self._require_object(obj)
-        self.memory.remember(key, self.cell.object_pose(obj), self.cell.arm.time())
+        self.memory.remember(key, self.cell.object_pose(obj), self.log.clock())
 
     def _recall(self, key: str) -> Pose:
         try:

@@ -70,8 +70,10 @@ class SafetyLimits:
         return self.max_rotation_speed / control_hz
 
     def contains(self, position, tol: float = 0.0) -> bool:
+        """Whether `position` lies in the workspace box (grown by `tol`)."""
         p = np.asarray(position, dtype=float)
-        return bool(np.all(p >= np.asarray(self.workspace_min) - tol) and np.all(p <= np.asarray(self.workspace_max) + tol))
+        lo, hi = np.asarray(self.workspace_min) - tol, np.asarray(self.workspace_max) + tol
+        return bool(np.all(p >= lo) and np.all(p <= hi))
 
 
 def _unit_quaternion(q: np.ndarray) -> np.ndarray | None:

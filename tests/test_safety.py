@@ -137,7 +137,8 @@ commands = st.builds(
 )
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
 @given(st.lists(commands, min_size=100, max_size=100), st.integers(0, 120), st.sampled_from([10.0, 30.0]))
 def test_random_commands_never_leave_the_limits(batch, estop_at, hz):
     """100 examples x 100 commands: only limited commands reach the arm, none after an e-stop."""

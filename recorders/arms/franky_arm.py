@@ -27,6 +27,14 @@ DEFAULT_DYNAMICS_FACTOR = 0.3
 DEFAULT_GRIPPER_SPEED = 0.1  # m/s, opening/closing speed of the fingers
 GRASP_EPSILON_OUTER = GRIPPER_MAX_WIDTH_M  # a grasp at width 0 succeeds on any object that stops the fingers
 _TARGET_EPS_M = 1e-6  # targets closer than this to the running one are not re-sent
+# The Franka Hand's flange-to-TCP transform (Desk's default end effector): 0.1034 m along the tool z,
+# rotated -45 degrees about it. Our poses assume it; another one would put the TCP elsewhere.
+HAND_F_T_EE = np.array([
+    [np.cos(-np.pi / 4), -np.sin(-np.pi / 4), 0.0, 0.0],
+    [np.sin(-np.pi / 4), np.cos(-np.pi / 4), 0.0, 0.0],
+    [0.0, 0.0, 1.0, 0.1034],
+    [0.0, 0.0, 0.0, 1.0],
+])
 
 
 def _one_line(e: BaseException) -> str:
@@ -77,13 +85,17 @@ class FrankyArm(Arm):
         except Exception as e:  # franky raises its own exception types, none shared: catch at the boundary
             raise ArmError(f"could not connect to the Franka at {self.host}: {_one_line(e)}; check the address, "
                            f"that FCI is enabled and no other program controls the arm") from e
+        f_t_ee = np.asarray(robot.state.F_T_EE.matrix, dtype=float)
+        if not np.allclose(f_t_ee, HAND_F_T_EE, atol=2e-3):
+            raise ArmError(f"the Franka at {self.host} reports an end effector at {f_t_ee[:3, 3].round(4).tolist()} "
+                           f"from the flange, not the Franka Hand's fingertip centre (0.1034 m, -45 degrees); "
+                           f"select the Franka Hand end effector in Desk")
         self._robot, self._gripper = robot, gripper
         # Keep holding what the hand already holds instead of dropping it on the first command.
         self._gripper_closed = grasped
         self._gripper_sent = True if grasped else None
         self._motion_target = None
         self._next_tick = None
-        self.info.details["F_T_EE"] = robot.state.F_T_EE.matrix.round(6).tolist()
 
     def disconnect(self) -> None:
         with self._lock:

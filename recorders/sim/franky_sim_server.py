@@ -1,29 +1,39 @@
 """The franky-sim server process: the workcell scene served over the libfranka protocol.
 
-franky-sim's 1 kHz loop needs a core of its own, so it runs in a child process ("spawn" context):
+franky-sim's 1 kHz loop needs a core of its own, so it runs in a child process, started with
+`python -m recorders.sim.franky_sim_server` (a fresh interpreter, like multiprocessing's "spawn",
+but without re-running the parent's main script) and tied to the parent by a socket pair that
+carries `multiprocessing.connection` messages:
 
-    parent (FrankySimServer)                      child (`_serve`)
-    ------------------------                      ----------------
+    parent (FrankySimServer)                      child (`serve`)
+    ------------------------                      ---------------
     start() --- spec JSON, host -------------->   build new_franky_simulator(spec), bind
                                                   SimulationServer on host:1337 (gripper :1338)
-            <-- ("ready", info) | ("error", msg)
+            <-- (ready | unavailable | failed, message)
     franky.Robot(host) <== libfranka TCP/UDP ==>  process commands, mj_step, send state (1 kHz)
-    request(op) --- side channel (Pipe) ------>   answered between two ticks: object poses,
+    request(op) --- side channel ------------->   answered between two ticks: object poses,
             <-- ("ok", value) | ("error", msg)    TCP pose, render, camera intrinsics, stats
     stop() ----- ("shutdown",) --------------->   close the sockets, exit
 
-Only plain data crosses the pipe (lists, numbers, numpy arrays). The child exits when the parent
-dies (the pipe reads EOF, or its parent pid changes), so it never outlives it.
+Only plain data crosses the channel (strings, numbers, lists, dicts, numpy arrays). The child exits
+when the parent dies (the channel reads EOF, or its parent pid changes), so it never outlives it.
+The child also makes franky-sim report the measured end-effector pose, as a real arm does
+(`_report_measured_poses`).
 """
 from __future__ import annotations
 
+import argparse
 import atexit
-import multiprocessing
 import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
 
 import numpy as np
 
@@ -39,6 +49,7 @@ STARTUP_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_S = 10.0
 _MAX_LAG_S = 0.05  # behind schedule by more than this: stop catching up, restart the schedule
 _PARENT_CHECK_TICKS = 200
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Side-channel operations.
 OP_OBJECT_POSES = "object_poses"
@@ -48,15 +59,14 @@ OP_INTRINSICS = "camera_intrinsics"
 OP_STATS = "stats"
 OP_SHUTDOWN = "shutdown"
 
-
-class FrankySimUnavailable(ArmError):
-    """franky-sim cannot start here (not installed, port busy, no process); the message says why."""
-
-
 # Startup outcomes the child reports.
 _READY = "ready"
 _UNAVAILABLE = "unavailable"  # this machine cannot run franky-sim: FrankySimUnavailable
 _FAILED = "failed"  # franky-sim runs but the workcell did not build: a bug, ArmError
+
+
+class FrankySimUnavailable(ArmError):
+    """franky-sim cannot run here (not installed, ports busy); the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -74,42 +84,50 @@ class FrankySimServer:
         self.host = host
         self.startup_timeout = startup_timeout
         self.info: ServerInfo | None = None
-        self._process: multiprocessing.process.BaseProcess | None = None
-        self._conn = None
-        self._lock = threading.Lock()  # one request/answer on the pipe at a time, from any thread
+        self._process: subprocess.Popen | None = None
+        self._conn: Connection | None = None
+        self._lock = threading.Lock()  # one request/answer on the channel at a time, from any thread
+        self._seq = 0  # numbers requests, so an answer that came too late is never taken for the next one
 
     # ---- lifecycle -----------------------------------------------------------------------------
     def start(self) -> ServerInfo:
-        """Spawn the server and wait until it listens; raises FrankySimUnavailable with the reason."""
+        """Start the server and wait until it listens.
+
+        Raises FrankySimUnavailable when franky-sim cannot run here (not installed, ports busy) and
+        ArmError for anything else (a crash, a timeout, a scene that does not build).
+        """
         if self._process is not None:
             raise ArmError("this franky-sim server was already started")
         t0 = time.monotonic()
-        ctx = multiprocessing.get_context("spawn")
-        self._conn, child_conn = ctx.Pipe(duplex=True)
-        self._process = ctx.Process(target=_serve, args=(self.spec.to_json(), self.host, child_conn, os.getpid()),
-                                    name="franky-sim-server", daemon=True)
+        parent_sock, child_sock = socket.socketpair()
         try:
-            self._process.start()
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "recorders.sim.franky_sim_server", "--fd", str(child_sock.fileno()),
+                 "--parent-pid", str(os.getpid())],
+                pass_fds=(child_sock.fileno(),), stdin=subprocess.DEVNULL, cwd=_REPO_ROOT)  # -m imports from cwd
         except OSError as e:
-            self.stop()
-            raise FrankySimUnavailable(f"could not start the franky-sim server process: {e}") from e
-        child_conn.close()
+            parent_sock.close()
+            raise ArmError(f"could not start the franky-sim server process: {e}") from e
+        finally:
+            child_sock.close()
+        self._conn = Connection(parent_sock.detach())
         atexit.register(self.stop)
         try:
+            self._conn.send((self.spec.to_json(), self.host))
             if not self._conn.poll(self.startup_timeout):
-                raise FrankySimUnavailable(f"the franky-sim server did not start within {self.startup_timeout:.0f} s")
-            status, payload = self._conn.recv()
+                raise ArmError(f"the franky-sim server did not start within {self.startup_timeout:.0f} s")
+            status, message = self._conn.recv()
         except (EOFError, OSError) as e:
-            self._process.join(5.0)
+            code = self._process.poll()
             self.stop()
-            raise FrankySimUnavailable(f"the franky-sim server process died while starting "
-                                       f"(exit code {self._process.exitcode})") from e
+            raise ArmError(f"the franky-sim server process died while starting (exit code {code}); "
+                           f"its error is printed above") from e
         except BaseException:
             self.stop()
             raise
         if status != _READY:
             self.stop()
-            raise (FrankySimUnavailable if status == _UNAVAILABLE else ArmError)(str(payload))
+            raise (FrankySimUnavailable if status == _UNAVAILABLE else ArmError)(message)
         self.info = ServerInfo(host=self.host, pid=self._process.pid, startup_s=time.monotonic() - t0)
         return self.info
 
@@ -117,26 +135,27 @@ class FrankySimServer:
         """Shut the server down (politely, then by force); safe to call twice."""
         atexit.unregister(self.stop)
         process, conn = self._process, self._conn
-        if process is not None and process.is_alive() and conn is not None:
+        if process is not None and process.poll() is None and conn is not None:
             try:
                 with self._lock:
-                    conn.send((OP_SHUTDOWN,))
-            except (OSError, ValueError):
+                    conn.send((0, OP_SHUTDOWN))
+                process.wait(timeout)
+            except (OSError, ValueError, subprocess.TimeoutExpired):
                 pass
-            process.join(timeout)
-        if process is not None and process.is_alive():
+        if process is not None and process.poll() is None:
             process.terminate()
-            process.join(timeout)
-            if process.is_alive():
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
                 process.kill()
-                process.join(timeout)
+                process.wait(timeout)
         if conn is not None:
             conn.close()
         self._conn = None
 
     @property
     def alive(self) -> bool:
-        return self._process is not None and self._process.is_alive() and self._conn is not None
+        return self._process is not None and self._process.poll() is None and self._conn is not None
 
     # ---- side channel --------------------------------------------------------------------------
     def request(self, op: str, *args, timeout: float = REQUEST_TIMEOUT_S):
@@ -144,11 +163,16 @@ class FrankySimServer:
         if not self.alive:
             raise ArmError("the franky-sim server is not running; reconnect the workcell")
         with self._lock:
+            self._seq += 1
+            deadline = time.monotonic() + timeout
             try:
-                self._conn.send((op, *args))
-                if not self._conn.poll(timeout):
-                    raise ArmError(f"the franky-sim server did not answer {op!r} within {timeout:.0f} s")
-                status, payload = self._conn.recv()
+                self._conn.send((self._seq, op, *args))
+                while True:
+                    if not self._conn.poll(max(0.0, deadline - time.monotonic())):
+                        raise ArmError(f"the franky-sim server did not answer {op!r} within {timeout:.0f} s")
+                    seq, status, payload = self._conn.recv()
+                    if seq == self._seq:
+                        break
             except (EOFError, OSError) as e:
                 raise ArmError(f"lost the franky-sim server while asking for {op!r}: {e}") from e
         if status != "ok":
@@ -174,10 +198,33 @@ class FrankySimServer:
 
 
 # ---- child process ---------------------------------------------------------------------------------
-def _serve(spec_json: str, host: str, conn, parent_pid: int) -> None:
-    """Child process entry point: start franky-sim, report readiness, loop until told or orphaned."""
+def _report_measured_poses() -> None:
+    """Make franky-sim report the measured end-effector pose (O_T_EE), as a real arm does.
+
+    franky-sim 1.0.4's `BaseRobot.kinematics` returns a view into pinocchio's data, so the O_T_EE it
+    stores is overwritten when the desired pose (from q_d) is computed next: clients are sent the
+    commanded pose instead of the measured one, and a moving arm seems ahead of where it is.
+    Returning a copy restores the measured pose; nothing else changes.
+    """
+    from franky_sim.base_simulator import BaseRobot
+
+    kinematics = BaseRobot.kinematics
+    if getattr(kinematics, "returns_copy", False):
+        return
+
+    def copying_kinematics(self, q):
+        return kinematics(self, q).copy()
+
+    copying_kinematics.returns_copy = True
+    BaseRobot.kinematics = copying_kinematics
+
+
+def serve(conn: Connection, parent_pid: int) -> None:
+    """Child process: start franky-sim on the received scene, report readiness, loop until told or orphaned."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the parent, which shuts us down
-    if os.getppid() != parent_pid:
+    try:
+        spec_json, host = conn.recv()
+    except (EOFError, OSError):
         return
     try:
         import franky_sim.mujoco_simulator  # noqa: F401  (MuJoCo, pinocchio)
@@ -187,25 +234,28 @@ def _serve(spec_json: str, host: str, conn, parent_pid: int) -> None:
         return
     from recorders.sim.world import SimWorld, new_franky_simulator
 
+    _report_measured_poses()
+
     try:
         spec = SceneSpec.from_json(spec_json)
         sim = new_franky_simulator(spec)
         sim.init()
         server = SimulationServer(sim, hostname_candidates=[host])
-    except Exception as e:  # a broken scene or asset: report it instead of dying silently
+    except Exception as e:  # a broken scene or asset: report it to the parent instead of dying silently
         conn.send((_FAILED, f"franky-sim could not build the workcell: {type(e).__name__}: {e}"))
         return
     try:
         server.init()
     except OSError:
-        conn.send((_UNAVAILABLE, f"ports {ROBOT_PORT}/{GRIPPER_PORT} on {host} are busy (another franky-sim server or "
-                            f"libfranka program is running there); stop it or use another loopback host"))
+        conn.send((_UNAVAILABLE, f"ports {ROBOT_PORT}/{GRIPPER_PORT} on {host} are busy (another franky-sim server "
+                                 f"or libfranka program is running there); stop it or use another loopback host"))
         return
+    world = SimWorld(spec, sim.model, sim.data)
     try:
-        world = SimWorld(spec, sim.model, sim.data)
-        conn.send((_READY, {"host": host}))
+        conn.send((_READY, host))
         _loop(server, world, conn, parent_pid)
     finally:
+        world.close()
         server.cleanup()
         sim.cleanup()
         conn.close()
@@ -224,9 +274,10 @@ def _loop(server, world, conn, parent_pid: int) -> None:
                 request = conn.recv()
             except (EOFError, OSError):
                 return  # the parent is gone
-            if request[0] == OP_SHUTDOWN:
+            seq, op, args = request[0], request[1], request[2:]
+            if op == OP_SHUTDOWN:
                 return
-            conn.send(_answer(request, world, ticks, time.perf_counter() - t_start, overruns))
+            conn.send((seq, *_answer(op, args, world, ticks, time.perf_counter() - t_start, overruns)))
         if ticks % _PARENT_CHECK_TICKS == 0 and os.getppid() != parent_pid:
             return
         deadline += TICK_S
@@ -238,8 +289,7 @@ def _loop(server, world, conn, parent_pid: int) -> None:
             overruns += 1
 
 
-def _answer(request: tuple, world, ticks: int, wall: float, overruns: int) -> tuple[str, object]:
-    op, args = request[0], request[1:]
+def _answer(op: str, args: tuple, world, ticks: int, wall: float, overruns: int) -> tuple[str, object]:
     try:
         if op == OP_OBJECT_POSES:
             return "ok", {name: pose.to_array() for name, pose in world.object_poses().items()}
@@ -259,3 +309,14 @@ def _answer(request: tuple, world, ticks: int, wall: float, overruns: int) -> tu
     except Exception as e:  # e.g. no OpenGL for rendering: report it and keep the arm served
         return "error", f"franky-sim server could not answer {op!r}: {type(e).__name__}: {e}"
 
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="franky-sim workcell server (started by FrankySimServer)")
+    parser.add_argument("--fd", type=int, required=True, help="socket to the parent process")
+    parser.add_argument("--parent-pid", type=int, required=True)
+    args = parser.parse_args(argv)
+    serve(Connection(args.fd), args.parent_pid)
+
+
+if __name__ == "__main__":
+    main()

@@ -33,7 +33,8 @@ def new_franky_simulator(spec: SceneSpec):
     from franky_sim.mujoco_simulator import MujocoSimulator
 
     sim = MujocoSimulator(enable_visualization=False)
-    sim.add_robot(initial_q=tuple(HOME_JOINTS))
+    # franky-sim's default damping of 200 on joint 7 makes it chatter at the 1 ms step; 100 is stable.
+    sim.add_robot(initial_q=tuple(HOME_JOINTS), kv=(450.0, 450.0, 350.0, 350.0, 200.0, 200.0, 100.0))
     add_workcell(sim.scene, sim.worldbody, spec)
     return sim
 
