@@ -94,3 +94,25 @@ def test_unknown_robot_kind_is_a_clear_error():
 
     with pytest.raises(ArmError, match="unknown robot 'ur5'"):
         open_workcell("ur5", scene())
+
+
+def test_measured_tool_speed_stays_bounded_under_random_commands():
+    """Unreachable random orientations make IK swing the wrist; the tool must not follow at speed."""
+    from recorders.arms.sim_arm import MAX_TCP_SPEED
+
+    rng = np.random.default_rng(0)
+    cell = SimWorkcell(scene(5))
+    try:
+        prev = cell.arm.state().ee_pose.xyz
+        fastest = 0.0
+        for _ in range(150):
+            q = rng.normal(size=4)
+            target = Pose(tuple(rng.uniform([0.1, -0.6, -0.1], [0.9, 0.6, 0.8])), tuple(q / np.linalg.norm(q)))
+            cell.arm.command(ArmCommand(target, bool(rng.integers(2)), 20.0))
+            cell.arm.wait_tick()
+            now = cell.arm.state().ee_pose.xyz
+            fastest = max(fastest, np.linalg.norm(now - prev) / cell.arm.control_period)
+            prev = now
+        assert fastest < 1.1 * MAX_TCP_SPEED
+    finally:
+        cell.close()

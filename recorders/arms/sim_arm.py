@@ -20,6 +20,8 @@ FINGER_OPEN = 0.04  # m per finger (tendon length of a fully open hand)
 GRIPPER_KP = 2000.0  # N/m on the finger tendon
 GRIPPER_KV = 30.0
 GRIPPER_OPEN_FORCE = 60.0  # N, enough to open against nothing but the fingers' own inertia
+MAX_JOINT_SPEED = 1.5  # rad/s per joint, below the FR3's limits (2.0-2.6 rad/s)
+MAX_TCP_SPEED = 0.6  # m/s; a joint step that would sweep the tool faster is shortened
 
 
 class SimArm(Arm):
@@ -88,6 +90,10 @@ class SimArm(Arm):
         cmd = self._cmd
         q_start = self._q_target.copy()
         q_goal = self.solve_ik(cmd.ee_target, seed=q_start)
+        # Like the FR3's own controller, never ask a joint for more than its speed limit: an IK
+        # solution that flips configuration near a joint limit is approached, not jumped to.
+        max_step = MAX_JOINT_SPEED * self.control_period
+        q_goal = self._limit_tcp_step(q_start, q_start + np.clip(q_goal - q_start, -max_step, max_step))
         self._set_gripper(cmd.gripper_closed, cmd.gripper_force if cmd.gripper_closed else GRIPPER_OPEN_FORCE)
         n = max(1, int(round(self.control_period / self._timestep)))
         ramp = max(1, int(0.8 * n))  # reach the goal before the tick ends, then hold it
@@ -118,6 +124,23 @@ class SimArm(Arm):
         w = self.world
         w.data.qfrc_applied[w.arm_dof] = w.data.qfrc_bias[w.arm_dof]
         mujoco.mj_step(w.model, w.data)
+
+    def _tcp_of(self, q: np.ndarray) -> np.ndarray:
+        d = self._ik_data
+        d.qpos[self.world.arm_qpos] = q
+        mujoco.mj_kinematics(self.world.model, d)
+        return d.site_xpos[self.world.tcp_site].copy()
+
+    def _limit_tcp_step(self, q_start: np.ndarray, q_goal: np.ndarray) -> np.ndarray:
+        """Shorten a joint step whose tool displacement exceeds MAX_TCP_SPEED (unreachable targets
+        make IK swing the wrist; the tool must not follow at speed)."""
+        limit = MAX_TCP_SPEED * self.control_period
+        start = self._tcp_of(q_start)
+        for scale in (1.0, 0.5, 0.25, 0.125, 0.0625):
+            q = q_start + scale * (q_goal - q_start)
+            if np.linalg.norm(self._tcp_of(q) - start) <= limit:
+                return q
+        return q_start
 
     def solve_ik(self, target: Pose, seed: np.ndarray, iterations: int = 25) -> np.ndarray:
         """Joint positions placing the TCP at `target`, starting from `seed`."""
