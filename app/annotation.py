@@ -1,0 +1,353 @@
+"""The labels of one episode under edit: segments, trim range, gripper-event snap targets, undo.
+
+Data flow: a widget asks for an edit (`move_boundary`, `set_code`, ...); the model validates it,
+computes the new state with pure functions and pushes ONE `QUndoCommand` holding the state before
+and after; redo/undo install a state, assert that the segments tile the episode, and emit
+`labels_changed`. Dirtiness is the undo stack's clean state, so undoing back to the saved state is
+clean again. `save()` writes through `recorders.episode_file.write_labels` (atomic inside the file).
+
+Trim: the kept range is [trim_start, trim_end). Frames outside it are covered by `idle` segments
+with source "edited" that are saved with an extra key `"trimmed": true` (readers that only know
+{start, end, code, source} see ordinary idle frames; loading restores the trim range from the flag).
+Edits never reach into the trimmed frames; dragging the boundary of a trimmed segment moves the trim.
+
+Merge keeps the first segment's code unless it is idle (then the second's). Delete turns a segment
+into idle and merges it with idle neighbours. Any segment whose code or extent an edit changes
+gets source "edited".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoCommand, QUndoStack
+
+from recorders.episode_file import CONTROL_STREAM, Episode, open_episode, write_labels
+from recorders.robot_api_spec import API, Call, InvalidCallError
+from recorders.segmentation import IDLE, Segment, check_tiling, resegment, segment_calls
+
+SNAP_FRAMES = 3  # a boundary within this many frames of a gripper event lands on it
+GRIPPER_COLUMN = 7  # the action stream's gripper command (0 open, 1 closed)
+EDITED = "edited"
+TRIMMED_KEY = "trimmed"
+
+
+class AnnotationError(ValueError):
+    """An edit that cannot be made; the message says why in one line. Nothing was changed."""
+
+
+class InvalidCodeError(AnnotationError):
+    """A segment code that is not `idle` nor a valid motion call on this episode's objects."""
+
+
+@dataclass(frozen=True)
+class LabelState:
+    segments: tuple[Segment, ...]
+    trim_start: int
+    trim_end: int
+
+
+@dataclass(frozen=True)
+class EpisodeTimeline:
+    """What labelling needs from an episode, read once so the file is not held open."""
+
+    path: object
+    frames: int
+    frame_times: np.ndarray  # (N,) seconds of the control timeline
+    calls: list
+    objects: tuple[str, ...]  # cube and zone names valid as call arguments
+    gripper_events: tuple[int, ...]  # frames at which the gripper command changes
+
+    @staticmethod
+    def from_episode(ep: Episode) -> "EpisodeTimeline":
+        spec = ep.scene.get("spec", {})
+        objects = tuple(c["name"] for c in spec.get("cubes", [])) + tuple(z["name"] for z in spec.get("zones", []))
+        return EpisodeTimeline(ep.path, ep.frames, ep.stream_time(CONTROL_STREAM), ep.calls, objects,
+                               tuple(gripper_events(ep)))
+
+
+def gripper_events(ep: Episode) -> list[int]:
+    """Frames where the gripper opens or closes: the commanded action's gripper column changes,
+    or (without one) the measured width crosses the middle of its range."""
+    n = ep.frames
+    action = ep.stream_data(CONTROL_STREAM)
+    if action.ndim == 2 and action.shape[1] > GRIPPER_COLUMN:
+        state = np.asarray(action[:n, GRIPPER_COLUMN]) > 0.5
+    elif "gripper_width" in ep.stream_names:
+        width = np.asarray(ep.stream_data("gripper_width")[:n]).reshape(-1)
+        state = width < (width.min() + width.max()) / 2 if width.size else width.astype(bool)
+    else:
+        return []
+    return [int(i) for i in np.flatnonzero(state[1:] != state[:-1]) + 1]
+
+
+def validate_code(code: str, objects) -> str:
+    """The canonical form of a segment code; raises InvalidCodeError with the reason."""
+    text = code.strip()
+    if text == IDLE:
+        return IDLE
+    try:
+        call = Call.from_code(text, objects)
+    except InvalidCallError as e:
+        raise InvalidCodeError(str(e)) from None
+    if API[call.name].kind != "motion":
+        raise InvalidCodeError(f"{call.name}() is an instantaneous {API[call.name].kind} call, not a segment; "
+                               f"use a motion call (pick, place, push, home) or idle")
+    return call.code
+
+
+def _edited(s: Segment, **changes) -> Segment:
+    return replace(s, source=EDITED, **changes)
+
+
+class _StateCommand(QUndoCommand):
+    """One edit: installs `after` on redo and `before` on undo."""
+
+    def __init__(self, model: "AnnotationModel", before: LabelState, after: LabelState, text: str):
+        super().__init__(text)
+        self._model, self._before, self._after = model, before, after
+
+    def redo(self) -> None:
+        self._model._install(self._after)
+
+    def undo(self) -> None:
+        self._model._install(self._before)
+
+
+class AnnotationModel(QObject):
+    """The labels of one episode; every edit is one undoable command."""
+
+    labels_changed = Signal()
+    dirty_changed = Signal(bool)
+
+    def __init__(self, timeline: EpisodeTimeline, segments: list[Segment], trim: tuple[int, int] | None = None,
+                 undo_stack: QUndoStack | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.timeline = timeline
+        start, end = trim if trim is not None else (0, timeline.frames)
+        self._state = LabelState(tuple(segments), start, end)
+        check_tiling(list(segments), timeline.frames)
+        self.undo_stack = undo_stack if undo_stack is not None else QUndoStack(self)
+        self.undo_stack.clear()
+        self.undo_stack.cleanChanged.connect(self._on_clean_changed)
+
+    @staticmethod
+    def load(path, undo_stack: QUndoStack | None = None, parent: QObject | None = None) -> "AnnotationModel":
+        with open_episode(path) as ep:
+            return AnnotationModel.from_episode(ep, undo_stack, parent)
+
+    @staticmethod
+    def from_episode(ep: Episode, undo_stack: QUndoStack | None = None,
+                     parent: QObject | None = None) -> "AnnotationModel":
+        timeline = EpisodeTimeline.from_episode(ep)
+        labels = ep.labels
+        segments = [Segment.from_dict(d) for d in labels]
+        try:
+            check_tiling(segments, timeline.frames)
+        except ValueError:  # no or broken labels: start from the logged calls
+            segments, labels = segment_calls(timeline.calls, timeline.frame_times), []
+        start, end = 0, timeline.frames
+        if labels and labels[0].get(TRIMMED_KEY):
+            start = int(labels[0]["end"])
+        if labels and labels[-1].get(TRIMMED_KEY) and int(labels[-1]["start"]) > start:
+            end = int(labels[-1]["start"])
+        return AnnotationModel(timeline, segments, (start, end), undo_stack, parent)
+
+    def detach(self) -> None:
+        """Stop listening to the (shared) undo stack before another episode takes it."""
+        self.undo_stack.cleanChanged.disconnect(self._on_clean_changed)
+
+    # ---- state -------------------------------------------------------------------------------
+    @property
+    def segments(self) -> list[Segment]:
+        return list(self._state.segments)
+
+    @property
+    def frames(self) -> int:
+        return self.timeline.frames
+
+    @property
+    def trim(self) -> tuple[int, int]:
+        return self._state.trim_start, self._state.trim_end
+
+    @property
+    def objects(self) -> tuple[str, ...]:
+        return self.timeline.objects
+
+    @property
+    def gripper_events(self) -> tuple[int, ...]:
+        return self.timeline.gripper_events
+
+    def is_dirty(self) -> bool:
+        return not self.undo_stack.isClean()
+
+    def is_trimmed(self, k: int) -> bool:
+        s = self._state.segments[k]
+        return s.end <= self._state.trim_start or s.start >= self._state.trim_end
+
+    def segment_at(self, frame: int) -> int:
+        for k, s in enumerate(self._state.segments):
+            if s.start <= frame < s.end:
+                return k
+        raise AnnotationError(f"frame {frame} is outside the episode (0..{self.frames - 1})")
+
+    def snap(self, frame: int) -> int:
+        """The nearest gripper event within SNAP_FRAMES of `frame`, else `frame`."""
+        if not self.gripper_events:
+            return frame
+        ev = np.asarray(self.gripper_events)
+        i = int(np.argmin(np.abs(ev - frame)))
+        return int(ev[i]) if abs(int(ev[i]) - frame) <= SNAP_FRAMES else frame
+
+    def to_labels(self) -> list[dict]:
+        out = []
+        for k, s in enumerate(self._state.segments):
+            d = s.to_dict()
+            if self.is_trimmed(k):
+                d[TRIMMED_KEY] = True
+            out.append(d)
+        return out
+
+    # ---- edits -------------------------------------------------------------------------------
+    def move_boundary(self, k: int, frame: int, snap: bool = True) -> int:
+        """Move the boundary between segment k and k+1 to `frame` (snapped); returns where it went."""
+        segs = self._segments_checked(k, k + 1, allow_trimmed=True)
+        frame = self.snap(int(round(frame))) if snap else int(round(frame))
+        a, b = segs[k], segs[k + 1]
+        if self.is_trimmed(k):  # the boundary of the trimmed head is the trim start
+            self.trim_start(frame)
+            return self.trim[0]
+        if self.is_trimmed(k + 1):
+            self.trim_end(frame)
+            return self.trim[1]
+        if not a.start < frame < b.end:
+            raise AnnotationError(f"a boundary between frames {a.start} and {b.end} must leave both segments "
+                                  f"at least one frame, got {frame}")
+        if frame == a.end:
+            return frame
+        segs[k], segs[k + 1] = _edited(a, end=frame), _edited(b, start=frame)
+        self._push(segs, f"move boundary to frame {frame}")
+        return frame
+
+    def set_code(self, k: int, code: str) -> None:
+        segs = self._segments_checked(k)
+        canonical = validate_code(code, self.objects)
+        if canonical == segs[k].code and segs[k].source == EDITED:
+            return
+        segs[k] = _edited(segs[k], code=canonical)
+        self._push(segs, f"set code {canonical}")
+
+    def split(self, frame: int) -> None:
+        k = self.segment_at(frame)
+        segs = self._segments_checked(k)
+        s = segs[k]
+        if frame == s.start:
+            raise AnnotationError(f"frame {frame} is already a segment boundary")
+        segs[k:k + 1] = [_edited(s, end=frame), _edited(s, start=frame)]
+        self._push(segs, f"split at frame {frame}")
+
+    def merge(self, k: int) -> None:
+        """Merge segment k with segment k+1."""
+        segs = self._segments_checked(k, k + 1)
+        a, b = segs[k], segs[k + 1]
+        code = b.code if a.code == IDLE else a.code
+        segs[k:k + 2] = [Segment(a.start, b.end, code, EDITED)]
+        self._push(segs, "merge segments")
+
+    def insert(self, start: int, end: int, code: str) -> None:
+        """A new segment over frames [start, end); segments it overlaps are cut back."""
+        t0, t1 = self.trim
+        if not t0 <= start < end <= t1:
+            raise AnnotationError(f"a new segment needs frames start < end inside {t0}..{t1}, got {start}..{end}")
+        canonical = validate_code(code, self.objects)
+        segs = [Segment(start, end, canonical, EDITED)]
+        for s in self._state.segments:
+            if s.end <= start or s.start >= end:
+                segs.append(s)
+                continue
+            if s.start < start:
+                segs.append(_edited(s, end=start))
+            if s.end > end:
+                segs.append(_edited(s, start=end))
+        segs.sort(key=lambda s: s.start)
+        self._push(segs, f"insert {canonical}")
+
+    def delete(self, k: int) -> None:
+        """Segment k becomes idle and joins idle neighbours (trimmed frames stay apart)."""
+        segs = self._segments_checked(k)
+        lo, hi = k, k + 1
+        if k > 0 and segs[k - 1].code == IDLE and not self.is_trimmed(k - 1):
+            lo = k - 1
+        if k + 1 < len(segs) and segs[k + 1].code == IDLE and not self.is_trimmed(k + 1):
+            hi = k + 2
+        segs[lo:hi] = [Segment(segs[lo].start, segs[hi - 1].end, IDLE, EDITED)]
+        self._push(segs, "delete segment")
+
+    def trim_start(self, frame: int) -> None:
+        """Keep frames from `frame` on (0 removes the trim)."""
+        self._retrim(int(frame), self.trim[1], f"trim start at frame {frame}")
+
+    def trim_end(self, frame: int) -> None:
+        """Keep frames before `frame` (the frame count removes the trim)."""
+        self._retrim(self.trim[0], int(frame), f"trim end at frame {frame}")
+
+    def resegment(self, keep_edits: bool = True) -> None:
+        """Derive segments from the logged calls again, keeping edited segments (and the trim) or not."""
+        t = self.timeline
+        if keep_edits:
+            segs = resegment(t.calls, t.frame_times, self.segments)
+            trim = self.trim
+        else:
+            segs = segment_calls(t.calls, t.frame_times)
+            trim = (0, t.frames)
+        self._push(segs, "re-run auto-segmentation" + (" (kept edits)" if keep_edits else ""), trim)
+
+    def save(self) -> None:
+        write_labels(self.timeline.path, self.to_labels())
+        self.undo_stack.setClean()
+
+    # ---- internals ---------------------------------------------------------------------------
+    def _segments_checked(self, *ks: int, allow_trimmed: bool = False) -> list[Segment]:
+        segs = self.segments
+        for k in ks:
+            if not 0 <= k < len(segs):
+                raise AnnotationError(f"no segment {k}; the episode has {len(segs)}")
+            if self.is_trimmed(k) and not allow_trimmed:
+                raise AnnotationError(f"segment {k} lies in the trimmed frames; change the trim instead")
+        return segs
+
+    def _retrim(self, start: int, end: int, text: str) -> None:
+        n = self.frames
+        if not 0 <= start < end <= n:
+            raise AnnotationError(f"the kept range must be start < end inside 0..{n}, got {start}..{end}")
+        old_t0, old_t1 = self.trim
+        segs: list[Segment] = [Segment(0, start, IDLE, EDITED)] if start > 0 else []
+        for k, s in enumerate(self._state.segments):
+            lo, hi = max(s.start, start), min(s.end, end)
+            if lo >= hi:
+                continue
+            if self.is_trimmed(k):  # frames given back by a smaller trim become plain idle
+                segs.append(Segment(lo, hi, IDLE, EDITED))
+            elif (lo, hi) != (s.start, s.end):
+                segs.append(_edited(s, start=lo, end=hi))
+            else:
+                segs.append(s)
+        if end < n:
+            segs.append(Segment(end, n, IDLE, EDITED))
+        if (start, end) == (old_t0, old_t1):
+            return
+        self._push(segs, text, (start, end))
+
+    def _push(self, segments: list[Segment], text: str, trim: tuple[int, int] | None = None) -> None:
+        check_tiling(segments, self.frames)  # refuse before anything is pushed
+        after = LabelState(tuple(segments), *(trim if trim is not None else self.trim))
+        self.undo_stack.push(_StateCommand(self, self._state, after, text))
+
+    def _install(self, state: LabelState) -> None:
+        check_tiling(list(state.segments), self.frames)
+        self._state = state
+        self.labels_changed.emit()
+
+    def _on_clean_changed(self, clean: bool) -> None:
+        self.dirty_changed.emit(not clean)
