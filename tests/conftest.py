@@ -10,3 +10,21 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def recorded(tmp_path_factory) -> list[Path]:
+    """Two scripted `stack` demonstrations (with cameras), recorded once per test session."""
+    from recorders.demo_recorder import record_demo
+    from recorders.task_suite import make_instance
+
+    folder = tmp_path_factory.mktemp("recorded")
+    paths = []
+    for seed in (0, 1):
+        path = folder / f"stack_{seed:04d}.h5"
+        record_demo(make_instance("stack", seed), path)
+        paths.append(path)
+    return paths

@@ -11,20 +11,6 @@ from recorders.episode_file import open_episode
 pytest.importorskip("pytestqt")
 
 
-@pytest.fixture(scope="session")
-def recorded(tmp_path_factory) -> list[Path]:
-    from recorders.demo_recorder import record_demo
-    from recorders.task_suite import make_instance
-
-    folder = tmp_path_factory.mktemp("recorded_gui")
-    paths = []
-    for seed in (0, 1):
-        path = folder / f"stack_{seed:04d}.h5"
-        record_demo(make_instance("stack", seed), path)
-        paths.append(path)
-    return paths
-
-
 @pytest.fixture
 def folder(recorded, tmp_path) -> Path:
     for p in recorded:

@@ -12,21 +12,6 @@ from recorders.episode_file import open_episode
 from recorders.segmentation import IDLE, check_tiling
 
 
-@pytest.fixture(scope="session")
-def recorded(tmp_path_factory) -> list[Path]:
-    """Two scripted `stack` demonstrations, recorded once per test session."""
-    from recorders.demo_recorder import record_demo
-    from recorders.task_suite import make_instance
-
-    folder = tmp_path_factory.mktemp("recorded")
-    paths = []
-    for seed in (0, 1):
-        path = folder / f"stack_{seed:04d}.h5"
-        record_demo(make_instance("stack", seed), path)
-        paths.append(path)
-    return paths
-
-
 @pytest.fixture
 def episode(recorded, tmp_path) -> Path:
     path = tmp_path / recorded[0].name
