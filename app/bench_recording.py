@@ -1,14 +1,17 @@
-"""The live-recording benchmark: two synthetic 640x480 RGB-D cameras at 30 fps plus 100 Hz
-proprioception, each produced by its own thread on the wall clock, written by one EpisodeWriter.
+"""The live-recording benchmark (`python main.py bench recording`): two synthetic 640x480 RGB-D
+cameras at 30 fps plus 100 Hz proprioception, each producer in its own thread paced on the
+monotonic clock, all written by one EpisodeWriter as a live recording would be.
 
-Reports dropped frames (the writer never blocks producers; a full queue drops) and the time from
-"stop" to a finished file that opens and reads back.
+It reports frames written per stream, samples dropped (the writer never blocks a producer: a full
+queue drops), the time from "stop" to a finished file that opens and decodes, and the file size.
+Goals (DESIGN.md, 2 cores): 0 dropped, stop to readable <= 0.5 s.
 """
 from __future__ import annotations
 
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -17,23 +20,35 @@ from recorders.episode_writer import EpisodeWriter
 
 WIDTH, HEIGHT, FPS, PROPRIO_HZ = 640, 480, 30.0, 100.0
 CAMERAS = ("front", "wrist")
+PROPRIO = {"action": 8, "joint_positions": 7, "joint_velocities": 7, "ee_pose": 7, "gripper_width": 1}
+QUEUE_SIZE = 256  # ~0.4 s of all streams; bounds memory to ~250 MB if the disk stalls
+
+
+def stream_specs() -> list[StreamSpec]:
+    specs = [StreamSpec(name, "array", (n,), "float32", PROPRIO_HZ) for name, n in PROPRIO.items()]
+    intrinsics = {"fx": 600.0, "fy": 600.0, "cx": WIDTH / 2, "cy": HEIGHT / 2}
+    for cam in CAMERAS:
+        specs += [StreamSpec(f"{cam}_rgb", "rgb", (HEIGHT, WIDTH, 3), "uint8", FPS, intrinsics),
+                  StreamSpec(f"{cam}_depth", "depth", (HEIGHT, WIDTH), "uint16", FPS,
+                             {**intrinsics, "depth_scale": 0.001})]
+    return specs
 
 
 def _camera_frames(seed: int):
-    """Cheap but changing frames: a fixed textured base rolled by the frame counter."""
+    """Cheap, changing frames with sensor-like noise: a textured base rolled by the frame counter."""
     rng = np.random.default_rng(seed)
-    base = (np.indices((HEIGHT, WIDTH)).sum(axis=0) % 256).astype(np.uint8)
+    base = (np.indices((HEIGHT, WIDTH)).sum(axis=0) % 256).astype(np.uint8)  # (H, W)
     noise = rng.integers(0, 24, (HEIGHT, WIDTH), dtype=np.uint8)
-    rgb_base = np.stack([base, base[::-1], (base + noise)], axis=-1)
-    depth_base = (800 + 4 * base.astype(np.uint16) + noise)
+    rgb_base = np.stack([base, base[::-1], base + noise], axis=-1)  # (H, W, 3)
+    depth_base = 800 + 4 * base.astype(np.uint16) + noise  # (H, W) millimetres
     i = 0
     while True:
-        yield np.roll(rgb_base, i * 3, axis=1), np.roll(depth_base, i * 2, axis=0)
+        yield np.roll(rgb_base, 3 * i, axis=1), np.roll(depth_base, 2 * i, axis=0)
         i += 1
 
 
-def _paced(period: float, stop: threading.Event, t0: float):
-    """Yields sample times every `period` seconds until `stop`; late ticks are not skipped."""
+def _ticks(period: float, stop: threading.Event, t0: float):
+    """Sample times every `period` s after t0 until `stop`; a late tick is produced late, not skipped."""
     k = 0
     while not stop.is_set():
         due = t0 + k * period
@@ -44,68 +59,65 @@ def _paced(period: float, stop: threading.Event, t0: float):
         k += 1
 
 
-def bench_recording(out_dir: Path, seconds: float = 60.0, progress=None) -> dict:
+def bench_recording(out_dir: Path, seconds: float = 60.0,
+                    progress: Callable[[float], None] | None = None) -> dict:
+    """Record `seconds` of synthetic data into out_dir, measure, delete the file, return the figures."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    streams = [StreamSpec(n, "array", (7,), "float32", PROPRIO_HZ) for n in ("joint_positions", "joint_velocities",
-                                                                              "ee_pose")]
-    streams += [StreamSpec("gripper_width", "array", (1,), "float32", PROPRIO_HZ),
-                StreamSpec("action", "array", (8,), "float32", PROPRIO_HZ)]
-    for cam in CAMERAS:
-        streams += [StreamSpec(f"{cam}_rgb", "rgb", (HEIGHT, WIDTH, 3), "uint8", FPS),
-                    StreamSpec(f"{cam}_depth", "depth", (HEIGHT, WIDTH), "uint16", FPS)]
-    meta = EpisodeMeta(task="bench", instruction="synthetic recording benchmark", robot="synthetic",
+    specs = stream_specs()
+    meta = EpisodeMeta(task="bench", instruction="synthetic recording benchmark", robot="sim",
                        control_hz=PROPRIO_HZ, clock="monotonic")
     path = out_dir / "bench_recording.h5"
-    writer = EpisodeWriter(path, meta, streams, queue_size=256)
+    path.unlink(missing_ok=True)
+    writer = EpisodeWriter(path, meta, specs, queue_size=QUEUE_SIZE)
     stop = threading.Event()
-    produced = {s.name: 0 for s in streams}
+    produced = {s.name: 0 for s in specs}  # each key is counted by one thread only
     t0 = time.monotonic() + 0.05
 
-    def camera(cam: str, seed: int):
+    def camera(cam: str, seed: int) -> None:
         frames = _camera_frames(seed)
-        for t in _paced(1.0 / FPS, stop, t0):
+        for t in _ticks(1.0 / FPS, stop, t0):
             rgb, depth = next(frames)
-            writer.append(f"{cam}_rgb", t, rgb)
-            writer.append(f"{cam}_depth", t, depth)
-            produced[f"{cam}_rgb"] += 1
-            produced[f"{cam}_depth"] += 1
-
-    def proprio():
-        for t in _paced(1.0 / PROPRIO_HZ, stop, t0):
-            q = np.sin(t + np.arange(7, dtype=np.float32))
-            for name, value in (("joint_positions", q), ("joint_velocities", np.cos(q)), ("ee_pose", q),
-                                ("gripper_width", q[:1]), ("action", np.append(q, 0.0))):
-                writer.append(name, t, value.astype(np.float32))
+            for name, frame in ((f"{cam}_rgb", rgb), (f"{cam}_depth", depth)):
+                writer.append(name, t, frame)
                 produced[name] += 1
 
-    threads = [threading.Thread(target=camera, args=(c, i), daemon=True) for i, c in enumerate(CAMERAS)]
-    threads.append(threading.Thread(target=proprio, daemon=True))
+    def proprio() -> None:
+        for t in _ticks(1.0 / PROPRIO_HZ, stop, t0):
+            q = np.sin(t + np.arange(8, dtype=np.float32))
+            for name, n in PROPRIO.items():
+                writer.append(name, t, q[:n])
+                produced[name] += 1
+
+    threads = [threading.Thread(target=camera, args=(c, i), name=f"bench-{c}") for i, c in enumerate(CAMERAS)]
+    threads.append(threading.Thread(target=proprio, name="bench-proprio"))
     for th in threads:
         th.start()
-    end = t0 + seconds
-    while time.monotonic() < end:
-        time.sleep(min(0.5, max(0.0, end - time.monotonic())))
-        if progress is not None:
-            progress(min(1.0, (time.monotonic() - t0) / seconds))
-    stop.set()
-    for th in threads:
-        th.join()
-    stopped = time.perf_counter()
+    try:
+        end = t0 + seconds
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(min(0.5, left))
+            if progress is not None:
+                progress(min(1.0, (time.monotonic() - t0) / seconds))
+    finally:
+        stop.set()
+        stopped = time.perf_counter()
+        for th in threads:
+            th.join()
     final = writer.finish(success=None, labels=[])
     with open_episode(final) as ep:
         counts = {name: ep.stream_count(name) for name in ep.stream_names}
         ep.stream_data("front_rgb")[-1]  # the last frame decodes
     stop_to_readable = time.perf_counter() - stopped
-    dropped = dict(writer.dropped)
-    result = {
+    dropped = {s.name: writer.dropped[s.name] for s in specs}
+    size_mb = final.stat().st_size / 1e6
+    final.unlink()
+    return {
         "seconds": seconds,
         "frames_per_stream": counts,
         "produced_per_stream": produced,
         "dropped_frames": sum(dropped.values()),
         "dropped_per_stream": dropped,
         "stop_to_readable_s": round(stop_to_readable, 3),
-        "file_mb": round(final.stat().st_size / 1e6, 1),
+        "file_mb": round(size_mb, 1),
     }
-    final.unlink()
-    return result

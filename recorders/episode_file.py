@@ -2,17 +2,24 @@
 
 This module owns the schema; nothing else opens episode files with h5py directly.
 ```
-/ attrs   format_version, task, instruction, robot, control_hz, seed, split, created, clock,
-          scene (JSON), success (1 | 0 | -1 unknown), recovered (0 | 1), labels_edited (0 | 1)
-/streams/<name>/data   (N, *shape); attrs kind (array | rgb | depth | audio), rate_hz, meta (JSON)
-/streams/<name>/time   (N,) float64, seconds since the episode's start on its one clock
-/calls    uint8 bytes of JSON lines, one logged robot-API call per line (appendable while recording)
-/labels   scalar UTF-8 JSON list of segments {start, end, code, source}; frames index `action`
+/ attrs   format_version, task, instruction, robot (sim | franky-sim | franky), control_hz, seed (-1: none),
+          split, created (ISO-8601), clock (sim | monotonic), scene (JSON), success (1 | 0 | -1 unknown),
+          recovered (0 | 1), labels_edited (0 | 1)
+/streams/<name>/data   (N, *shape); attrs kind (array | rgb | depth | audio), rate_hz (nominal), meta (JSON)
+/streams/<name>/time   (N,) float64 seconds since the episode's start on its one clock (NaN: never written)
+/calls    (M,) variable-length UTF-8, one JSON object per logged robot-API call (appendable while recording)
+/labels   (K,) variable-length UTF-8, one JSON segment {start, end, code, source} each; frames index `action`
 ```
-The stream `action` is the control timeline: frame i is its row i. Image streams hold one frame
-per chunk, compressed with Blosc-LZ4 and byte shuffle (fast enough for two 640x480 RGB-D cameras at
-30 fps on two cores; h5py's built-in lzf is 5x slower). Writing lives in recorders/episode_writer.py; this module reads, recovers
-and rewrites labels, and raises only `EpisodeError` subclasses with one-line messages.
+The stream `action` is the control timeline: frame i is its row i. Image streams hold one frame per
+chunk, compressed with Blosc-LZ4 and byte shuffle (1.4 ms per 640x480 RGB-D pair): two such cameras
+at 30 fps record on two cores with no drops, where h5py's built-in lzf (12 ms a pair) took a whole
+core and dropped 938 frames in the 60 s `bench recording`.
+Files written before calls and labels became string rows (calls as JSON-lines bytes, labels as one
+JSON list) are still version 1 and still read.
+
+Writing a recording lives in recorders/episode_writer.py (it builds datasets with `create_stream` and
+`create_calls` below); this module reads, summarises, recovers partial files and rewrites labels, and
+raises only `EpisodeError` subclasses with one-line messages that name the file.
 """
 from __future__ import annotations
 
@@ -22,14 +29,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
-import hdf5plugin  # registers the Blosc filter image streams are compressed with
+import hdf5plugin  # registers the Blosc filter of image streams
 import numpy as np
 
 FORMAT_VERSION = 1
 CONTROL_STREAM = "action"
 PARTIAL_SUFFIX = ".partial"
-STREAM_KINDS = ("array", "rgb", "depth", "audio")
+ROBOTS = ("sim", "franky-sim", "franky")
+CLOCKS = ("sim", "monotonic")
+PROVENANCES = ("auto", "edited")
+KIND_DTYPES = {"array": ("float32", "float64"), "rgb": ("uint8",), "depth": ("uint16",), "audio": ("int16",)}
+KIND_NDIMS = {"rgb": 3, "depth": 2, "audio": 1}
+_LABELS_TMP = "labels.new"  # write_labels' staging name; read if a crash left it alone
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_READ_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError)
+STRING = h5py.string_dtype("utf-8")
 
 
 class EpisodeError(Exception):
@@ -37,50 +51,164 @@ class EpisodeError(Exception):
 
 
 class NotAnEpisodeError(EpisodeError):
-    pass
+    """Not HDF5, or HDF5 without a Code2Act format_version."""
 
 
 class EmptyEpisodeError(EpisodeError):
-    pass
+    """A zero-byte file, or an episode without frames."""
 
 
 class TruncatedEpisodeError(EpisodeError):
-    pass
+    """Cut off, damaged, or an unfinished recording that cannot be read."""
 
 
 class UnsupportedVersionError(EpisodeError):
-    pass
+    """Written by a newer Code2Act."""
+
+
+class EpisodeWriteError(EpisodeError):
+    """Writing a recording failed (disk full, file removed under the writer, ...)."""
 
 
 @dataclass(frozen=True)
 class StreamSpec:
     name: str
     kind: str  # array | rgb | depth | audio
-    shape: tuple[int, ...]  # of one sample
-    dtype: str
+    shape: tuple[int, ...]  # of one sample: rgb (H, W, 3), depth (H, W), audio (channels,)
+    dtype: str  # array float32 | float64, rgb uint8, depth uint16 (millimetres), audio int16
     rate_hz: float  # nominal
-    meta: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)  # JSON: intrinsics, depth_scale, object names, ...
 
     def __post_init__(self):
-        if self.kind not in STREAM_KINDS:
-            raise ValueError(f"stream kind must be one of {', '.join(STREAM_KINDS)}, got {self.kind!r}")
+        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+        object.__setattr__(self, "dtype", np.dtype(self.dtype).name)
+        if not self.name or "/" in self.name:
+            raise ValueError(f"stream name must be non-empty without '/', got {self.name!r}")
+        if self.kind not in KIND_DTYPES:
+            raise ValueError(f"stream {self.name!r}: kind must be one of {', '.join(KIND_DTYPES)}, got {self.kind!r}")
+        if self.dtype not in KIND_DTYPES[self.kind]:
+            raise ValueError(f"stream {self.name!r}: a {self.kind} stream holds {' or '.join(KIND_DTYPES[self.kind])}, "
+                             f"got {self.dtype}")
+        ndim = KIND_NDIMS.get(self.kind)
+        if ndim is not None and (len(self.shape) != ndim or (self.kind == "rgb" and self.shape[2] != 3)):
+            raise ValueError(f"stream {self.name!r}: bad {self.kind} sample shape {self.shape}")
+        if not self.rate_hz > 0:
+            raise ValueError(f"stream {self.name!r}: rate_hz must be > 0, got {self.rate_hz}")
+        json.dumps(self.meta)  # TypeError now rather than in the writer thread
+
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        if self.kind in ("rgb", "depth"):
+            return (1, *self.shape)  # one frame per chunk: random access while scrubbing
+        return (4096 if self.kind == "audio" else 256, *self.shape)
 
 
 @dataclass(frozen=True)
 class EpisodeMeta:
-    task: str
-    instruction: str
-    robot: str
+    task: str  # task id, e.g. "swap"
+    instruction: str  # the task text
+    robot: str  # sim | franky-sim | franky
     control_hz: float
-    seed: int = -1
+    seed: int = -1  # -1: none
     split: str = ""
-    clock: str = "monotonic"
+    clock: str = "monotonic"  # sim | monotonic
     scene: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        if not self.task:
+            raise ValueError("episode task must be a non-empty task id")
+        if self.robot not in ROBOTS:
+            raise ValueError(f"robot must be one of {', '.join(ROBOTS)}, got {self.robot!r}")
+        if self.clock not in CLOCKS:
+            raise ValueError(f"clock must be one of {', '.join(CLOCKS)}, got {self.clock!r}")
+        if not self.control_hz > 0:
+            raise ValueError(f"control_hz must be > 0, got {self.control_hz}")
+        json.dumps(self.scene)
 
-def image_compression() -> dict:
-    """h5py create_dataset keywords of the filter used for image streams."""
-    return dict(hdf5plugin.Blosc(cname="lz4", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE))
+
+# ---- schema: the writer, recovery and label edits build datasets only through these --------------
+def root_attrs(meta: EpisodeMeta, created: str) -> dict:
+    return {"format_version": FORMAT_VERSION, "task": meta.task, "instruction": meta.instruction,
+            "robot": meta.robot, "control_hz": float(meta.control_hz), "seed": int(meta.seed), "split": meta.split,
+            "created": created, "clock": meta.clock, "scene": json.dumps(meta.scene), "success": -1,
+            "recovered": 0, "labels_edited": 0}
+
+
+def create_stream(f: h5py.File, spec: StreamSpec) -> tuple[h5py.Dataset, h5py.Dataset]:
+    """Empty, resizable /streams/<name>/data and /time; returns (data, time)."""
+    g = f.create_group(f"streams/{spec.name}")
+    filters = dict(hdf5plugin.Blosc(cname="lz4", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE)) \
+        if spec.kind in ("rgb", "depth") else {}
+    data = g.create_dataset("data", shape=(0, *spec.shape), maxshape=(None, *spec.shape), dtype=spec.dtype,
+                            chunks=spec.chunks, **filters)
+    data.attrs.update({"kind": spec.kind, "rate_hz": float(spec.rate_hz), "meta": json.dumps(spec.meta)})
+    time = g.create_dataset("time", shape=(0,), maxshape=(None,), dtype="float64", chunks=(1024,),
+                            fillvalue=np.nan)
+    return data, time
+
+
+def create_calls(f: h5py.File, rows: list[str] = ()) -> h5py.Dataset:
+    d = f.create_dataset("calls", shape=(len(rows),), maxshape=(None,), dtype=STRING, chunks=(64,))
+    if rows:
+        d[:] = rows
+    return d
+
+
+def encode_labels(labels: list[dict]) -> list[str]:
+    """Validated JSON rows of /labels; ValueError names the bad segment. Keys beyond start, end,
+    code and source (e.g. the annotator's "trimmed") are kept as they are."""
+    rows = []
+    for i, s in enumerate(labels):
+        try:
+            seg = {**s, "start": int(s["start"]), "end": int(s["end"]), "code": str(s["code"]),
+                   "source": str(s.get("source", "auto"))}
+            if not 0 <= seg["start"] <= seg["end"] or seg["source"] not in PROVENANCES:
+                raise ValueError
+            rows.append(json.dumps(seg))
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"segment {i} is invalid (needs integer 0 <= start <= end, a code, source "
+                             f"auto|edited, JSON values): {s!r}") from None
+    return rows
+
+
+def store_labels(f: h5py.File, rows: list[str], name: str = "labels") -> None:
+    f.create_dataset(name, shape=(len(rows),), dtype=STRING, data=rows if rows else None)
+
+
+def _spec_of(name: str, g: h5py.Group) -> StreamSpec:
+    d = g["data"]
+    return StreamSpec(name, str(d.attrs.get("kind", "array")), d.shape[1:], d.dtype.name,
+                      float(d.attrs.get("rate_hz", 1.0)), json.loads(str(d.attrs.get("meta", "{}"))))
+
+
+def _json_rows(d: h5py.Dataset) -> list:
+    """JSON objects of /calls or /labels; a row cut by a crash ends the list."""
+    if d.shape == ():  # first v1 labels: one JSON list
+        return json.loads(bytes(d[()]).decode("utf-8"))
+    if d.dtype == np.uint8:  # first v1 calls: JSON lines as bytes
+        lines = d[:].tobytes().decode("utf-8", errors="replace").splitlines()
+    else:
+        try:
+            lines = list(d.asstr()[:])
+        except _READ_ERRORS:  # read row by row up to the first unreadable one
+            lines = []
+            for i in range(d.shape[0]):
+                try:
+                    lines.append(d.asstr()[i])
+                except _READ_ERRORS:
+                    break
+    rows = []
+    for line in lines:
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return rows
+
+
+# ---- reading ---------------------------------------------------------------------------------------
+def _short(e: Exception) -> str:
+    return " ".join(str(e).split())[:120]
 
 
 def _has_hdf5_signature(path: Path) -> bool:
@@ -92,9 +220,8 @@ def _has_hdf5_signature(path: Path) -> bool:
     return False
 
 
-def _open_h5(path: Path, swmr_ok: bool = False) -> h5py.File:
-    """Open read-only, mapping every failure to a typed one-line error."""
-    path = Path(path)
+def _open_h5(path: Path) -> h5py.File:
+    """Open read-only (a killed writer's partial as a SWMR reader), mapping failures to typed errors."""
     if not path.exists():
         raise FileNotFoundError(2, "No such file or directory", str(path))
     if path.is_dir():
@@ -106,59 +233,61 @@ def _open_h5(path: Path, swmr_ok: bool = False) -> h5py.File:
     try:
         return h5py.File(path, "r")
     except OSError as e:
-        if "already open for write" in str(e):
-            if swmr_ok:
-                try:
-                    return h5py.File(path, "r", swmr=True)
-                except OSError:
-                    pass
-            raise TruncatedEpisodeError(f"{path} is an unfinished recording (its recorder was stopped); "
-                                        f"`record` into its folder recovers it") from None
-        raise TruncatedEpisodeError(f"{path} is truncated or damaged ({_short(e)})") from None
+        if "already open for write" not in str(e):
+            raise TruncatedEpisodeError(f"{path} is truncated or damaged ({_short(e)})") from None
+    try:  # still marked open by a SWMR writer (a recording in progress, or killed)
+        return h5py.File(path, "r", swmr=True)
+    except OSError as e:
+        raise TruncatedEpisodeError(f"{path} is an unfinished recording that cannot be read ({_short(e)})") from None
 
 
-def _short(e: Exception) -> str:
-    text = " ".join(str(e).split())
-    return text[:120]
+def _check_version(path: Path, h5: h5py.File) -> int:
+    if "format_version" not in h5.attrs:
+        raise NotAnEpisodeError(f"{path} is an HDF5 file but not a Code2Act episode (no format_version)")
+    version = int(h5.attrs["format_version"])
+    if version > FORMAT_VERSION:
+        raise UnsupportedVersionError(f"{path} has format version {version}; this Code2Act reads up to "
+                                      f"{FORMAT_VERSION} (update Code2Act)")
+    return version
 
 
 class Episode:
     """Read access to one episode file; stream data stays on disk until indexed."""
 
     def __init__(self, path: Path, h5: h5py.File):
-        self.path = Path(path)
-        self.h5 = h5
-        attrs = h5.attrs
-        if "format_version" not in attrs:
-            h5.close()
-            raise NotAnEpisodeError(f"{path} is an HDF5 file but not a Code2Act episode (no format_version)")
-        version = int(attrs["format_version"])
-        if version > FORMAT_VERSION:
-            h5.close()
-            raise UnsupportedVersionError(f"{path} has format version {version}; this Code2Act reads up to "
-                                          f"{FORMAT_VERSION} (update Code2Act)")
+        self.path, self.h5 = Path(path), h5
         try:
-            self.format_version = version
-            self.task = str(attrs["task"])
-            self.instruction = str(attrs.get("instruction", ""))
-            self.robot = str(attrs["robot"])
-            self.control_hz = float(attrs["control_hz"])
-            self.seed = int(attrs.get("seed", -1))
-            self.split = str(attrs.get("split", ""))
-            self.clock = str(attrs.get("clock", ""))
-            self.created = str(attrs.get("created", ""))
-            self.scene = json.loads(str(attrs.get("scene", "{}")))
-            s = int(attrs.get("success", -1))
+            self.format_version = _check_version(self.path, h5)
+            a = h5.attrs
+            self.meta = EpisodeMeta(task=str(a["task"]), instruction=str(a.get("instruction", "")),
+                                    robot=str(a["robot"]), control_hz=float(a["control_hz"]),
+                                    seed=int(a.get("seed", -1)), split=str(a.get("split", "")),
+                                    clock=str(a.get("clock", "monotonic")), scene=json.loads(str(a.get("scene", "{}"))))
+            self.created = str(a.get("created", ""))
+            s = int(a.get("success", -1))
             self.success: bool | None = None if s < 0 else bool(s)
-            self.recovered = bool(int(attrs.get("recovered", 0)))
-            self.labels_edited = bool(int(attrs.get("labels_edited", 0)))
+            self.recovered = bool(int(a.get("recovered", 0)))
+            self.labels_edited = bool(int(a.get("labels_edited", 0)))
             self.stream_names = sorted(h5["streams"].keys()) if "streams" in h5 else []
-        except (KeyError, ValueError, OSError) as e:
+            frames = self.stream_count(CONTROL_STREAM) if CONTROL_STREAM in self.stream_names else 0
+        except EpisodeError:
             h5.close()
-            raise TruncatedEpisodeError(f"{path} is missing episode fields ({_short(e)})") from None
-        if CONTROL_STREAM not in self.stream_names:
+            raise
+        except _READ_ERRORS as e:
             h5.close()
-            raise EmptyEpisodeError(f"{path} has no control timeline (stream {CONTROL_STREAM!r})")
+            raise TruncatedEpisodeError(f"{path} is missing or has damaged episode fields ({_short(e)})") from None
+        if frames == 0:
+            h5.close()
+            raise EmptyEpisodeError(f"{path} has no frames (stream {CONTROL_STREAM!r} is empty or missing)")
+
+    task = property(lambda self: self.meta.task)
+    instruction = property(lambda self: self.meta.instruction)
+    robot = property(lambda self: self.meta.robot)
+    control_hz = property(lambda self: self.meta.control_hz)
+    seed = property(lambda self: self.meta.seed)
+    split = property(lambda self: self.meta.split)
+    clock = property(lambda self: self.meta.clock)
+    scene = property(lambda self: self.meta.scene)
 
     def __enter__(self) -> "Episode":
         return self
@@ -172,7 +301,7 @@ class Episode:
     def _read(self, what: str, fn):
         try:
             return fn()
-        except (OSError, KeyError, ValueError, RuntimeError) as e:
+        except _READ_ERRORS as e:
             raise TruncatedEpisodeError(f"{self.path}: cannot read {what} ({_short(e)})") from None
 
     def stream_count(self, name: str) -> int:
@@ -180,18 +309,20 @@ class Episode:
         return min(g["data"].shape[0], g["time"].shape[0])
 
     def stream_data(self, name: str) -> h5py.Dataset:
-        """The stream's data as an on-disk dataset (index it to read)."""
+        """The stream's data as an on-disk dataset, (N, *shape): index it to read."""
         return self.h5["streams"][name]["data"]
 
     def stream_time(self, name: str) -> np.ndarray:
         n = self.stream_count(name)
-        return self._read(f"{name} times", lambda: self.h5["streams"][name]["time"][:n])
+        return self._read(f"{name} times", lambda: self.h5["streams"][name]["time"][:n])  # (N,)
+
+    def stream_spec(self, name: str) -> StreamSpec:
+        return self._read(f"stream {name}", lambda: _spec_of(name, self.h5["streams"][name]))
 
     def stream_info(self, name: str) -> dict:
-        g = self.h5["streams"][name]
-        return {"kind": str(g["data"].attrs.get("kind", "array")), "shape": list(g["data"].shape[1:]),
-                "count": self.stream_count(name), "rate_hz": float(g["data"].attrs.get("rate_hz", 0.0)),
-                "meta": json.loads(str(g["data"].attrs.get("meta", "{}")))}
+        s = self.stream_spec(name)
+        return {"kind": s.kind, "shape": list(s.shape), "count": self.stream_count(name), "rate_hz": s.rate_hz,
+                "meta": s.meta}
 
     @property
     def frames(self) -> int:
@@ -199,88 +330,85 @@ class Episode:
 
     @property
     def duration_s(self) -> float:
-        n = self.frames
-        if n == 0:
-            return 0.0
         t = self.stream_time(CONTROL_STREAM)
-        return float(t[-1] - t[0] + 1.0 / self.control_hz)
+        return float(t[-1] - t[0] + 1.0 / self.control_hz) if len(t) else 0.0
 
     @property
     def calls(self) -> list[dict]:
-        return self._read("calls", lambda: read_calls(self.h5))
+        return self._read("calls", lambda: _json_rows(self.h5["calls"])) if "calls" in self.h5 else []
 
     @property
     def labels(self) -> list[dict]:
-        if "labels" not in self.h5:
-            return []
-        return self._read("labels", lambda: json.loads(self.h5["labels"][()].decode("utf-8")))
-
-
-def read_calls(h5: h5py.File) -> list[dict]:
-    if "calls" not in h5:
+        for name in ("labels", _LABELS_TMP):
+            if name in self.h5:
+                return self._read("labels", lambda: _json_rows(self.h5[name]))
         return []
-    raw = bytes(h5["calls"][:].tobytes()).decode("utf-8", errors="replace")
-    calls = []
-    for line in raw.splitlines():
-        try:
-            calls.append(json.loads(line))
-        except json.JSONDecodeError:
-            break  # a line cut by a crash ends the readable log
-    return calls
 
 
 def open_episode(path) -> Episode:
-    """Open a finished episode for reading; raises EpisodeError subclasses (or FileNotFoundError)."""
+    """Open an episode for reading (a `.partial` too, if readable); raises EpisodeError subclasses
+    (FileNotFoundError when there is no such file)."""
     path = Path(path)
-    if path.name.endswith(PARTIAL_SUFFIX):
-        _open_h5(path, swmr_ok=False)  # always raises: partials are recovered, not read
     return Episode(path, _open_h5(path))
 
 
 def episode_summary(ep: Episode) -> dict:
-    """The JSON of `inspect --json` (DESIGN.md section 2)."""
-    streams = {}
-    for name in ep.stream_names:
-        info = ep.stream_info(name)
-        streams[name] = {"shape": info["shape"], "count": info["count"], "rate_hz": info["rate_hz"],
-                         "kind": info["kind"]}
-    calls = [{"code": c.get("code"), "t_start": c.get("t_start"), "t_end": c.get("t_end"),
-              "status": c.get("status"), "source": c.get("source"),
-              **({"reason": c["reason"]} if c.get("reason") else {})} for c in ep.calls]
-    segments = [{"start": s["start"], "end": s["end"], "code": s["code"], "source": s.get("source", "auto")}
-                for s in ep.labels]
-    return {"task": ep.task, "instruction": ep.instruction, "robot": ep.robot, "frames": ep.frames,
-            "duration_s": round(ep.duration_s, 3), "control_hz": ep.control_hz, "streams": streams,
-            "calls": calls, "segments": segments, "success": ep.success, "format_version": ep.format_version,
-            "recovered": ep.recovered, "seed": ep.seed, "split": ep.split}
+    """The JSON of `inspect --json` (DESIGN.md section 2); frame indices count rows of `action`."""
+    try:
+        streams = {}
+        for name in ep.stream_names:
+            info = ep.stream_info(name)
+            streams[name] = {"shape": info["shape"], "count": info["count"], "rate_hz": info["rate_hz"],
+                             "kind": info["kind"]}
+        calls = [{"code": c.get("code"), "t_start": c.get("t_start"), "t_end": c.get("t_end"),
+                  "status": c.get("status"), "source": c.get("source"),
+                  **({"reason": c["reason"]} if c.get("reason") else {})} for c in ep.calls]
+        segments = [{"start": s["start"], "end": s["end"], "code": s["code"], "source": s.get("source", "auto")}
+                    for s in ep.labels]
+        return {"task": ep.task, "instruction": ep.instruction, "robot": ep.robot, "frames": ep.frames,
+                "duration_s": round(ep.duration_s, 3), "control_hz": ep.control_hz, "streams": streams,
+                "calls": calls, "segments": segments, "success": ep.success,
+                "format_version": ep.format_version, "recovered": ep.recovered, "seed": ep.seed, "split": ep.split}
+    except _READ_ERRORS as e:
+        raise TruncatedEpisodeError(f"{ep.path} is damaged ({_short(e)})") from None
 
 
+# ---- label edits -------------------------------------------------------------------------------------
 def write_labels(path, labels: list[dict], edited: bool | None = None) -> None:
-    """Replace the episode's labels in place.
+    """Replace the labels of a finished episode in place and set `labels_edited`
+    (default: whether any segment's source is "edited").
 
-    The new labels are written under a temporary name and flushed before the old ones are
-    unlinked and the new ones moved into place, so a crash leaves either the old or the new
-    labels (the window is a single link rename inside the file's metadata).
+    The new labels are written under a temporary name and flushed, then the old dataset is unlinked
+    and the new one moved to `labels`. A kill between the unlink and the move leaves only the
+    temporary dataset, which readers take as the labels, so a kill never loses both. HDF5 has no
+    journal, though: power lost while the library rewrites its metadata (a few milliseconds) can
+    damage the file; copying a multi-GB episode to swap it atomically would cost far more.
     """
     path = Path(path)
+    rows = encode_labels(labels)
+    if path.name.endswith(PARTIAL_SUFFIX):
+        raise TruncatedEpisodeError(f"{path} is an unfinished recording; recover it before editing labels")
     with open_episode(path):
-        pass  # validates the file before writing anything
-    payload = json.dumps(labels).encode("utf-8")
-    with h5py.File(path, "r+") as f:
-        if "labels.new" in f:
-            del f["labels.new"]
-        f.create_dataset("labels.new", data=payload)
-        f.flush()
-        if "labels" in f:
-            del f["labels"]
-        f.move("labels.new", "labels")
-        if edited is None:
-            edited = any(s.get("source") == "edited" for s in labels)
-        f.attrs["labels_edited"] = int(edited)
-        f.flush()
+        pass  # typed errors before anything is written
+    if edited is None:
+        edited = any(json.loads(r)["source"] == "edited" for r in rows)
+    try:
+        with h5py.File(path, "r+") as f:
+            if _LABELS_TMP in f:
+                del f[_LABELS_TMP]
+            store_labels(f, rows, _LABELS_TMP)
+            f.flush()
+            if "labels" in f:
+                del f["labels"]
+            f.move(_LABELS_TMP, "labels")
+            f.attrs["labels_edited"] = int(bool(edited))
+    except OSError as e:
+        raise TruncatedEpisodeError(f"{path}: cannot write labels ({_short(e)})") from None
 
 
+# ---- recovery of killed recordings -------------------------------------------------------------------
 def find_partials(folder) -> list[Path]:
+    """Partial files of recordings that never finished, oldest name first."""
     folder = Path(folder)
     return sorted(folder.glob("*" + PARTIAL_SUFFIX)) if folder.is_dir() else []
 
@@ -289,35 +417,78 @@ def final_path_of(partial: Path) -> Path:
     return partial.with_name(partial.name[: -len(PARTIAL_SUFFIX)])
 
 
+def _free_name(path: Path) -> Path:
+    """`path`, or `<stem>.recovered[N]<suffix>` when an episode already has that name."""
+    candidate, n = path, 0
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}.recovered{'' if n == 1 else n}{path.suffix}")
+    return candidate
+
+
+def _readable_rows(g: h5py.Group) -> int:
+    """Rows whose data and time were both flushed: time rows never written read as NaN."""
+    n = min(g["data"].shape[0], g["time"].shape[0])
+    missing = np.flatnonzero(np.isnan(g["time"][:n]))
+    return int(missing[0]) if len(missing) else n
+
+
+def _copy_rows(src: h5py.Dataset, dst: h5py.Dataset, n: int, block: int) -> int:
+    """Copy rows [0, n) in blocks; returns how many were readable (stops at the first bad one)."""
+    i = 0
+    while i < n:
+        j = min(n, i + block)
+        try:
+            rows = src[i:j]
+        except _READ_ERRORS:
+            if j - i == 1:
+                break
+            block = 1  # find the first unreadable row
+            continue
+        dst.resize(j, axis=0)
+        dst[i:j] = rows
+        i = j
+    return i
+
+
 def recover_partial(partial) -> Path:
-    """Copy what a killed recorder had flushed into a finished episode marked recovered."""
+    """Turn what a killed recorder had flushed into a finished episode marked `recovered` (success
+    unknown, labels derived from the calls) and remove the partial. An episode already at the final
+    name is never overwritten: the recovered one gets a `.recovered` name instead."""
     from recorders.segmentation import segment_calls
 
     partial = Path(partial)
-    src = _open_h5(partial, swmr_ok=True)
-    final = final_path_of(partial)
+    src = _open_h5(partial)
+    final = _free_name(final_path_of(partial))
     tmp = final.with_name(final.name + ".recovering")
     try:
+        _check_version(partial, src)
+        streams = src["streams"] if "streams" in src else {}
+        if CONTROL_STREAM not in streams or _readable_rows(streams[CONTROL_STREAM]) == 0:
+            raise EmptyEpisodeError(f"{partial} has no frames to recover")
         with h5py.File(tmp, "w", libver="latest") as dst:
-            for k, v in src.attrs.items():
-                dst.attrs[k] = v
-            if "format_version" not in src.attrs or CONTROL_STREAM not in src.get("streams", {}):
-                raise NotAnEpisodeError(f"{partial} is not a Code2Act recording")
-            for name, g in src["streams"].items():
-                n = min(g["data"].shape[0], g["time"].shape[0])
-                _copy_stream(g, dst.create_group(f"streams/{name}"), n)
-            calls = read_calls(src)
-            raw = "".join(json.dumps(c) + "\n" for c in calls).encode("utf-8")
-            dst.create_dataset("calls", data=np.frombuffer(raw, np.uint8), maxshape=(None,), chunks=True)
+            dst.attrs.update(dict(src.attrs))
+            dst.attrs.update({"success": -1, "recovered": 1, "labels_edited": 0})
+            for name, g in streams.items():
+                spec = _spec_of(name, g)
+                data, time = create_stream(dst, spec)
+                block = 32 if spec.kind in ("rgb", "depth") else 4096
+                n = _copy_rows(g["data"], data, _readable_rows(g), block)
+                data.resize(n, axis=0)
+                time.resize((n,))
+                time[:] = g["time"][:n]
+            calls = _json_rows(src["calls"]) if "calls" in src else []
+            create_calls(dst, [json.dumps(c) for c in calls])
             times = dst["streams"][CONTROL_STREAM]["time"][:]
-            labels = [s.to_dict() for s in segment_calls(calls, times)]
-            dst.create_dataset("labels", data=json.dumps(labels).encode("utf-8"))
-            dst.attrs["success"] = -1
-            dst.attrs["recovered"] = 1
+            try:
+                labels = [s.to_dict() for s in segment_calls(calls, times)]
+            except (KeyError, TypeError, ValueError):  # calls from another tool: recover the data unlabelled
+                labels = []
+            store_labels(dst, encode_labels(labels))
     except EpisodeError:
         tmp.unlink(missing_ok=True)
         raise
-    except (OSError, KeyError, ValueError) as e:
+    except _READ_ERRORS as e:
         tmp.unlink(missing_ok=True)
         raise TruncatedEpisodeError(f"{partial} could not be recovered ({_short(e)})") from None
     finally:
@@ -325,18 +496,3 @@ def recover_partial(partial) -> Path:
     os.replace(tmp, final)
     partial.unlink()
     return final
-
-
-def _copy_stream(src: h5py.Group, dst: h5py.Group, n: int) -> None:
-    d = src["data"]
-    kind = str(d.attrs.get("kind", "array"))
-    filters = image_compression() if kind in ("rgb", "depth") else {}
-    out = dst.create_dataset("data", shape=(n, *d.shape[1:]), maxshape=(None, *d.shape[1:]), dtype=d.dtype,
-                             chunks=d.chunks, **filters)
-    for k, v in d.attrs.items():
-        out.attrs[k] = v
-    step = d.chunks[0] if d.chunks else 256
-    for i in range(0, n, max(step, 64)):
-        j = min(n, i + max(step, 64))
-        out[i:j] = d[i:j]
-    dst.create_dataset("time", data=src["time"][:n], maxshape=(None,), chunks=True)

@@ -1,11 +1,14 @@
-"""Writing episodes while they are recorded: crash-safe, off the producer's thread.
+"""Writing an episode while it is recorded: crash-safe, off the producers' threads.
 
-Producers (control loop, camera threads, audio callback) call `append`, which only enqueues. One
-writer thread owns the HDF5 file: it appends samples in batches to `EPISODE.h5.partial`, opened in
-SWMR mode so that the file on disk is consistent after every flush, and flushes at least every
-`flush_interval` seconds: a SIGKILL loses at most the last second, and `recover_partial` turns the
-partial into an episode. `finish` drains the queue, writes success and labels, and renames the
-partial to its final name.
+Producers (control loop, camera threads, audio callback) call `append`, which checks the sample,
+copies it and puts it on a bounded queue; when the queue is full the sample is dropped and counted
+(`dropped[stream]`) rather than stalling a camera or the control loop. One writer thread owns the
+HDF5 file: it takes everything queued, appends it stream by stream to `EPISODE.h5.partial` (opened
+in SWMR mode, so the file on disk is consistent after every flush) and flushes at least every
+`flush_interval` seconds: a SIGKILL loses at most the last second, and
+`recorders.episode_file.recover_partial` turns the partial into an episode. `finish` drains the
+queue, closes the file, reopens it to write success and labels (attributes cannot be created in
+SWMR mode) and renames it to its final name.
 """
 from __future__ import annotations
 
@@ -15,26 +18,28 @@ import os
 import queue
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from recorders.episode_file import FORMAT_VERSION, PARTIAL_SUFFIX, EpisodeMeta, StreamSpec, image_compression
+from recorders.episode_file import (
+    CONTROL_STREAM, PARTIAL_SUFFIX, EpisodeMeta, EpisodeWriteError, StreamSpec, create_calls, create_stream,
+    encode_labels, root_attrs, store_labels,
+)
 
 _STOP = object()
-
-
-def _chunks(spec: StreamSpec) -> tuple[int, ...]:
-    if spec.kind in ("rgb", "depth"):
-        return (1, *spec.shape)  # one frame per chunk: random access while scrubbing
-    rows = 4096 if spec.kind == "audio" else 256
-    return (rows, *spec.shape)
+_MAX_BATCH = 1024  # samples written between two looks at the flush clock
 
 
 class EpisodeWriter:
-    """Appends timestamped samples of declared streams to one episode file."""
+    """Appends timestamped samples of declared streams, and logged calls, to one episode file.
+
+    `queue_size` bounds the samples waiting in memory (a 640x480 RGB frame is 0.9 MB, its depth
+    0.6 MB). With `drop_when_full=False` (scripted recording, where waiting costs nothing) `append`
+    blocks instead of dropping.
+    """
 
     def __init__(self, path, meta: EpisodeMeta, streams: list[StreamSpec], queue_size: int = 512,
                  flush_interval: float = 0.5, drop_when_full: bool = True):
@@ -44,169 +49,193 @@ class EpisodeWriter:
         self.specs = {s.name: s for s in streams}
         if len(self.specs) != len(streams):
             raise ValueError("stream names must be unique")
+        if CONTROL_STREAM not in self.specs:
+            raise ValueError(f"an episode needs the control stream {CONTROL_STREAM!r}")
+        if not 0 < flush_interval <= 1.0:
+            raise ValueError(f"flush_interval must be in (0, 1] s, got {flush_interval}")
+        if queue_size < 1:
+            raise ValueError(f"queue_size must be >= 1, got {queue_size}")
+        if self.partial.exists():
+            raise FileExistsError(f"{self.partial} is an unfinished recording; recover or delete it first")
         self.flush_interval = flush_interval
         self.drop_when_full = drop_when_full
         self.dropped: Counter[str] = Counter()
-        self.written: Counter[str] = Counter()
+        self.written: Counter[str] = Counter()  # touched by the writer thread only
+        self._drop_lock = threading.Lock()
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._calls: deque[str] = deque()  # JSON rows; never dropped, appended by any thread
         self._error: BaseException | None = None
-        self._finished = False
+        self._done = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._h5 = self._create()
         self._thread = threading.Thread(target=self._run, name=f"episode-writer:{self.path.name}", daemon=True)
         self._thread.start()
 
-    # ---- producer side -------------------------------------------------------------------------
+    # ---- producer side -----------------------------------------------------------------------------
     def append(self, stream: str, t: float, data) -> bool:
-        """Queue one sample; returns False if it was dropped because the writer is behind."""
-        if stream not in self.specs:
+        """Queue one sample taken `t` seconds after the episode start; returns False if it was
+        dropped because the writer is behind. Thread-safe; never blocks unless drop_when_full=False."""
+        spec = self.specs.get(stream)
+        if spec is None:
             raise KeyError(f"unknown stream {stream!r}; streams: {', '.join(self.specs)}")
-        self._raise_writer_error()
-        item = (stream, float(t), np.asarray(data))
-        if self.drop_when_full:
-            try:
-                self._queue.put_nowait(item)
-            except queue.Full:
+        self._check_open()
+        sample = np.asarray(data)
+        if sample.shape != spec.shape:
+            raise ValueError(f"stream {stream!r} takes samples of shape {spec.shape}, got {sample.shape}")
+        if not np.can_cast(sample.dtype, spec.dtype, "same_kind"):
+            raise TypeError(f"stream {stream!r} holds {spec.dtype}, got {sample.dtype}")
+        item = (stream, float(t), sample.astype(spec.dtype, copy=True))  # the producer may reuse its buffer
+        if not self.drop_when_full:
+            self._put(item)
+            return True
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            with self._drop_lock:
                 self.dropped[stream] += 1
-                return False
-        else:
-            self._queue.put(item)
+            return False
         return True
 
     def log_call(self, call: dict) -> None:
-        """Queue one logged robot-API call (never dropped)."""
-        self._raise_writer_error()
-        self._queue.put(("__call__", 0.0, call))
-
-    def finish(self, success: bool | None, labels: list[dict]) -> Path:
-        """Write everything queued, then success and labels; rename to the final path."""
-        self._stop_thread()
-        self._raise_writer_error()
-        self._h5.close()
-        with h5py.File(self.partial, "r+") as f:
-            f.attrs["success"] = -1 if success is None else int(bool(success))
-            if "labels" in f:
-                del f["labels"]
-            f.create_dataset("labels", data=json.dumps(labels).encode("utf-8"))
-        os.replace(self.partial, self.path)
-        self._finished = True
-        return self.path
-
-    def discard(self) -> None:
-        """Stop and delete what was recorded."""
-        self._stop_thread()
-        try:
-            self._h5.close()
-        finally:
-            self.partial.unlink(missing_ok=True)
-            self._finished = True
-
-    def close_unfinished(self) -> None:
-        """Stop writing and keep the partial (flushed) file for recovery."""
-        self._stop_thread()
-        try:
-            self._h5.close()
-        except Exception:  # noqa: BLE001 - the file stays recoverable from its last flush
-            pass
-        self._finished = True
-
-    def __enter__(self) -> "EpisodeWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if not self._finished:
-            self.close_unfinished()
+        """Record one logged robot-API call (a JSON object); never dropped, never blocks."""
+        self._check_open()
+        self._calls.append(json.dumps(call, default=str))
 
     @property
     def queued(self) -> int:
         return self._queue.qsize()
 
-    # ---- writer thread -------------------------------------------------------------------------
+    # ---- ending ------------------------------------------------------------------------------------
+    def finish(self, success: bool | None, labels: list[dict]) -> Path:
+        """Write everything queued, then success and labels; rename to the final path and return it.
+        Stop the producers first: a sample appended while finish runs may be lost."""
+        rows = encode_labels(labels)  # a bad label is a ValueError before anything is closed
+        self._check_open()
+        self._stop()
+        self._raise_writer_error()
+        try:
+            with h5py.File(self.partial, "r+") as f:
+                f.attrs["success"] = -1 if success is None else int(bool(success))
+                f.attrs["labels_edited"] = int(any(json.loads(r)["source"] == "edited" for r in rows))
+                store_labels(f, rows)
+            os.replace(self.partial, self.path)
+        except OSError as e:
+            raise EpisodeWriteError(f"{self.path}: cannot finish the recording ({e})") from e
+        return self.path
+
+    def discard(self) -> None:
+        """Stop and delete what was recorded."""
+        if not self._done:
+            self._stop()
+        self.partial.unlink(missing_ok=True)
+
+    def close_unfinished(self) -> None:
+        """Stop writing and keep the flushed partial file for `recover_partial`."""
+        if not self._done:
+            self._stop()
+
+    def __enter__(self) -> "EpisodeWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close_unfinished()  # leaving without finish(): keep what was recorded, recoverable
+
+    # ---- writer thread -----------------------------------------------------------------------------
     def _create(self) -> h5py.File:
+        created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         f = h5py.File(self.partial, "w", libver="latest")
-        m = self.meta
-        f.attrs.update({
-            "format_version": FORMAT_VERSION, "task": m.task, "instruction": m.instruction, "robot": m.robot,
-            "control_hz": float(m.control_hz), "seed": int(m.seed), "split": m.split, "clock": m.clock,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "scene": json.dumps(m.scene), "success": -1, "recovered": 0, "labels_edited": 0,
-        })
-        for s in self.specs.values():
-            g = f.create_group(f"streams/{s.name}")
-            filters = image_compression() if s.kind in ("rgb", "depth") else {}
-            d = g.create_dataset("data", shape=(0, *s.shape), maxshape=(None, *s.shape), dtype=s.dtype,
-                                 chunks=_chunks(s), **filters)
-            d.attrs.update({"kind": s.kind, "rate_hz": float(s.rate_hz), "meta": json.dumps(s.meta)})
-            g.create_dataset("time", shape=(0,), maxshape=(None,), dtype="float64", chunks=(1024,))
-        f.create_dataset("calls", shape=(0,), maxshape=(None,), dtype="uint8", chunks=(4096,))
-        f.swmr_mode = True  # from here on the file on disk stays readable after every flush
+        try:
+            f.attrs.update(root_attrs(self.meta, created))
+            self._datasets = {s.name: create_stream(f, s) for s in self.specs.values()}
+            self._calls_ds = create_calls(f)
+            f.swmr_mode = True  # every dataset and attribute exists: from here the file stays readable
+        except BaseException:
+            f.close()
+            self.partial.unlink(missing_ok=True)
+            raise
         return f
 
     def _run(self) -> None:
-        pending: dict[str, list] = defaultdict(list)
         last_flush = time.monotonic()
+        stop = False
         try:
-            while True:
-                try:
-                    item = self._queue.get(timeout=self.flush_interval / 2)
+            while not stop:
+                timeout = max(0.0, last_flush + self.flush_interval - time.monotonic())
+                items = []
+                try:  # wait for one sample, then take what else is waiting: fewer, larger writes
+                    items.append(self._queue.get(timeout=timeout))
+                    while len(items) < _MAX_BATCH and items[-1] is not _STOP:
+                        items.append(self._queue.get_nowait())
                 except queue.Empty:
-                    item = None
-                stop = item is _STOP
-                if item is not None and not stop:
-                    pending[item[0]].append(item)
-                    # Take whatever else is waiting, so writes happen in batches.
-                    while len(pending[item[0]]) < 64:
-                        try:
-                            nxt = self._queue.get_nowait()
-                        except queue.Empty:
-                            break
-                        if nxt is _STOP:
-                            stop = True
-                            break
-                        pending[nxt[0]].append(nxt)
-                due = time.monotonic() - last_flush >= self.flush_interval
-                if stop or due or sum(map(len, pending.values())) >= 256:
-                    self._write(pending)
-                    pending.clear()
-                if stop or due:
+                    pass
+                if items and items[-1] is _STOP:
+                    stop = True
+                    items.pop()
+                batch: dict[str, list] = defaultdict(list)
+                for item in items:
+                    batch[item[0]].append(item)
+                for name, samples in batch.items():
+                    self._write_stream(name, samples)
+                self._write_calls()
+                if stop or time.monotonic() - last_flush >= self.flush_interval:
                     self._h5.flush()
                     last_flush = time.monotonic()
-                if stop:
-                    return
         except BaseException as e:  # noqa: BLE001 - surfaced to the producer on its next call
             self._error = e
+        finally:
+            try:
+                self._h5.close()
+            except Exception:  # noqa: BLE001 - the partial stays recoverable from its last flush
+                pass
 
-    def _write(self, pending: dict[str, list]) -> None:
-        f = self._h5
-        for name, items in pending.items():
-            if not items:
-                continue
-            if name == "__call__":
-                raw = "".join(json.dumps(c, default=str) + "\n" for _, _, c in items).encode("utf-8")
-                d = f["calls"]
-                n = d.shape[0]
-                d.resize((n + len(raw),))
-                d[n:] = np.frombuffer(raw, np.uint8)
-                continue
-            g = f["streams"][name]
-            data, times = g["data"], g["time"]
-            n = data.shape[0]
-            k = len(items)
-            data.resize(n + k, axis=0)
-            if self.specs[name].kind in ("rgb", "depth"):
-                for i, (_, _, x) in enumerate(items):  # one chunk each: no batch copy needed
-                    data[n + i] = x
-            else:
-                data[n:n + k] = np.stack([x for _, _, x in items]).astype(data.dtype, copy=False)
-            times.resize((n + k,))
-            times[n:n + k] = [t for _, t, _ in items]
-            self.written[name] += k
+    def _write_stream(self, name: str, items: list) -> None:
+        data, times = self._datasets[name]
+        n, k = data.shape[0], len(items)
+        data.resize(n + k, axis=0)
+        if self.specs[name].kind in ("rgb", "depth"):
+            for i, (_, _, x) in enumerate(items):  # one chunk per frame: no need to stack a copy
+                data[n + i] = x
+        else:
+            data[n:n + k] = np.stack([x for _, _, x in items])
+        times.resize((n + k,))  # after the data: a time row flushed means its sample was written
+        times[n:n + k] = [t for _, t, _ in items]
+        self.written[name] += k
 
-    def _stop_thread(self) -> None:
+    def _write_calls(self) -> None:
+        rows = []
+        while self._calls:
+            rows.append(self._calls.popleft())
+        if rows:
+            n = self._calls_ds.shape[0]
+            self._calls_ds.resize((n + len(rows),))
+            self._calls_ds[n:] = rows
+
+    # ---- plumbing ----------------------------------------------------------------------------------
+    def _put(self, item) -> None:
+        """Blocking put that gives up if the writer thread has died (its queue would never drain)."""
+        while True:
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                if not self._thread.is_alive():
+                    self._raise_writer_error()
+                    raise EpisodeWriteError(f"the episode writer for {self.path} stopped")
+
+    def _stop(self) -> None:
+        self._done = True
         if self._thread.is_alive():
-            self._queue.put(_STOP)
+            try:
+                self._put(_STOP)
+            except EpisodeWriteError:
+                pass
             self._thread.join()
+
+    def _check_open(self) -> None:
+        self._raise_writer_error()
+        if self._done:
+            raise EpisodeWriteError(f"the recording {self.path} has already ended")
 
     def _raise_writer_error(self) -> None:
         if self._error is not None:
-            raise RuntimeError(f"the episode writer for {self.path} failed: {self._error}") from self._error
+            raise EpisodeWriteError(f"writing {self.partial} failed: {self._error}") from self._error

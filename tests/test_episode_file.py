@@ -1,123 +1,315 @@
 """The episode file format: fixtures, round trip, typed errors, labels, recovery, dropping."""
 from __future__ import annotations
 
+import datetime as dt
 import shutil
+import threading
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
+from app.bench_recording import bench_recording
 from recorders.episode_file import (
-    EmptyEpisodeError, EpisodeMeta, NotAnEpisodeError, StreamSpec, TruncatedEpisodeError,
-    UnsupportedVersionError, episode_summary, find_partials, open_episode, recover_partial, write_labels,
+    EmptyEpisodeError, EpisodeError, EpisodeMeta, EpisodeWriteError, NotAnEpisodeError, StreamSpec,
+    TruncatedEpisodeError, UnsupportedVersionError, episode_summary, find_partials, open_episode, recover_partial, write_labels,
 )
 from recorders.episode_writer import EpisodeWriter
+from tests.fixtures import make_fixtures as fx
 
 FIXTURES = Path(__file__).parent / "fixtures"
+SUMMARY_KEYS = {"task", "instruction", "robot", "frames", "duration_s", "control_hz", "streams", "calls", "segments",
+                "success", "format_version", "recovered"}
 
 
-def test_reads_the_version_1_fixture():
-    with open_episode(FIXTURES / "episode_v1.h5") as ep:
+@pytest.mark.parametrize("name", ["episode_v1.h5", "episode_v1_jsonlines.h5"])
+def test_reads_the_version_1_fixtures(name):
+    with open_episode(FIXTURES / name) as ep:
+        assert ep.meta == fx.META and ep.created == fx.CREATED
+        assert ep.format_version == 1 and ep.success is True and not ep.recovered and ep.labels_edited
+        assert [ep.stream_spec(s.name) for s in fx.STREAMS] == fx.STREAMS
+        for s in fx.STREAMS:
+            expected = np.stack([fx.sample(s.name, i) for i in range(fx.rows(s.name))])
+            assert np.array_equal(ep.stream_data(s.name)[:], expected)
+            assert ep.stream_time(s.name) == pytest.approx(np.arange(fx.rows(s.name)) / s.rate_hz)
+        assert ep.calls == fx.CALLS and ep.labels == fx.LABELS
         s = episode_summary(ep)
-        assert ep.format_version == 1 and ep.seed == 7 and ep.scene == {"note": "fixture"}
-        assert ep.stream_data("front_rgb")[5].max() == 50
-        assert ep.stream_info("front_rgb")["meta"] == {"intrinsics": {"fx": 20.0}}
-        assert list(ep.stream_time("action")) == pytest.approx([0, 0.1, 0.2, 0.3, 0.4, 0.5])
-    assert s["task"] == "stack" and s["frames"] == 6 and s["success"] is True and s["duration_s"] == 0.6
+    assert SUMMARY_KEYS <= set(s)
+    assert s["frames"] == 6 and s["duration_s"] == 0.6 and s["success"] is True and s["control_hz"] == 10.0
     assert s["streams"]["wrist_depth"] == {"shape": [16, 16], "count": 6, "rate_hz": 10.0, "kind": "depth"}
+    assert s["streams"]["audio"]["count"] == 16
     assert [c["status"] for c in s["calls"]] == ["ok", "failed"] and s["calls"][1]["reason"] == "slipped"
-    assert [g["source"] for g in s["segments"]] == ["auto", "auto", "edited"]
+    assert s["segments"] == fx.LABELS
 
 
-def test_image_streams_are_compressed_one_frame_per_chunk():
+def test_layout_one_compressed_frame_per_chunk():
     with h5py.File(FIXTURES / "episode_v1.h5", "r") as f:
-        d = f["streams/front_rgb/data"]
-        assert d.chunks == (1, 16, 16, 3)
-        assert d.id.get_create_plist().get_filter(0)[0] == 32001  # Blosc
+        rgb, depth = f["streams/front_rgb/data"], f["streams/wrist_depth/data"]
+        assert rgb.chunks == (1, 16, 16, 3) and depth.chunks == (1, 16, 16) and depth.dtype == np.uint16
+        assert rgb.id.get_create_plist().get_filter(0)[0] == 32001  # Blosc
+        assert f["streams/action/data"].chunks == (256, 8) and f["streams/audio/data"].chunks == (4096, 1)
+        assert f["streams/action/time"].dtype == np.float64 and rgb.maxshape[0] is None
+        assert h5py.check_string_dtype(f["calls"].dtype).encoding == "utf-8" and f["labels"].shape == (3,)
 
 
-def make(tmp_path, n=20, name="ep.h5", **kw):
-    meta = EpisodeMeta("push", "push the red cube to the left", "sim", 10.0, seed=1, split="test", clock="sim")
-    streams = [StreamSpec("action", "array", (8,), "float32", 10.0), StreamSpec("cam", "rgb", (8, 8, 3), "uint8", 10)]
-    w = EpisodeWriter(tmp_path / name, meta, streams, **kw)
+def meta(**kw) -> EpisodeMeta:
+    return EpisodeMeta(**{**dict(task="push", instruction="push the red cube to the left", robot="franky-sim",
+                                 control_hz=10.0, seed=3, split="test", clock="monotonic",
+                                 scene={"cubes": ["red"], "zones": {"left": [0.1, 0.2]}}), **kw})
+
+
+SPECS = [StreamSpec("action", "array", (8,), "float32", 10.0), StreamSpec("cam", "rgb", (8, 8, 3), "uint8", 10.0)]
+
+
+def writer(tmp_path, name="ep.h5", streams=SPECS, **kw) -> EpisodeWriter:
+    return EpisodeWriter(tmp_path / name, meta(), streams, **{"drop_when_full": False, **kw})
+
+
+def fill(w: EpisodeWriter, n: int) -> None:
     for i in range(n):
         w.append("action", i / 10, np.full(8, i, np.float32))
         w.append("cam", i / 10, np.full((8, 8, 3), i, np.uint8))
-    return w
 
 
-def test_round_trip_and_atomic_finish(tmp_path):
-    w = make(tmp_path, drop_when_full=False)
-    w.log_call({"code": "home()", "name": "home", "t_start": 0.0, "t_end": 1.0, "status": "ok", "source": "gui"})
-    final = w.finish(None, [{"start": 0, "end": 20, "code": "home()", "source": "auto"}])
-    assert final.exists() and not find_partials(tmp_path)
+def test_round_trip_of_every_field(tmp_path):
+    specs = [StreamSpec("action", "array", (8,), "float32", 100.0),
+             StreamSpec("joint_positions", "array", (7,), "float64", 100.0),
+             StreamSpec("object_poses", "array", (3, 7), "float32", 100.0, {"names": ["a", "b", "c"]}),
+             StreamSpec("front_rgb", "rgb", (12, 16, 3), "uint8", 30.0, {"fx": 1.5, "fy": 1.5, "cx": 8, "cy": 6}),
+             StreamSpec("front_depth", "depth", (12, 16), "uint16", 30.0, {"depth_scale": 0.001}),
+             StreamSpec("audio", "audio", (2,), "int16", 16000.0)]
+    rng = np.random.default_rng(0)
+    data = {s.name: rng.integers(0, 200, (40, *s.shape)).astype(s.dtype) for s in specs}
+    times = {s.name: np.sort(rng.random(40)) for s in specs}
+    calls = [{"code": "home()", "name": "home", "args": [], "t_start": 0.0, "t_end": 0.2, "status": "ok",
+              "source": "teleop", "reason": None},
+             {"code": 'pick("a")', "name": "pick", "args": ["a"], "t_start": 0.2, "t_end": 0.4, "status": "aborted",
+              "source": "gui", "reason": "operator stop", "extra": {"nested": [1, 2]}}]
+    labels = [{"start": 0, "end": 15, "code": "home()", "source": "auto"},
+              {"start": 15, "end": 40, "code": 'pick("a")', "source": "auto"}]
+    w = EpisodeWriter(tmp_path / "ep.h5", meta(), specs, drop_when_full=False)
+    for i in range(40):
+        for s in specs:
+            assert w.append(s.name, times[s.name][i], data[s.name][i])
+    for c in calls:
+        w.log_call(c)
+    final = w.finish(False, labels)
+    assert final == tmp_path / "ep.h5" and not find_partials(tmp_path)
     with open_episode(final) as ep:
-        assert ep.frames == 20 and ep.success is None and ep.split == "test"
-        assert np.array_equal(ep.stream_data("action")[:, 0], np.arange(20))
-        assert ep.calls[0]["code"] == "home()"
+        assert ep.meta == meta() and ep.success is False and not ep.recovered and not ep.labels_edited
+        assert dt.datetime.fromisoformat(ep.created).tzinfo is not None
+        assert ep.stream_names == sorted(s.name for s in specs)
+        for s in specs:
+            assert ep.stream_spec(s.name) == s
+            assert np.array_equal(ep.stream_data(s.name)[:], data[s.name])
+            assert np.array_equal(ep.stream_time(s.name), times[s.name])
+        assert ep.calls == calls and ep.labels == labels and ep.frames == 40
+        summary = episode_summary(ep)
+    assert summary["robot"] == "franky-sim" and summary["success"] is False and summary["frames"] == 40
+    assert summary["streams"]["object_poses"] == {"shape": [3, 7], "count": 40, "rate_hz": 100.0, "kind": "array"}
+    assert summary["calls"][1] == {"code": 'pick("a")', "t_start": 0.2, "t_end": 0.4, "status": "aborted",
+                                   "source": "gui", "reason": "operator stop"}
 
 
-def test_write_labels_replaces_them_and_marks_edits(tmp_path):
-    final = make(tmp_path, drop_when_full=False).finish(True, [{"start": 0, "end": 20, "code": "idle", "source": "auto"}])
-    new = [{"start": 0, "end": 5, "code": "idle", "source": "auto"},
-           {"start": 5, "end": 20, "code": 'pick("a")', "source": "edited"}]
-    write_labels(final, new)
-    with open_episode(final) as ep:
-        assert ep.labels == new and ep.labels_edited
+def test_unknown_success_reads_as_none(tmp_path):
+    w = writer(tmp_path)
+    fill(w, 3)
+    with open_episode(w.finish(None, [])) as ep:
+        assert ep.success is None and episode_summary(ep)["success"] is None and ep.labels == []
 
 
-def test_full_queue_drops_and_counts(tmp_path):
-    w = make(tmp_path, n=0, queue_size=1, drop_when_full=True)
-    accepted = sum(w.append("cam", i, np.zeros((8, 8, 3), np.uint8)) for i in range(2000))
-    w.finish(None, [])
-    assert w.dropped["cam"] == 2000 - accepted and w.dropped["cam"] > 0
-
-
-def test_unknown_stream_is_a_clear_error(tmp_path):
-    w = make(tmp_path, n=0)
+def test_append_copies_the_sample_and_checks_it(tmp_path):
+    w = writer(tmp_path)
+    buf = np.zeros(8, np.float32)
+    w.append("action", 0.0, buf)
+    buf[:] = 5  # a producer reusing its buffer must not change what was recorded
+    w.append("action", 0.1, buf)
     with pytest.raises(KeyError, match="unknown stream 'nope'"):
         w.append("nope", 0.0, np.zeros(3))
+    with pytest.raises(ValueError, match=r"shape \(8, 8, 3\), got \(8, 8\)"):
+        w.append("cam", 0.0, np.zeros((8, 8), np.uint8))
+    with pytest.raises(TypeError, match="holds uint8, got float64"):
+        w.append("cam", 0.0, np.zeros((8, 8, 3)))
+    with open_episode(w.finish(None, [])) as ep:
+        assert ep.stream_data("action")[:, 0].tolist() == [0.0, 5.0]
+
+
+def test_specs_and_meta_validate_themselves(tmp_path):
+    with pytest.raises(ValueError, match="kind must be one of"):
+        StreamSpec("x", "video", (2,), "float32", 10.0)
+    with pytest.raises(ValueError, match="depth stream holds uint16"):
+        StreamSpec("d", "depth", (4, 4), "float32", 10.0)
+    with pytest.raises(ValueError, match="bad rgb sample shape"):
+        StreamSpec("c", "rgb", (4, 4), "uint8", 10.0)
+    with pytest.raises(ValueError, match="robot must be one of"):
+        meta(robot="ur5")
+    with pytest.raises(ValueError, match="clock must be one of"):
+        meta(clock="gps")
+    with pytest.raises(ValueError, match="control stream 'action'"):
+        EpisodeWriter(tmp_path / "x.h5", meta(), SPECS[1:])
+
+
+def test_full_queue_drops_and_counts(tmp_path, monkeypatch):
+    w = writer(tmp_path, queue_size=2, drop_when_full=True)
+    gate = threading.Event()
+    write_stream = w._write_stream
+    monkeypatch.setattr(w, "_write_stream", lambda *a: (gate.wait(), write_stream(*a)))  # a stalled disk
+    assert w.append("action", 0.0, np.zeros(8, np.float32))  # the queue is empty: accepted
+    accepted = [w.append("cam", i / 10, np.full((8, 8, 3), i, np.uint8)) for i in range(50)]
+    assert w.dropped["cam"] == accepted.count(False) > 40
+    gate.set()
+    with open_episode(w.finish(None, [])) as ep:
+        kept = ep.stream_data("cam")[:, 0, 0, 0]
+    assert len(kept) == accepted.count(True) == w.written["cam"]
+    assert kept.tolist() == [i for i, ok in enumerate(accepted) if ok]  # order kept, nothing duplicated
+
+
+def test_finish_leaves_only_the_final_file(tmp_path):
+    w = writer(tmp_path)
+    fill(w, 5)
+    assert w.partial.exists() and not w.path.exists()
+    final = w.finish(True, [{"start": 0, "end": 5, "code": "idle", "source": "auto"}])
+    assert final.exists() and list(tmp_path.iterdir()) == [final]
+    with pytest.raises(EpisodeError, match="already ended"):
+        w.append("action", 1.0, np.zeros(8, np.float32))
+
+
+def test_a_failing_writer_thread_fails_finish_and_keeps_the_partial(tmp_path, monkeypatch):
+    w = writer(tmp_path)
+    fill(w, 3)
+
+    def disk_full(*_):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(w, "_write_stream", disk_full)
+    w.append("action", 1.0, np.zeros(8, np.float32))
+    with pytest.raises(EpisodeWriteError, match="No space left on device"):
+        w.finish(True, [])
+    assert find_partials(tmp_path) == [w.partial] and not w.path.exists()
+
+
+def test_discard_deletes_the_recording(tmp_path):
+    w = writer(tmp_path)
+    fill(w, 5)
     w.discard()
     assert not list(tmp_path.iterdir())
 
 
+def test_write_labels_replaces_them_and_marks_edits(tmp_path):
+    w = writer(tmp_path)
+    fill(w, 20)
+    final = w.finish(True, [{"start": 0, "end": 20, "code": "idle", "source": "auto"}])
+    new = [{"start": 0, "end": 5, "code": "idle", "source": "edited", "trimmed": True},  # extra keys are kept
+           {"start": 5, "end": 20, "code": 'pick("a")', "source": "edited"}]
+    write_labels(final, new)
+    with open_episode(final) as ep:
+        assert ep.labels == new and ep.labels_edited
+    with pytest.raises(ValueError, match="source auto|edited"):
+        write_labels(final, [{"start": 0, "end": 20, "code": "idle", "source": "guessed"}])
+    write_labels(final, new[:1], edited=False)
+    with open_episode(final) as ep:
+        assert ep.labels == new[:1] and not ep.labels_edited
+
+
+def test_labels_survive_a_kill_between_unlink_and_move(tmp_path):
+    w = writer(tmp_path)
+    fill(w, 4)
+    final = w.finish(True, [{"start": 0, "end": 4, "code": "idle", "source": "edited"}])
+    with h5py.File(final, "r+") as f:  # the state write_labels leaves if killed between its two steps
+        f.move("labels", "labels.new")
+    with open_episode(final) as ep:
+        assert ep.labels == [{"start": 0, "end": 4, "code": "idle", "source": "edited"}]
+    write_labels(final, [{"start": 0, "end": 4, "code": "home()", "source": "edited"}])
+    with open_episode(final) as ep:
+        assert ep.labels[0]["code"] == "home()" and "labels.new" not in ep.h5
+
+
 def test_exception_keeps_a_recoverable_partial(tmp_path):
-    with pytest.raises(RuntimeError):
-        with make(tmp_path, drop_when_full=False):
+    with pytest.raises(RuntimeError, match="robot unplugged"):
+        with writer(tmp_path) as w:
+            fill(w, 20)
+            w.log_call({"code": "home()", "name": "home", "args": [], "t_start": 0.5, "t_end": 1.0, "status": "ok",
+                        "source": "script", "reason": None})
             raise RuntimeError("robot unplugged")
     (partial,) = find_partials(tmp_path)
+    with pytest.raises(FileExistsError, match="unfinished recording"):
+        writer(tmp_path)
     recovered = recover_partial(partial)
+    assert recovered == tmp_path / "ep.h5" and not partial.exists()
     with open_episode(recovered) as ep:
-        assert ep.recovered and ep.frames == 20 and ep.success is None
-        assert ep.labels == [{"start": 0, "end": 20, "code": "idle", "source": "auto"}]
+        assert ep.recovered and ep.success is None and ep.frames == 20 and ep.meta == meta()
+        assert np.array_equal(ep.stream_data("cam")[:, 0, 0, 0], np.arange(20))
+        assert ep.calls[0]["code"] == "home()"
+        assert [s["code"] for s in ep.labels] == ["idle", "home()", "idle"] and ep.labels[-1]["end"] == 20
+
+
+def test_recovery_never_overwrites_an_episode(tmp_path):
+    w = writer(tmp_path)
+    fill(w, 3)
+    first = w.finish(True, [])
+    with writer(tmp_path) as w:  # a second recording to the same name, never finished
+        fill(w, 7)
+    recovered = recover_partial(find_partials(tmp_path)[0])
+    assert recovered.name == "ep.recovered.h5"
+    with open_episode(first) as a, open_episode(recovered) as b:
+        assert (a.frames, a.success, b.frames, b.recovered) == (3, True, 7, True)
+
+
+def expect(error, path: Path, match: str | None = None) -> None:
+    with pytest.raises(error, match=match) as info:
+        with open_episode(path) as ep:
+            episode_summary(ep)
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message
 
 
 def test_typed_errors_for_bad_files(tmp_path):
     empty = tmp_path / "empty.h5"
     empty.write_bytes(b"")
-    with pytest.raises(EmptyEpisodeError):
-        open_episode(empty)
+    expect(EmptyEpisodeError, empty, "empty")
     text = tmp_path / "text.h5"
-    text.write_text("hello")
-    with pytest.raises(NotAnEpisodeError):
-        open_episode(text)
+    text.write_text("task: stack\n" * 50)
+    expect(NotAnEpisodeError, text, "not an HDF5")
     foreign = tmp_path / "foreign.h5"
     with h5py.File(foreign, "w") as f:
         f["x"] = np.arange(3)
-    with pytest.raises(NotAnEpisodeError, match="not a Code2Act episode"):
-        open_episode(foreign)
+    expect(NotAnEpisodeError, foreign, "not a Code2Act episode")
     newer = tmp_path / "newer.h5"
     shutil.copy(FIXTURES / "episode_v1.h5", newer)
     with h5py.File(newer, "r+") as f:
         f.attrs["format_version"] = 2
-    with pytest.raises(UnsupportedVersionError, match="format version 2"):
-        open_episode(newer)
+    expect(UnsupportedVersionError, newer, "format version 2")
     cut = tmp_path / "cut.h5"
     data = (FIXTURES / "episode_v1.h5").read_bytes()
     cut.write_bytes(data[: len(data) // 2])
+    expect(TruncatedEpisodeError, cut, "truncated or damaged")
+    with writer(tmp_path, name="cut.h5") as w:
+        fill(w, 50)
+    data = w.partial.read_bytes()
+    w.partial.write_bytes(data[: len(data) // 2])
+    expect(TruncatedEpisodeError, w.partial)
     with pytest.raises(TruncatedEpisodeError):
-        with open_episode(cut) as ep:
-            episode_summary(ep)
+        recover_partial(w.partial)
+    w = writer(tmp_path, name="no_frames.h5")
+    w.append("cam", 0.0, np.zeros((8, 8, 3), np.uint8))
+    expect(EmptyEpisodeError, w.finish(None, []), "no frames")
     with pytest.raises(FileNotFoundError):
         open_episode(tmp_path / "missing.h5")
+
+
+def test_partial_without_frames_is_not_recovered(tmp_path):
+    with writer(tmp_path):
+        pass
+    (partial,) = find_partials(tmp_path)
+    with pytest.raises(EmptyEpisodeError, match="no frames to recover"):
+        recover_partial(partial)
+    assert partial.exists() and find_partials(tmp_path) == [partial]
+
+
+def test_recording_bench_reports_its_figures(tmp_path):
+    r = bench_recording(tmp_path, seconds=1.5)
+    assert {"seconds", "frames_per_stream", "dropped_frames", "dropped_per_stream", "stop_to_readable_s",
+            "file_mb"} <= set(r)
+    assert set(r["frames_per_stream"]) == set(r["dropped_per_stream"]) >= {"front_rgb", "wrist_depth", "ee_pose"}
+    assert not list(tmp_path.iterdir())  # the multi-GB-per-minute file is not left behind

@@ -132,7 +132,8 @@ class AnnotatePanel(QWidget):
         self.table.segment_selected.connect(self.track.set_selected)
         self.table.table_model.code_rejected.connect(
             lambda row, code, why: self.show_error(f"segment {row}: {code!r} rejected: {why}"))
-        self.undo_stack.cleanChanged.connect(lambda clean: self._update_title())
+        # A bound slot (not a lambda): Qt drops it when the panel goes, before the stack is deleted.
+        self.undo_stack.cleanChanged.connect(self._on_clean_changed)
         self._set_editing_enabled(False)
         if data_dir is not None:
             self.open_folder(data_dir)
@@ -310,6 +311,9 @@ class AnnotatePanel(QWidget):
         for action in self.actions:
             if action not in (self.actions.undo, self.actions.redo):
                 action.setEnabled(on)
+
+    def _on_clean_changed(self, clean: bool) -> None:
+        self._update_title()
 
     def _update_title(self) -> None:
         if self.episode is None:
