@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 EXIT_USER_ERROR = 2
+GUI_COMMANDS = ("gui", "screenshots")  # handled by widgets/launcher.py (app/ never imports widgets)
 
 
 class UserError(Exception):
@@ -52,6 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="code2act", description="Record, segment, annotate, train and run code-to-action policies.")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
+    g = sub.add_parser("gui", help="the desktop app (default when no command is given)")
+    g.add_argument("--robot", choices=("sim", "franky-sim", "franky"), default="sim")
+    g.add_argument("--robot-ip", default=None, help="IP of a real arm (with --robot franky)")
+    g.add_argument("--camera", choices=("sim", "realsense"), default="sim")
+    g.add_argument("--data", type=Path, default=Path("data"), help="dataset folder (default ./data)")
+
+    sc = sub.add_parser("screenshots", help="render every workspace offscreen to PNG")
+    sc.add_argument("--out", type=Path, required=True)
+
     sub.add_parser("tasks", help="list the task suite")
 
     r = sub.add_parser("record", help="scripted oracle demonstrations, headless")
@@ -88,19 +98,25 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
 
     b = sub.add_parser("bench", help="speed and resource figures")
-    b.add_argument("what", choices=("recording",))
+    b.add_argument("what", choices=("recording", "annotate"),
+                   help="recording: demo and live-recording speed; annotate: opening and scrubbing a long episode")
     b.add_argument("--json", action="store_true")
     b.add_argument("--seconds", type=float, default=60.0, help="length of the synthetic recording")
     return p
+
+
+def parse_args(argv: list[str]):
+    """Parse a command line; raises UserError with one line on bad input."""
+    return build_parser().parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("MUJOCO_GL", "egl")
     try:
-        args = build_parser().parse_args(argv)
-        if args.command is None:
-            return _welcome()
+        args = parse_args(argv)
+        if args.command is None or args.command in GUI_COMMANDS or _is_gui_bench(args):
+            raise UserError("the desktop app is started by main.py (python main.py gui)")
         return _dispatch(args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -108,6 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _is_gui_bench(args) -> bool:
+    return args.command == "bench" and args.what == "annotate"
+
+
+def is_gui_command(argv: list[str]) -> bool:
+    """Commands that need Qt widgets; main.py hands these to widgets/launcher.py."""
+    return not argv or argv[0] in GUI_COMMANDS or argv[:2] == ["bench", "annotate"]
 
 
 def _dispatch(args) -> int:
@@ -153,16 +178,6 @@ def _one_line(e: BaseException) -> str:
     if isinstance(e, OSError) and e.filename:
         return f"{e.strerror or type(e).__name__}: {e.filename}"
     return " ".join(str(e).split()) or type(e).__name__
-
-
-def _welcome() -> int:
-    print("Code2Act - the simulated workcell is ready (the desktop window arrives with the GUI release).\n"
-          "Try:\n"
-          "  python main.py tasks\n"
-          "  python main.py record --task stack --episodes 3 --out data/stack\n"
-          "  python main.py inspect data/stack/stack_0000.h5\n"
-          "  python main.py --help")
-    return 0
 
 
 def print_json(obj) -> None:

@@ -16,14 +16,14 @@ import numpy as np
 
 from recorders.arms.base import ArmCommand
 from recorders.call_log import CallAborted, CallLog, SkillFailed
-from recorders.episode_file import EpisodeMeta, StreamSpec
+from recorders.episode_file import EpisodeMeta
 from recorders.episode_writer import EpisodeWriter
+from recorders.observation import OBS_KINDS, append_tick, observe, stream_specs
 from recorders.robot_api import RobotAPI
 from recorders.segmentation import segment_calls
 from recorders.task_suite import TaskInstance, TaskMonitor
 from recorders.workcell import Workcell, open_workcell
 
-OBS_KINDS = ("state", "rgb")
 MAX_EPISODE_SECONDS = 180.0
 
 
@@ -50,28 +50,6 @@ class EpisodeResult:
     failure: str | None = None
 
 
-def stream_specs(cell: Workcell, obs: str, control_hz: float) -> list[StreamSpec]:
-    """The streams a scripted demonstration writes."""
-    n = len(cell.spec.cubes)
-    specs = [
-        StreamSpec("action", "array", (8,), "float32", control_hz),
-        StreamSpec("joint_positions", "array", (7,), "float32", control_hz),
-        StreamSpec("joint_velocities", "array", (7,), "float32", control_hz),
-        StreamSpec("ee_pose", "array", (7,), "float32", control_hz),
-        StreamSpec("gripper_width", "array", (1,), "float32", control_hz),
-        StreamSpec("object_poses", "array", (n, 7), "float32", control_hz, {"names": cell.spec.object_names}),
-    ]
-    if obs == "rgb":
-        cams = cell.spec.cameras
-        for cam in cell.cameras:
-            meta = {"intrinsics": cell.camera_intrinsics(cam)}
-            specs.append(StreamSpec(f"{cam}_rgb", "rgb", (cams.height, cams.width, 3), "uint8", control_hz, meta))
-            if cams.depth:
-                specs.append(StreamSpec(f"{cam}_depth", "depth", (cams.height, cams.width), "uint16", control_hz,
-                                        {**meta, "depth_scale_m": 0.001}))
-    return specs
-
-
 class _TickRecorder:
     """The robot API's tick callback: observe, check the episode's time budget, write."""
 
@@ -83,25 +61,12 @@ class _TickRecorder:
         self.frame_times: list[float] = []
 
     def __call__(self, cmd: ArmCommand) -> None:
-        cell, w = self.cell, self.writer
         t = self.clock()
         if t > self.max_seconds:
             raise CallAborted(f"episode longer than {self.max_seconds:.0f} s")
-        s = cell.arm.state()
-        poses = cell.object_poses()
-        self.monitor.update(poses)
-        w.append("action", t, cmd.to_action().astype(np.float32))
-        w.append("joint_positions", t, s.joint_positions.astype(np.float32))
-        w.append("joint_velocities", t, s.joint_velocities.astype(np.float32))
-        w.append("ee_pose", t, s.ee_pose.to_array().astype(np.float32))
-        w.append("gripper_width", t, np.array([s.gripper_width], np.float32))
-        w.append("object_poses", t, np.stack([p.to_array() for p in poses.values()]).astype(np.float32))
-        if self.obs == "rgb":
-            for cam in cell.cameras:
-                rgb, depth = cell.render(cam)
-                w.append(f"{cam}_rgb", t, rgb)
-                if depth is not None:
-                    w.append(f"{cam}_depth", t, depth)
+        ob = observe(self.cell, cameras=self.obs == "rgb")
+        self.monitor.update(ob.object_poses)
+        append_tick(self.writer, t, cmd, ob)
         self.frame_times.append(t)
 
     def clock(self) -> float:

@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from recorders.arms.base import ArmCommand, DEFAULT_GRASP_FORCE_N
+from recorders.arms.base import DEFAULT_GRASP_FORCE_N, ArmCommand, ArmError
 from recorders.call_log import SkillFailed
 from recorders.pose import Pose, quat_yaw
 from recorders.sim.scene import CUBE_SIZE
@@ -63,7 +63,12 @@ class Motion:
         cmd = ArmCommand(self.target, self.closed, self.force)
         if self.on_tick is not None:  # the recorder pairs this command with the state before it
             self.on_tick(cmd)
-        self.cell.arm.command(cmd)
+        try:
+            self.cell.arm.command(cmd)
+        except ArmError as e:  # an e-stop between the check above and this command: still an abort
+            if self.should_abort is not None and self.should_abort():
+                raise CallAborted(str(e)) from e
+            raise
         self.cell.arm.wait_tick()
 
     def move(self, position, yaw: float | None = None, speed: float = FAST, settle: int = 0) -> None:
@@ -102,6 +107,13 @@ class Skills:
 
     def _motion(self) -> Motion:
         return Motion(self.cell, self.on_tick, self.should_abort)
+
+    def sync_held(self) -> str | None:
+        """Re-read which object is in the closed gripper (after teleop moved things by hand)."""
+        state = self.cell.arm.state()
+        held = [n for n in self.cell.spec.object_names if state.gripper_closed and self._is_held(n)]
+        self.held = held[0] if held else None
+        return self.held
 
     def _is_held(self, obj: str) -> bool:
         tcp = self.cell.arm.state().ee_pose.xyz

@@ -147,6 +147,8 @@ class StateCurvesWidget(pg.PlotWidget):
         self.addLegend(offset=(5, 5), labelTextSize="8pt")
         self._gripper = self.plot(pen=pg.mkPen("#f0c040", width=2), name="gripper width")
         self._ee_z = self.plot(pen=pg.mkPen("#50b0f0", width=2), name="end-effector z")
+        self.getPlotItem().setDownsampling(auto=True, mode="peak")  # a 10-minute episode draws fast
+        self.getPlotItem().setClipToView(True)
         self.cursor = pg.InfiniteLine(0, angle=90, pen=pg.mkPen("#ffffff", width=1))
         self.addItem(self.cursor)
         self.scene().sigMouseClicked.connect(self._clicked)

@@ -280,6 +280,13 @@ def add_workcell(scene: ET.Element, worldbody: ET.Element, spec: SceneSpec) -> N
     ET.SubElement(worldbody, "camera", name="front", pos=_fmt(*front_pos), fovy="42",
                   xyaxes=_look_at_xyaxes(front_pos, (0.45, 0.0, 0.0)))
 
+    # The finger meshes overlap when the hand closes on nothing; their contact then jams the
+    # fingers shut past their joint limit. Fingers never need to touch each other.
+    contact = scene.find("contact")
+    if contact is None:
+        contact = ET.SubElement(scene, "contact")
+    ET.SubElement(contact, "exclude", body1=ROBOT_PREFIX + "left_finger", body2=ROBOT_PREFIX + "right_finger")
+
     hand = next(b for b in worldbody.iter("body") if b.get("name") == ROBOT_PREFIX + "hand")
     ET.SubElement(hand, "site", name="tcp", pos=_fmt(0, 0, TCP_OFFSET), size="0.005", rgba="1 0 0 0", group="4")
     # A wrist camera behind the fingers, looking along the tool axis and slightly inwards.

@@ -1,0 +1,545 @@
+"""The Record workspace's engine: one worker thread owns the workcell; callers only send requests
+and read snapshots, so a window that uses it never waits on a device.
+
+    caller (GUI thread) --requests (queue)--> worker: connect, teleop at the control rate,
+                                              robot-API calls, recording, e-stop
+    caller <--snapshot() / drain_events()---  (copied under a lock, never blocks on a device)
+
+Every control tick, whether teleop or a skill drives the arm, goes through `_on_tick`: keep the
+pace (simulated arms run in real time here), observe, write the tick if recording, publish.
+Calls from the skill palette are logged with source "gui"; stretches labelled with hotkeys with
+source "hotkey". The e-stop acts from the caller's thread at once, without waiting for the worker.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+
+from app.recording import Recording, RecordingStatus, next_episode_path
+from recorders.arms.base import ArmCommand, ArmError
+from recorders.call_log import CallAborted, CallLog, SkillFailed
+from recorders.observation import Observation, observe
+from recorders.robot_api import RobotAPI
+from recorders.robot_api_spec import Call, InvalidCallError  # noqa: F401 - Call is re-exported for widgets
+from recorders.task_suite import TASKS, TaskError, TaskInstance, make_instance
+from recorders.teleop import TeleopIntegrator, TeleopIntent
+from recorders.workcell import Workcell
+
+ROBOTS = ("sim", "franky-sim", "franky")
+TASK_IDS = tuple(TASKS)
+CONNECTIONS = ("disconnected", "connecting", "live", "error")
+HISTORY_S = 30.0  # seconds of state curves kept for the plots
+
+
+@dataclass(frozen=True)
+class TickSample:
+    t: float  # seconds on the workcell's clock
+    ee_xyz: tuple[float, float, float]
+    gripper_width: float
+
+
+@dataclass(frozen=True)
+class SessionEvent:
+    kind: str  # info | error | call | saved | discarded
+    text: str
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
+class SessionSnapshot:
+    connection: str = "disconnected"
+    message: str = "not connected"
+    robot: str = "sim"
+    task: str = ""
+    seed: int = 0
+    instruction: str = ""
+    tick: int = 0
+    images: dict = field(default_factory=dict)  # camera -> (H, W, 3) uint8
+    samples: tuple[TickSample, ...] = ()
+    objects: tuple[str, ...] = ()
+    zones: tuple[str, ...] = ()
+    memory_keys: tuple[str, ...] = ()  # poses stored by remember()
+    estop_reason: str | None = None
+    running_call: str | None = None  # a robot-API call now executing
+    open_call: str | None = None  # a hotkey stretch now open
+    recording: RecordingStatus | None = None
+    speed_level: int = 1
+    late_ticks: int = 0  # ticks that started more than a period late
+    teleop_devices: tuple = ()  # TeleopDeviceInfo of every gamepad / SpaceMouse found
+    teleop_devices_note: str = "not scanned yet"  # why a kind is missing, or which device is in use
+
+
+class RecordSession:
+    """A connection to one workcell, teleop, robot-API calls and recording, run by a worker thread."""
+
+    def __init__(self, out_dir, robot: str = "sim", robot_ip: str | None = None, task: str = "stack",
+                 seed: int = 0, control_hz: float = 10.0, obs: str = "rgb",
+                 workcell_factory: Callable[..., Workcell] | None = None):
+        if robot not in ROBOTS:
+            raise ValueError(f"robot must be one of {', '.join(ROBOTS)}, got {robot!r}")
+        self.out_dir = Path(out_dir)
+        self.control_hz = float(control_hz)
+        self.obs = obs
+        self._robot, self._robot_ip = robot, robot_ip
+        self._inst: TaskInstance | None = make_instance(task, seed)
+        self._factory = workcell_factory or _open_workcell
+        self._requests: queue.Queue = queue.Queue()
+        self._lock = threading.Lock()
+        self._events: deque[SessionEvent] = deque(maxlen=1000)
+        self._abort = threading.Event()
+        self._closing = threading.Event()
+        self._live = threading.Event()
+        self._keys = TeleopIntent()
+        self._gripper_request: str | None = None  # one-shot, kept until the next teleop tick
+        self._devices: list = []  # opened teleop devices with poll() -> TeleopIntent
+        self._cell: Workcell | None = None
+        self._api: RobotAPI | None = None
+        self._idle_log: CallLog | None = None
+        self._rec: Recording | None = None
+        self._integrator = TeleopIntegrator(self.control_hz)
+        self._samples: deque[TickSample] = deque(maxlen=int(HISTORY_S * self.control_hz))
+        self._next_tick: float | None = None
+        self._late = 0
+        self._tick = 0
+        self._running_call: str | None = None
+        self._instruction = self._inst.instruction
+        self._snap = SessionSnapshot(robot=robot, task=task, seed=seed, instruction=self._instruction)
+        self._thread = threading.Thread(target=self._run, name="record-session", daemon=True)
+        self._thread.start()
+
+    # ---- requests (any thread; never block) ---------------------------------------------------------
+    def connect_robot(self, robot: str | None = None, robot_ip: str | None = None) -> None:
+        self._submit(lambda: self._connect(robot or self._robot, robot_ip if robot else self._robot_ip))
+
+    def disconnect(self) -> None:
+        self._submit(self._disconnect)
+
+    def new_scene(self, task: str, seed: int) -> None:
+        """A fresh scene of `task` laid out from `seed` (reconnects the workcell)."""
+        self._submit(lambda: self._new_scene(task, seed))
+
+    def set_teleop(self, intent: TeleopIntent) -> None:
+        """The keyboard's intent now; a gripper request is kept until the next tick takes it."""
+        with self._lock:
+            self._keys = TeleopIntent(intent.linear, intent.angular)
+            if intent.gripper is not None:
+                self._gripper_request = intent.gripper
+
+    def add_teleop_device(self, device) -> None:
+        """A gamepad or SpaceMouse (anything with poll() -> TeleopIntent), polled every tick."""
+        with self._lock:
+            self._devices.append(device)
+
+    def scan_teleop_devices(self) -> None:
+        """Look for gamepads and SpaceMice (in the worker: listing touches devices)."""
+        self._submit(self._scan_devices)
+
+    def use_teleop_device(self, info) -> None:
+        """Poll this device (a TeleopDeviceInfo from the scan) beside the keyboard; None: keyboard only."""
+        self._submit(lambda: self._use_device(info))
+
+    def set_speed_level(self, level: int) -> None:
+        self._integrator.speed_level = level
+        self._update(speed_level=self._integrator.speed_level)
+
+    def call(self, call: Call) -> None:
+        """Run a robot-API call (source gui) once the worker is free."""
+        self._submit(lambda: self._execute(call))
+
+    def open_labelled_call(self, call: Call) -> None:
+        """Start a hotkey stretch: what the operator teleoperates next is labelled `call`."""
+        self._submit(lambda: self._open_labelled(call))
+
+    def close_labelled_call(self, status: str = "ok") -> None:
+        self._submit(lambda: self._close_labelled(status))
+
+    def start_recording(self, instruction: str | None = None) -> None:
+        self._submit(lambda: self._start_recording(instruction))
+
+    def stop_recording(self) -> None:
+        """Save the episode; a running call is aborted first."""
+        if self._running_call is not None:
+            self._abort.set()
+        self._submit(lambda: self._stop_recording(keep=True))
+
+    def discard_recording(self) -> None:
+        if self._running_call is not None:
+            self._abort.set()
+        self._submit(lambda: self._stop_recording(keep=False))
+
+    def abort_call(self) -> None:
+        self._abort.set()
+
+    def estop(self, reason: str = "e-stop pressed") -> None:
+        """Stop the arm now, from any thread: the running call is aborted and commands refused."""
+        self._abort.set()
+        cell = self._cell
+        if cell is not None and hasattr(cell.arm, "estop"):
+            threading.Thread(target=self._estop_arm, args=(cell, reason), name="estop", daemon=True).start()
+        self._event("error", f"E-STOP: {reason}")
+
+    def reset_estop(self) -> None:
+        self._submit(self._reset_estop)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Save any recording, release the workcell and end the worker."""
+        self._closing.set()
+        self._abort.set()
+        self._requests.put(None)
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    # ---- reading (any thread) -----------------------------------------------------------------------
+    def snapshot(self) -> SessionSnapshot:
+        with self._lock:
+            return self._snap
+
+    def drain_events(self) -> list[SessionEvent]:
+        with self._lock:
+            events = list(self._events)
+            self._events.clear()
+        return events
+
+    def wait_until_live(self, timeout: float) -> bool:
+        return self._live.wait(timeout)
+
+    def wait_until_idle(self, timeout: float) -> bool:
+        """True once every request sent so far has been handled (for scripts and tests)."""
+        done = threading.Event()
+        self._submit(done.set)
+        return done.wait(timeout)
+
+    @property
+    def robot(self) -> str:
+        return self._robot
+
+    # ---- worker ------------------------------------------------------------------------------------
+    def _submit(self, fn: Callable[[], None]) -> None:
+        if not self._closing.is_set():
+            self._requests.put(fn)
+
+    def _run(self) -> None:
+        try:
+            while not self._closing.is_set():
+                if self._cell is None:
+                    self._handle(self._requests.get())
+                    continue
+                while True:
+                    try:
+                        self._handle(self._requests.get_nowait())
+                    except queue.Empty:
+                        break
+                if self._cell is not None and not self._closing.is_set():
+                    self._guarded(self._teleop_tick)
+        finally:
+            self._guarded(self._shutdown)
+
+    def _handle(self, fn) -> None:
+        if fn is not None and not self._closing.is_set():
+            self._guarded(fn)
+
+    def _guarded(self, fn) -> None:
+        """Run `fn`; whatever it raises becomes an error event, never the end of the worker."""
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - the worker reports and goes on
+            self._event("error", _one_line(e))
+            if isinstance(e, ArmError) and self._cell is not None and not self._cell_alive():
+                self._drop_cell(f"connection lost: {_one_line(e)}")
+
+    def _connect(self, robot: str, robot_ip: str | None) -> None:
+        if robot not in ROBOTS:
+            raise ValueError(f"unknown robot {robot!r}; choose one of: {', '.join(ROBOTS)}")
+        if self._rec is not None:
+            raise RuntimeError("stop the recording before reconnecting")
+        self._release_cell()
+        self._robot, self._robot_ip = robot, robot_ip
+        where = f" at {robot_ip}" if robot == "franky" else ""
+        self._update(connection="connecting", message=f"connecting to {robot}{where} ...", robot=robot)
+        try:
+            cell = self._factory(robot, self._inst, self.control_hz, robot_ip)
+        except Exception as e:  # noqa: BLE001 - any failure to connect is shown, never raised
+            self._update(connection="error", message=f"could not connect to {robot}{where}: {_one_line(e)}")
+            self._event("error", f"could not connect to {robot}{where}: {_one_line(e)}")
+            return
+        self._cell = cell
+        self._idle_log = CallLog(clock=cell.arm.time)
+        self._api = RobotAPI(cell, self._idle_log, on_tick=self._on_tick, should_abort=self._abort.is_set)
+        self._integrator.resync()
+        self._samples.clear()
+        self._next_tick = None
+        spec = cell.spec
+        self._update(connection="live", message=f"connected to {cell.kind}{where}", objects=tuple(spec.object_names),
+                     zones=tuple(spec.zone_names), estop_reason=None, images={}, samples=())
+        self._event("info", f"connected to {cell.kind}{where}")
+        self._live.set()
+
+    def _scan_devices(self) -> None:
+        from recorders.teleop_devices import list_devices, unavailable_reasons
+
+        found = tuple(list_devices())
+        reasons = unavailable_reasons()
+        note = "; ".join(reasons.values()) if reasons else ""
+        self._update(teleop_devices=found, teleop_devices_note=note or f"{len(found)} found")
+
+    def _use_device(self, info) -> None:
+        with self._lock:
+            old, self._devices = self._devices, []
+        for device in old:
+            device.close()
+        if info is None:
+            self._update(teleop_devices_note="keyboard only")
+            return
+        from recorders.teleop_devices import open_device
+
+        device = open_device(info)
+        self.add_teleop_device(device)
+        self._update(teleop_devices_note=f"using {device.name}")
+        self._event("info", f"teleop with {device.name} and the keyboard")
+
+    def _disconnect(self) -> None:
+        if self._rec is not None:
+            self._stop_recording(keep=True)
+        self._release_cell()
+        self._update(connection="disconnected", message="not connected")
+
+    def _new_scene(self, task: str, seed: int) -> None:
+        if self._rec is not None:
+            raise RuntimeError("stop the recording before changing the scene")
+        try:
+            self._inst = make_instance(task, int(seed))
+        except TaskError as e:
+            raise RuntimeError(str(e)) from None
+        self._instruction = self._inst.instruction
+        self._update(task=task, seed=int(seed), instruction=self._instruction)
+        if self._cell is not None or self._robot != "franky":
+            self._connect(self._robot, self._robot_ip)
+
+    def _release_cell(self) -> None:
+        cell, self._cell, self._api = self._cell, None, None
+        self._live.clear()
+        if cell is not None:
+            cell.close()
+
+    def _drop_cell(self, reason: str) -> None:
+        if self._rec is not None:
+            self._stop_recording(keep=True)
+        try:
+            self._release_cell()
+        except Exception:  # noqa: BLE001 - the connection is already gone
+            pass
+        self._update(connection="error", message=reason)
+
+    def _cell_alive(self) -> bool:
+        try:
+            self._cell.arm.state()
+            return True
+        except Exception:  # noqa: BLE001
+            return False
+
+    def _shutdown(self) -> None:
+        if self._rec is not None:
+            self._stop_recording(keep=True)  # closing the window never loses a take
+        for device in self._devices:
+            getattr(device, "close", lambda: None)()
+        self._release_cell()
+        self._update(connection="disconnected", message="closed")
+
+    # ---- control ticks -----------------------------------------------------------------------------
+    def _teleop_tick(self) -> None:
+        cell = self._cell
+        with self._lock:
+            intent = self._keys
+            if self._gripper_request is not None:
+                intent = TeleopIntent(intent.linear, intent.angular, self._gripper_request)
+                self._gripper_request = None
+            devices = list(self._devices)
+        for device in devices:
+            intent = intent.combined(device.poll())
+            if getattr(device, "error", None) and self._snap.teleop_devices_note != device.error:
+                self._update(teleop_devices_note=device.error)
+                self._event("error", f"{device.name}: {device.error}")
+        if getattr(cell.arm, "estopped", False):
+            self._on_tick(None)
+            cell.arm.wait_tick()
+            return
+        cmd = self._integrator.step(intent, cell.arm.state())
+        self._on_tick(cmd)
+        try:
+            cell.arm.command(cmd)
+        except ArmError:
+            self._integrator.resync()
+            raise
+        finally:
+            cell.arm.wait_tick()
+
+    def _on_tick(self, cmd: ArmCommand | None) -> None:
+        """Called once per control tick, just before the command is sent (skills and teleop alike)."""
+        self._pace()
+        cell = self._cell
+        ob = observe(cell, cameras=bool(cell.cameras))
+        if cmd is None:  # e-stopped: the arm holds where it is
+            cmd = ArmCommand(ob.state.ee_pose, ob.state.gripper_closed)
+        if self._rec is not None:
+            self._rec.write(cmd, ob)
+        self._publish(ob)
+
+    def _pace(self) -> None:
+        """Simulated arms advance only when stepped: hold them to the wall clock."""
+        if not getattr(self._cell.arm, "stepped", False):
+            return
+        dt = 1.0 / self.control_hz
+        now = time.monotonic()
+        deadline = now if self._next_tick is None else self._next_tick
+        if deadline > now:
+            time.sleep(deadline - now)
+        elif now - deadline > dt:
+            self._late += 1
+            deadline = now
+        self._next_tick = deadline + dt
+
+    def _publish(self, ob: Observation) -> None:
+        s = ob.state
+        self._tick += 1
+        self._samples.append(TickSample(s.time, tuple(float(v) for v in s.ee_pose.position), float(s.gripper_width)))
+        log = self._api.log if self._api is not None else None
+        open_rec = log.open_record if log is not None else None
+        self._update(tick=self._tick, images={cam: rgb.copy() for cam, (rgb, _) in ob.images.items()},
+                     samples=tuple(self._samples), estop_reason=getattr(self._cell.arm, "estop_reason", None),
+                     running_call=self._running_call, open_call=open_rec.code if open_rec else None,
+                     memory_keys=tuple(self._api.memory.poses) if self._api is not None else (),
+                     recording=self._rec.status() if self._rec is not None else None, late_ticks=self._late)
+
+    # ---- robot-API calls ---------------------------------------------------------------------------
+    def _execute(self, call: Call) -> None:
+        api = self._require_api()
+        try:
+            call.validate(self._scene_names())
+        except InvalidCallError as e:
+            raise RuntimeError(f"{call.code}: {e}") from None
+        if self._api.log.open_record is not None:
+            raise RuntimeError(f"close the labelled stretch {self._api.log.open_record.code} before calling {call.code}")
+        self._abort.clear()
+        api.skills.sync_held()
+        self._running_call = call.code
+        self._update(running_call=call.code)
+        try:
+            api.execute(call, "gui")
+            self._event("call", f"{call.code}  ok")
+        except (SkillFailed, CallAborted, ArmError) as e:
+            self._event("error", f"{call.code}  {'aborted' if isinstance(e, CallAborted) else 'failed'}: "
+                                 f"{_one_line(e)}")
+        finally:
+            api.finished = False
+            self._running_call = None
+            self._abort.clear()
+            self._integrator.resync()
+            self._update(running_call=None)
+
+    def _open_labelled(self, call: Call) -> None:
+        self._require_api()
+        if self._rec is None:
+            raise RuntimeError("start recording before labelling a teleoperated stretch")
+        call.validate(self._scene_names())
+        self._rec.log.open_call(call, "hotkey")
+        self._event("call", f"{call.code}  opened (teleoperate, then close it)")
+
+    def _close_labelled(self, status: str) -> None:
+        if self._rec is None or self._rec.log.open_record is None:
+            raise RuntimeError("no labelled stretch is open")
+        rec = self._rec.log.close_call(status)
+        self._event("call", f"{rec.code}  closed ({status}, {rec.duration:.1f} s)")
+
+    def _scene_names(self) -> list[str]:
+        return [*self._cell.spec.object_names, *self._cell.spec.zone_names]
+
+    def _require_api(self) -> RobotAPI:
+        if self._api is None:
+            raise RuntimeError("connect to a workcell first")
+        return self._api
+
+    # ---- recording ---------------------------------------------------------------------------------
+    def _start_recording(self, instruction: str | None) -> None:
+        api = self._require_api()
+        if self._rec is not None:
+            raise RuntimeError("already recording")
+        text = (instruction or "").strip() or self._instruction
+        self._instruction = text
+        task = self._inst.task.id if self._inst is not None else "teleop"
+        path = next_episode_path(self.out_dir, task)
+        self._rec = Recording(path, self._cell, self._inst, text, self.obs, self.control_hz)
+        api.log = self._rec.log
+        api.memory.poses.clear()
+        api.memory.history.clear()
+        self._update(instruction=text, recording=self._rec.status())
+        self._event("info", f"recording {path.name}")
+
+    def _stop_recording(self, keep: bool) -> None:
+        rec, self._rec = self._rec, None
+        if rec is None:
+            raise RuntimeError("not recording")
+        if self._api is not None:
+            self._api.log = self._idle_log
+        cell = self._cell
+        if not keep:
+            rec.discard()
+            self._event("discarded", f"discarded {rec.path.name}")
+        else:
+            poses = cell.object_poses() if cell is not None else None
+            result = rec.finish(poses)
+            if result.path is None:
+                self._event("discarded", f"nothing recorded in {rec.path.name}; discarded")
+            else:
+                verdict = {True: "success", False: "not successful", None: "success unknown"}[result.success]
+                self._event("saved", f"saved {result.path.name}: {result.frames} ticks, {verdict}", result.path)
+        self._update(recording=None, open_call=None)
+
+    def _reset_estop(self) -> None:
+        if self._cell is not None and hasattr(self._cell.arm, "reset_estop"):
+            self._cell.arm.reset_estop()
+            self._integrator.resync()
+            self._event("info", "e-stop reset; the arm accepts commands again")
+        self._abort.clear()
+
+    @staticmethod
+    def _estop_arm(cell: Workcell, reason: str) -> None:
+        try:
+            cell.arm.estop(reason)
+        except Exception:  # noqa: BLE001 - the arm is unreachable; its own watchdog holds it
+            pass
+
+    # ---- shared state ------------------------------------------------------------------------------
+    def _update(self, **changes) -> None:
+        with self._lock:
+            self._snap = _replace(self._snap, **changes)
+
+    def _event(self, kind: str, text: str, path: Path | None = None) -> None:
+        with self._lock:
+            self._events.append(SessionEvent(kind, text, path))
+
+
+def _replace(snap: SessionSnapshot, **changes) -> SessionSnapshot:
+    from dataclasses import replace
+
+    return replace(snap, **changes)
+
+
+def _open_workcell(robot: str, inst: TaskInstance | None, control_hz: float, robot_ip: str | None) -> Workcell:
+    if robot == "franky":
+        from recorders.franky_workcell import FrankyWorkcell
+
+        return FrankyWorkcell(robot_ip or "", control_hz)
+    from recorders.workcell import open_workcell
+
+    return open_workcell(robot, inst.scene, control_hz)
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+

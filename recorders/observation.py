@@ -1,0 +1,80 @@
+"""What one control tick observes, and how a tick is written to an episode.
+
+Shared by scripted recording (recorders/demo_recorder.py) and interactive recording (the GUI's
+record session), so both write exactly the same streams: the command of the tick, the
+proprioception taken just before it, the object poses and, with `obs="rgb"`, every camera.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from recorders.arms.base import ArmCommand, ArmState
+from recorders.episode_file import StreamSpec
+from recorders.episode_writer import EpisodeWriter
+from recorders.pose import Pose
+from recorders.workcell import Workcell
+
+OBS_KINDS = ("state", "rgb")
+
+
+@dataclass(frozen=True)
+class Observation:
+    state: ArmState
+    object_poses: dict[str, Pose]
+    images: dict[str, tuple[np.ndarray, np.ndarray | None]] = field(default_factory=dict)  # camera -> rgb, depth
+
+
+def observe(cell: Workcell, cameras: bool) -> Observation:
+    """The workcell now: arm state, object poses and (if `cameras`) a frame of every camera."""
+    images = {cam: cell.render(cam) for cam in cell.cameras} if cameras else {}
+    return Observation(cell.arm.state(), cell.object_poses(), images)
+
+
+def stream_specs(cell: Workcell, obs: str, control_hz: float) -> list[StreamSpec]:
+    """The streams a recording of `cell` writes."""
+    if obs not in OBS_KINDS:
+        raise ValueError(f"obs must be one of {', '.join(OBS_KINDS)}, got {obs!r}")
+    n = len(cell.spec.cubes)
+    specs = [
+        StreamSpec("action", "array", (8,), "float32", control_hz),
+        StreamSpec("joint_positions", "array", (7,), "float32", control_hz),
+        StreamSpec("joint_velocities", "array", (7,), "float32", control_hz),
+        StreamSpec("ee_pose", "array", (7,), "float32", control_hz),
+        StreamSpec("gripper_width", "array", (1,), "float32", control_hz),
+    ]
+    if n:
+        specs.append(StreamSpec("object_poses", "array", (n, 7), "float32", control_hz,
+                                {"names": cell.spec.object_names}))
+    if obs == "rgb":
+        cams = cell.spec.cameras
+        for cam in cell.cameras:
+            meta = {"intrinsics": cell.camera_intrinsics(cam)}
+            specs.append(StreamSpec(f"{cam}_rgb", "rgb", (cams.height, cams.width, 3), "uint8", control_hz, meta))
+            if cams.depth:
+                specs.append(StreamSpec(f"{cam}_depth", "depth", (cams.height, cams.width), "uint16", control_hz,
+                                        {**meta, "depth_scale_m": 0.001}))
+    return specs
+
+
+def append_tick(writer: EpisodeWriter, t: float, cmd: ArmCommand, ob: Observation) -> dict[str, bool]:
+    """Write one tick at episode time `t`; returns, per stream, whether the sample was kept
+    (False: dropped because the writer is behind)."""
+    s = ob.state
+    kept = {
+        "action": writer.append("action", t, cmd.to_action().astype(np.float32)),
+        "joint_positions": writer.append("joint_positions", t, s.joint_positions.astype(np.float32)),
+        "joint_velocities": writer.append("joint_velocities", t, s.joint_velocities.astype(np.float32)),
+        "ee_pose": writer.append("ee_pose", t, s.ee_pose.to_array().astype(np.float32)),
+        "gripper_width": writer.append("gripper_width", t, np.array([s.gripper_width], np.float32)),
+    }
+    if "object_poses" in writer.specs:
+        poses = np.stack([p.to_array() for p in ob.object_poses.values()]).astype(np.float32)
+        kept["object_poses"] = writer.append("object_poses", t, poses)
+    for cam, (rgb, depth) in ob.images.items():
+        if f"{cam}_rgb" in writer.specs:
+            kept[f"{cam}_rgb"] = writer.append(f"{cam}_rgb", t, rgb)
+        if depth is not None and f"{cam}_depth" in writer.specs:
+            kept[f"{cam}_depth"] = writer.append(f"{cam}_depth", t, depth)
+    return kept

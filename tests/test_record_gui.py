@@ -1,0 +1,178 @@
+"""The Record workspace end to end, offscreen: teleop keys, the skill palette, hotkey labels, a saved
+take opened in Annotate; and the GUI heartbeat while recording with both cameras."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QApplication
+
+from app.record_session import RecordSession
+from recorders.episode_file import open_episode
+
+pytestmark = pytest.mark.slow
+CTRL = Qt.KeyboardModifier.ControlModifier
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    from widgets.launcher import build_window
+
+    session = RecordSession(tmp_path, task="stack", seed=3)
+    win = build_window(session, tmp_path)
+    win.ask_unsaved_on_close = lambda: "discard"  # a failed test must not leave a modal prompt behind
+    qtbot.addWidget(win)
+    win.show()
+    win.windowHandle().requestActivate()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is win, timeout=3000)
+    session.connect_robot()
+    qtbot.waitUntil(lambda: win.record_panel._snap.connection == "live", timeout=30000)
+    qtbot.waitUntil(lambda: len(win.record_panel._snap.samples) > 2, timeout=5000)
+    yield win
+    session.close()
+
+
+def hold_key(qtbot, widget, key, ms):
+    qtbot.keyPress(widget, key)
+    qtbot.wait(ms)
+    qtbot.keyRelease(widget, key)
+
+
+def tcp(panel):
+    return panel.session.snapshot().samples[-1]
+
+
+def log_texts(panel):
+    return [panel.log.item(i).text() for i in range(panel.log.count())]
+
+
+def test_record_by_teleop_keys_and_palette_then_annotate(window, qtbot, tmp_path):
+    panel = window.record_panel
+    objects = panel._snap.objects
+    assert panel.palette.buttons["pick"].isEnabled() and panel.cameras.cameras == ["front", "wrist"]
+    qtbot.keyClick(panel.cameras, Qt.Key.Key_R, CTRL)
+    qtbot.waitUntil(lambda: panel._snap.recording is not None, timeout=3000)
+    assert "Stop" in panel.record_button.text()
+
+    start = tcp(panel)
+    hold_key(qtbot, panel.cameras, Qt.Key.Key_F, 1200)  # down at 5 cm/s
+    qtbot.wait(300)
+    assert start.ee_xyz[2] - tcp(panel).ee_xyz[2] > 0.035
+    qtbot.keyClick(panel.cameras, Qt.Key.Key_Space)  # close the gripper
+    qtbot.waitUntil(lambda: tcp(panel).gripper_width < 0.01, timeout=5000)
+    qtbot.keyClick(panel.cameras, Qt.Key.Key_Space)  # and open it again
+    qtbot.waitUntil(lambda: tcp(panel).gripper_width > 0.07, timeout=5000)
+
+    panel.palette.choose("pick", objects[0])
+    qtbot.mouseClick(panel.palette.buttons["pick"], Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel._snap.running_call is not None, timeout=3000)
+    assert not panel.palette.isEnabled() and panel.abort_button.isEnabled()
+    qtbot.waitUntil(lambda: any(t.startswith(f'pick("{objects[0]}")  ok') for t in log_texts(panel)), timeout=30000)
+
+    panel.palette.choose("place", objects[0], objects[1])
+    qtbot.keyClick(panel.cameras, Qt.Key.Key_2)  # label the next teleop stretch as place(...)
+    qtbot.waitUntil(lambda: panel._snap.open_call is not None, timeout=3000)
+    assert panel._snap.open_call == f'place("{objects[0]}", "{objects[1]}")'
+    hold_key(qtbot, panel.cameras, Qt.Key.Key_W, 500)
+    qtbot.keyClick(panel.cameras, Qt.Key.Key_2)
+    qtbot.waitUntil(lambda: panel._snap.open_call is None, timeout=3000)
+
+    assert any(s.fps > 5 for s in panel._snap.recording.streams if s.name == "front_rgb")
+    assert panel.streams.rowCount() == len(panel._snap.recording.streams)
+    qtbot.keyClick(panel.cameras, Qt.Key.Key_R, CTRL)
+    qtbot.waitUntil(lambda: panel.episodes.count() == 1, timeout=10000)
+    path = panel.episode_paths()[0]
+    with open_episode(path) as ep:
+        calls = [(c["name"], c["source"], c["status"]) for c in ep.calls]
+        assert calls == [("pick", "gui", "ok"), ("place", "hotkey", "ok")]
+        assert {"front_rgb", "wrist_rgb"} <= set(ep.stream_names)
+
+    # The saved take in Annotate: listed, opened by double-click, edited, saved, reopened.
+    annotate = window.annotate_panel
+    assert annotate.browser.table.rowCount() == 1
+    item = panel.episodes.item(0)
+    panel.episodes.itemDoubleClicked.emit(item)
+    assert window.tabs.currentWidget() is annotate and annotate.episode.path == path
+    codes = [(s.code, s.source) for s in annotate.model.segments]
+    assert (f'pick("{objects[0]}")', "auto") in codes and codes[0][0] == "idle"
+    region = annotate.track.regions[0]
+    end = annotate.model.segments[0].end
+    region.lines[1].setValue(end - 4)
+    with qtbot.waitSignal(annotate.model.labels_changed):
+        region.lines[1].sigPositionChangeFinished.emit(region.lines[1])  # the mouse is released
+    assert annotate.undo_stack.count() == 1
+    moved = annotate.model.segments[0].end
+    assert moved != end
+    annotate.actions.save.trigger()
+    assert annotate.open_episode(path)
+    assert annotate.model.segments[0].end == moved
+
+
+def test_gui_event_loop_never_blocks_while_recording_both_cameras(window, qtbot):
+    """Heartbeat: a 10 ms timer keeps firing (gaps < 100 ms) during teleop, a skill and recording."""
+    panel = window.record_panel
+    gaps, last = [], [time.perf_counter()]
+
+    def beat():
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.timeout.connect(beat)
+    timer.start(10)
+    qtbot.keyClick(panel.cameras, Qt.Key.Key_R, CTRL)
+    qtbot.waitUntil(lambda: panel._snap.recording is not None, timeout=3000)
+    hold_key(qtbot, panel.cameras, Qt.Key.Key_A, 800)
+    panel.palette.choose("pick", panel._snap.objects[0])
+    qtbot.mouseClick(panel.palette.buttons["pick"], Qt.MouseButton.LeftButton)
+    qtbot.wait(3000)
+    qtbot.keyClick(panel.cameras, Qt.Key.Key_R, CTRL)
+    qtbot.waitUntil(lambda: panel.episodes.count() == 1, timeout=15000)
+    timer.stop()
+    print(f"heartbeat: {len(gaps)} beats, max gap {max(gaps[1:]) * 1000:.0f} ms")
+    assert len(gaps) > 200
+    assert max(gaps[1:]) < 0.1, f"the GUI thread was blocked for {max(gaps[1:]) * 1000:.0f} ms"
+    recorded = {s.name for s in panel._snap.recording.streams} if panel._snap.recording else set()
+    assert not recorded  # the take was stopped and saved
+    with open_episode(panel.episode_paths()[0]) as ep:
+        assert ep.stream_count("front_rgb") == ep.stream_count("wrist_rgb") == ep.frames > 30
+
+
+def test_screenshots_command_renders_every_workspace(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from PySide6.QtGui import QImage
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "main.py", "screenshots", "--out", str(tmp_path)], cwd=root,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in ("record", "annotate"):
+        image = QImage(str(tmp_path / f"{name}.png"))
+        assert image.width() >= 1200 and image.height() >= 800
+        # not a blank window: the live camera / episode views put many colours on screen
+        colours = {image.pixel(x, y) for x in range(0, image.width(), 23) for y in range(0, image.height(), 23)}
+        assert len(colours) > 40, (name, len(colours))  # an empty window has a handful
+
+
+@pytest.mark.parametrize("args, message", [
+    (["gui", "--robot", "franky"], "needs --robot-ip"),
+    ([], "no display"),
+    (["gui", "--robot", "ur5"], "invalid choice"),
+])
+def test_gui_start_problems_are_one_line_errors(args, message):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    done = subprocess.run([sys.executable, "main.py", *args], cwd=Path(__file__).resolve().parents[1], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
