@@ -187,6 +187,10 @@ class RecordSession:
     def reset_estop(self) -> None:
         self._submit(self._reset_estop)
 
+    def recover_arm(self) -> None:
+        """Clear a real arm's errors (franky's recover_from_errors); call only after the operator confirmed."""
+        self._submit(self._recover_arm)
+
     def close(self, timeout: float = 10.0) -> None:
         """Save any recording, release the workcell and end the worker."""
         self._closing.set()
@@ -506,6 +510,12 @@ class RecordSession:
             self._integrator.resync()
             self._event("info", "e-stop reset; the arm accepts commands again")
         self._abort.clear()
+
+    def _recover_arm(self) -> None:
+        self._require_api()
+        self._cell.arm.recover()  # ArmError ("a sim arm has no errors ...") becomes an error event
+        self._integrator.resync()
+        self._event("info", "arm errors cleared (recover_from_errors)")
 
     @staticmethod
     def _estop_arm(cell: Workcell, reason: str) -> None:

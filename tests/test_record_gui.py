@@ -176,3 +176,23 @@ def test_gui_start_problems_are_one_line_errors(args, message):
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], done.stderr
+
+
+def test_connecting_to_an_unreachable_arm_shows_the_error_in_the_window(window, qtbot):
+    panel = window.record_panel
+    panel.robot.setCurrentText("franky")
+    assert panel.robot_ip.isEnabled()
+    errors = []
+    panel.show_error = errors.append
+    qtbot.mouseClick(panel.connect_button, Qt.MouseButton.LeftButton)  # no IP yet: asked for, nothing sent
+    assert errors and "IP address" in errors[0]
+    panel.robot_ip.setText("127.0.0.1")  # no FCI listens here
+    qtbot.mouseClick(panel.connect_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel._snap.connection == "error", timeout=30000)
+    assert "could not connect to franky at 127.0.0.1" in panel.status.text()
+    assert any("could not connect" in t for t in log_texts(panel))
+    assert not panel.palette.isEnabled() and window.isVisible()
+    panel.robot.setCurrentText("sim")
+    qtbot.mouseClick(panel.connect_button, Qt.MouseButton.LeftButton)  # and back to the simulated workcell
+    qtbot.waitUntil(lambda: panel._snap.connection == "live", timeout=30000)
+    assert panel.palette.isEnabled()

@@ -167,3 +167,47 @@ def test_episode_names_continue_after_the_highest_index(tmp_path):
         (tmp_path / name).write_bytes(b"")
     assert next_episode_path(tmp_path, "stack").name == "stack_0008.h5"
     assert next_episode_path(tmp_path / "missing", "swap").name == "swap_0000.h5"
+
+
+def test_franky_sim_through_the_session_teleop_a_logged_pick_and_estop(tmp_path):
+    """The real-arm code path (franky against a franky-sim server process) behind the same session."""
+    from recorders.sim.franky_sim_server import FrankySimUnavailable
+    from recorders.workcell import open_workcell
+
+    unavailable = []
+
+    def factory(robot, inst, hz, ip):  # runs on the session's worker thread
+        try:
+            return open_workcell(robot, inst.scene, hz)
+        except FrankySimUnavailable as e:
+            unavailable.append(str(e))
+            raise
+
+    s = RecordSession(tmp_path, robot="franky-sim", task="stack", seed=0, workcell_factory=factory)
+    try:
+        s.connect_robot()
+        live = s.wait_until_live(60)
+        if unavailable:  # only "cannot run here" skips; any other failure fails
+            pytest.skip(f"franky-sim cannot start here: {unavailable[0]}")
+        assert live, s.snapshot().message
+        assert wait_for(lambda: len(s.snapshot().samples) > 3)
+        z0 = s.snapshot().samples[-1].ee_xyz[2]
+        s.set_teleop(TeleopIntent(linear=(0.0, 0.0, -1.0)))
+        assert wait_for(lambda: s.snapshot().samples[-1].ee_xyz[2] < z0 - 0.03, timeout=10)
+        s.set_teleop(TeleopIntent())
+        s.start_recording()
+        s.call(Call("pick", (s.snapshot().objects[0],)))
+        assert s.wait_until_idle(90)
+        s.estop("test")
+        assert wait_for(lambda: s.snapshot().estop_reason == "test", timeout=5)
+        s.recover_arm()  # franky's recover_from_errors, as the GUI's "Recover arm" does once confirmed
+        s.stop_recording()
+        assert s.wait_until_idle(30)
+        events = s.drain_events()
+        assert any(e.kind == "call" and e.text.startswith("pick(") and e.text.endswith("ok") for e in events), events
+        assert any(e.text.startswith("arm errors cleared") for e in events), events
+        saved = [e for e in events if e.kind == "saved"]
+        with open_episode(saved[0].path) as ep:
+            assert ep.meta.robot == "franky-sim" and ep.calls[0]["source"] == "gui"
+    finally:
+        s.close()

@@ -114,6 +114,9 @@ class RecordPanel(QWidget):
         self.connect_button = QPushButton("Connect")
         self.connect_button.clicked.connect(self._connect_clicked)
         self.status = QLabel("not connected")
+        self.recover_button = QPushButton("Recover arm")
+        self.recover_button.setToolTip("Clear the arm's error state after a reflex or a collision (asks first)")
+        self.recover_button.clicked.connect(self.recover_arm)
         self.task = QComboBox()
         self.task.addItems(TASK_IDS)
         self.task.setCurrentText(self._snap.task or "stack")
@@ -127,7 +130,7 @@ class RecordPanel(QWidget):
         self.robot.currentTextChanged.connect(lambda r: self.robot_ip.setEnabled(r == "franky"))
         self.robot_ip.setEnabled(self.session.robot == "franky")
         bar = QHBoxLayout()
-        for w in (QLabel("Robot"), self.robot, self.robot_ip, self.connect_button, self.status):
+        for w in (QLabel("Robot"), self.robot, self.robot_ip, self.connect_button, self.status, self.recover_button):
             bar.addWidget(w)
         bar.addSpacing(18)
         for w in (QLabel("Task"), self.task, QLabel("seed"), self.seed, self.new_scene_button):
@@ -245,6 +248,16 @@ class RecordPanel(QWidget):
         if self._snap.recording is not None and self.confirm_discard():
             self.session.discard_recording()
 
+    def recover_arm(self) -> None:
+        if self.confirm_recover():
+            self.session.recover_arm()
+
+    def confirm_recover(self) -> bool:
+        """franky errors are cleared only after the operator confirms (DESIGN.md section 8)."""
+        return QMessageBox.question(
+            self, "Recover the arm", "Clear the arm's errors and let it accept commands again?\n\n"
+            "Check first that nothing is in the arm's way.") == QMessageBox.StandardButton.Yes
+
     def confirm_discard(self) -> bool:
         """Ask before throwing a take away (replaced in tests)."""
         return QMessageBox.question(self, "Discard take", "Discard the take being recorded?") \
@@ -283,6 +296,7 @@ class RecordPanel(QWidget):
         self.connect_button.setText("Disconnect" if s.connection == "live" and self.robot.currentText() == s.robot
                                     else "Connect")
         self.connect_button.setEnabled(s.connection != "connecting" and s.recording is None)
+        self.recover_button.setVisible(s.connection == "live" and s.robot in ("franky", "franky-sim"))
         self.palette.set_scene(list(s.objects), list(s.zones), list(s.memory_keys))
         self.palette.setEnabled(s.connection == "live" and s.running_call is None and s.estop_reason is None)
         self.running.setText(f"running: <b>{s.running_call}</b>" if s.running_call else "idle")
