@@ -196,3 +196,19 @@ def test_connecting_to_an_unreachable_arm_shows_the_error_in_the_window(window, 
     qtbot.mouseClick(panel.connect_button, Qt.MouseButton.LeftButton)  # and back to the simulated workcell
     qtbot.waitUntil(lambda: panel._snap.connection == "live", timeout=30000)
     assert panel.palette.isEnabled()
+
+
+def test_escape_in_any_workspace_stops_the_arm_until_reset(window, qtbot):
+    panel = window.record_panel
+    window.tabs.setCurrentWidget(window.annotate_panel)
+    qtbot.keyClick(window.annotate_panel, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: panel._snap.estop_reason is not None, timeout=3000)
+    window.tabs.setCurrentWidget(panel)
+    qtbot.waitUntil(lambda: panel.estop_banner.isVisible(), timeout=3000)
+    assert not panel.palette.isEnabled()
+    held = tcp(panel).ee_xyz
+    hold_key(qtbot, panel.cameras, Qt.Key.Key_W, 600)
+    assert abs(tcp(panel).ee_xyz[0] - held[0]) < 0.005  # teleop refused while stopped
+    qtbot.mouseClick(panel.reset_estop_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not panel.estop_banner.isVisible(), timeout=3000)
+    assert panel.palette.isEnabled()
