@@ -292,7 +292,10 @@ class RecordPanel(QWidget):
 
     def _show_state(self, s: SessionSnapshot) -> None:
         colour = STATUS_COLOURS.get(s.connection, "#757575")
-        self.status.setText(f"<span style='color:{colour}'>●</span> {s.message}")
+        late = f" <span style='color:#c62828'>({s.late_ticks} late tick{'s' if s.late_ticks > 1 else ''})</span>" if s.late_ticks else ""
+        self.status.setText(f"<span style='color:{colour}'>●</span> {s.message}{late}")
+        self.status.setToolTip("Late ticks: control ticks that started more than a period late "
+                               "(the computer could not keep the simulation in real time)")
         self.connect_button.setText("Disconnect" if s.connection == "live" and self.robot.currentText() == s.robot
                                     else "Connect")
         self.connect_button.setEnabled(s.connection != "connecting" and s.recording is None)
