@@ -1,0 +1,322 @@
+"""Training windows for the low-level diffusion policy, cut from episode files by their labels.
+
+Owns how labelled episodes become samples (`PolicyDataset`) and the min/max normalisation saved
+beside a checkpoint (`NormStats`, JSON only). Data flows: episode files -> `open_episode` ->
+low-dim streams, labels AS STORED (edited ones included) and the call log read once in __init__
+(files closed again) -> one `PolicySample` per frame t of every motion segment -> `__getitem__`:
+```
+obs_state    (To, 8 + 7 * MAX_OBJECTS) float32  ee_pose 7, gripper_width 1, object poses (zero-padded)
+object_mask  (MAX_OBJECTS,)            float32  1 for the episode's objects
+action       (Tp, 8)                   float32  actions t .. t+Tp-1, the segment's last one repeated
+done         (Tp,)                     float32  1 where step t+k lies past the segment (t+k >= end)
+call         (CallEncoding.dim,)       float32  cond="call": models/call_encoding.py's layout
+function     ()                        int64    cond="call": index in vocabulary()
+memory       (MEMORY_DIM,)             float32  cond="call" and memory=True
+task         ()                        int64    cond="flat": index in TASK_VOCAB (len: unknown task)
+front_rgb, wrist_rgb  (To, 3, H, W)    uint8    obs="rgb", read lazily per item
+```
+Observation frames t-1, t are clamped to the segment start. Resolved targets: recall(key) is the
+pose the object had when remember(key, obj) ran (from the call log); free_space(near) is where the
+placed object came to rest: its pose at frame `end` (the observation after the segment's last
+command), or the last frame when the segment ends the episode. memory=False zeroes recall targets
+and leaves out `memory`. cond="flat" (the paper's flat baseline) knows only the task, so each
+episode is one segment over all its frames and `done` marks the episode's end; it has no memory.
+HDF5 files holding images are opened on first use in each process, so DataLoader workers work.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from models.call_encoding import (CallEncoding, encode_memory, function_index, memory_at, remembered_poses,
+                                  zone_pose)
+from recorders.episode_file import EpisodeError, open_episode
+from recorders.robot_api_spec import Call, InvalidCallError
+from recorders.task_suite import TASKS
+
+OBS_KINDS = ("state", "rgb")
+COND_KINDS = ("call", "flat")
+CAMERAS = ("front_rgb", "wrist_rgb")
+MAX_OBJECTS = 5
+PROPRIO_DIM = 8  # ee_pose 7 + gripper_width 1
+STATE_DIM = PROPRIO_DIM + 7 * MAX_OBJECTS
+ACTION_DIM = 8
+TASK_VOCAB = tuple(TASKS)
+NORM_STATS_FILE = "norm_stats.json"
+NORM_STATS_VERSION = 1
+RANGE_EPS = 1e-4  # as diffusion_policy: a dim varying less than this is treated as constant
+_SKIP_ERRORS = (EpisodeError, OSError, KeyError, ValueError, TypeError, IndexError)
+
+
+@dataclass(frozen=True)
+class NormStats:
+    """Per-dimension min/max of each normalised key ("action", "obs_state"), mapping to [-1, 1].
+    Dimensions whose range is below RANGE_EPS are only centred (half-range taken as 1): no division
+    by zero, and float32 round-off of a near-constant dim is not blown up past [-1, 1]."""
+
+    mins: dict[str, tuple[float, ...]]
+    maxs: dict[str, tuple[float, ...]]
+
+    @staticmethod
+    def from_arrays(arrays: dict[str, np.ndarray]) -> "NormStats":
+        """Stats of `arrays`: key -> (N, D) rows."""
+        if any(len(a) == 0 for a in arrays.values()):
+            raise ValueError("cannot compute normalisation stats from no samples")
+        return NormStats({k: tuple(map(float, a.min(0))) for k, a in arrays.items()},
+                         {k: tuple(map(float, a.max(0))) for k, a in arrays.items()})
+
+    def _centre_half(self, key: str, like):
+        if key not in self.mins:
+            raise KeyError(f"no normalisation stats for {key!r}; have {', '.join(self.mins)}")
+        lo, hi = np.asarray(self.mins[key], np.float64), np.asarray(self.maxs[key], np.float64)
+        half = (hi - lo) / 2
+        half[half < RANGE_EPS / 2] = 1.0
+        centre = (hi + lo) / 2
+        if isinstance(like, torch.Tensor):
+            return (torch.as_tensor(centre, dtype=like.dtype, device=like.device),
+                    torch.as_tensor(half, dtype=like.dtype, device=like.device))
+        dtype = np.asarray(like).dtype if np.issubdtype(np.asarray(like).dtype, np.floating) else np.float32
+        return centre.astype(dtype), half.astype(dtype)
+
+    def normalize(self, key: str, x):
+        """x (..., D), numpy or torch -> [-1, 1] over the stats' range."""
+        centre, half = self._centre_half(key, x)
+        return (x - centre) / half
+
+    def unnormalize(self, key: str, x):
+        centre, half = self._centre_half(key, x)
+        return x * half + centre
+
+    def to_json(self) -> dict:
+        return {"format_version": NORM_STATS_VERSION, "min": {k: list(v) for k, v in self.mins.items()},
+                "max": {k: list(v) for k, v in self.maxs.items()}}
+
+    @staticmethod
+    def from_json(d: dict) -> "NormStats":
+        if not isinstance(d, dict) or int(d.get("format_version", -1)) != NORM_STATS_VERSION:
+            raise ValueError(f"not normalisation stats of format version {NORM_STATS_VERSION}")
+        mins = {k: tuple(map(float, v)) for k, v in d["min"].items()}
+        maxs = {k: tuple(map(float, v)) for k, v in d["max"].items()}
+        if mins.keys() != maxs.keys() or any(len(mins[k]) != len(maxs[k]) for k in mins):
+            raise ValueError("normalisation stats: min and max disagree in keys or sizes")
+        return NormStats(mins, maxs)
+
+    def save(self, path) -> Path:
+        """Write JSON atomically; `path` may be a checkpoint folder (then NORM_STATS_FILE inside it)."""
+        path = Path(path)
+        path = path / NORM_STATS_FILE if path.is_dir() else path
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+    @staticmethod
+    def load(path) -> "NormStats":
+        path = Path(path)
+        path = path / NORM_STATS_FILE if path.is_dir() else path
+        return NormStats.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+@dataclass(frozen=True)
+class PolicySample:
+    """One training window: frame `t` of segment `segment` (an index into `PolicyDataset.segments`)."""
+    segment: int
+    t: int
+
+
+@dataclass(frozen=True)
+class PolicySegment:
+    episode: int  # index into PolicyDataset.paths
+    start: int
+    end: int  # exclusive
+    code: str  # the label's code ("" for a flat episode)
+    source: str  # auto | edited | flat
+    call: Call | None
+    resolved: np.ndarray | None  # the nested recall/free_space target's pose
+
+
+@dataclass
+class _EpisodeArrays:
+    task: int
+    times: np.ndarray  # (N,)
+    action: np.ndarray  # (N, 8)
+    state: np.ndarray  # (N, STATE_DIM)
+    object_poses: np.ndarray  # (N, n_objects, 7)
+    object_mask: np.ndarray  # (MAX_OBJECTS,)
+    names: list[str]
+    zones: dict[str, np.ndarray]
+    memory: list  # remembered_poses(...)
+
+
+def _targets_recall(call: Call) -> bool:
+    return any(isinstance(a, Call) and a.name == "recall" for a in call.args)
+
+
+class PolicyDataset(Dataset):
+    """Windows of labelled episodes (see the module docstring for the item layout); unreadable
+    episodes and unusable segments are listed in `skipped`, never raised."""
+
+    def __init__(self, paths, obs: str = "state", cond: str = "call", memory: bool = True,
+                 obs_horizon: int = 2, pred_horizon: int = 16):
+        if obs not in OBS_KINDS:
+            raise ValueError(f"obs must be one of {', '.join(OBS_KINDS)}, got {obs!r}")
+        if cond not in COND_KINDS:
+            raise ValueError(f"cond must be one of {', '.join(COND_KINDS)}, got {cond!r}")
+        if obs_horizon < 1 or pred_horizon < 1:
+            raise ValueError(f"horizons must be >= 1, got obs {obs_horizon}, prediction {pred_horizon}")
+        self.obs, self.cond, self.memory = obs, cond, bool(memory) and cond == "call"
+        self.obs_horizon, self.pred_horizon = int(obs_horizon), int(pred_horizon)
+        self.encoding = CallEncoding()
+        self.paths: list[Path] = []
+        self.skipped: list[tuple[str, str]] = []  # (path, reason): episodes and single segments
+        self.segments: list[PolicySegment] = []
+        self._episodes: list[_EpisodeArrays] = []
+        for path in map(Path, paths):
+            try:
+                arrays, segments = self._load(path, len(self.paths))
+            except (*_SKIP_ERRORS, InvalidCallError) as e:
+                self.skipped.append((str(path), str(e) or type(e).__name__))
+                continue
+            self.paths.append(path)
+            self._episodes.append(arrays)
+            self.segments += segments
+        self.samples = [PolicySample(i, t) for i, s in enumerate(self.segments) for t in range(s.start, s.end)]
+        self._files: dict = {}
+        self._pid = os.getpid()
+
+    # ---- reading episodes (once, in __init__) -----------------------------------------------------
+    def _load(self, path: Path, index: int) -> tuple[_EpisodeArrays, list[PolicySegment]]:
+        with open_episode(path) as ep:
+            n = ep.frames
+            needed = ["ee_pose", "gripper_width"] + (list(CAMERAS) if self.obs == "rgb" else [])
+            for name in needed + ["object_poses"] * ("object_poses" in ep.stream_names):
+                if name not in ep.stream_names or ep.stream_count(name) < n:
+                    raise ValueError(f"stream {name} is missing or shorter than the {n} control frames")
+            read = lambda name: np.asarray(ep.stream_data(name)[:n], np.float32)  # noqa: E731
+            action = read("action")
+            if "object_poses" in ep.stream_names:
+                objects, names = read("object_poses"), list(ep.stream_spec("object_poses").meta.get("names", []))
+            else:
+                objects, names = np.zeros((n, 0, 7), np.float32), []
+            if objects.shape[1] > MAX_OBJECTS or len(names) != objects.shape[1]:
+                raise ValueError(f"{objects.shape[1]} objects ({len(names)} names); at most {MAX_OBJECTS} supported")
+            padded = np.zeros((n, MAX_OBJECTS, 7), np.float32)
+            padded[:, :objects.shape[1]] = objects
+            state = np.concatenate([read("ee_pose"), read("gripper_width"), padded.reshape(n, -1)], 1)
+            zones = {z["name"]: zone_pose(z["position"]) for z in ep.scene.get("spec", {}).get("zones", [])}
+            times = ep.stream_time("action")
+            arrays = _EpisodeArrays(TASK_VOCAB.index(ep.task) if ep.task in TASK_VOCAB else len(TASK_VOCAB),
+                                    times, action, state, objects,
+                                    (np.arange(MAX_OBJECTS) < len(names)).astype(np.float32),
+                                    names, zones, remembered_poses(ep.calls, times, objects, names))
+            if self.cond == "flat":
+                return arrays, [PolicySegment(index, 0, n, "", "flat", None, None)]
+            return arrays, self._segments_of(path, index, ep.labels, arrays)
+
+    def _segments_of(self, path: Path, index: int, labels: list[dict], a: _EpisodeArrays) -> list[PolicySegment]:
+        out, n = [], len(a.times)
+        for k, label in enumerate(labels):
+            code = str(label.get("code", ""))
+            try:
+                start, end = int(label["start"]), min(int(label["end"]), n)
+                if code == "idle" or end <= start:
+                    continue
+                call = Call.from_code(code)
+                if call.spec.kind != "motion":
+                    raise ValueError(f"{call.name}() is a {call.spec.kind} call, not a motion")
+                resolved = self._resolve(call, start, end, a)
+                self.encoding.encode(call, self._poses(a, start), resolved)  # unknown names fail here
+            except (ValueError, InvalidCallError, KeyError, TypeError) as e:
+                self.skipped.append((str(path), f"segment {k} {code!r}: {e}"))
+                continue
+            out.append(PolicySegment(index, start, end, code, str(label.get("source", "auto")), call, resolved))
+        return out
+
+    @staticmethod
+    def _resolve(call: Call, start: int, end: int, a: _EpisodeArrays) -> np.ndarray | None:
+        target = call.args[1] if call.name == "place" else None
+        if not isinstance(target, Call):
+            return None
+        if target.name == "recall":
+            return memory_at(a.memory, float(a.times[start])).get(target.args[0])  # None: never remembered
+        held = a.names.index(call.args[0])  # free_space: where the placed object came to rest
+        return a.object_poses[min(end, len(a.times) - 1), held].copy()
+
+    @staticmethod
+    def _poses(a: _EpisodeArrays, t: int) -> dict[str, np.ndarray]:
+        return {**a.zones, **{name: a.object_poses[t, j] for j, name in enumerate(a.names)}}
+
+    # ---- items --------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        sample = self.samples[i]
+        seg = self.segments[sample.segment]
+        a, t = self._episodes[seg.episode], sample.t
+        obs_idx = np.maximum(np.arange(t - self.obs_horizon + 1, t + 1), seg.start)  # (To,)
+        steps = np.arange(t, t + self.pred_horizon)  # (Tp,)
+        item = {"obs_state": torch.from_numpy(a.state[obs_idx]),
+                "object_mask": torch.from_numpy(a.object_mask),
+                "action": torch.from_numpy(a.action[np.minimum(steps, seg.end - 1)]),
+                "done": torch.from_numpy((steps >= seg.end).astype(np.float32))}
+        if self.cond == "call":
+            resolved = seg.resolved if self.memory or not _targets_recall(seg.call) else None
+            item["call"] = torch.from_numpy(self.encoding.encode(seg.call, self._poses(a, t), resolved))
+            item["function"] = torch.tensor(function_index(seg.call.name), dtype=torch.int64)
+            if self.memory:
+                remembered = memory_at(a.memory, float(a.times[t])).values()
+                item["memory"] = torch.from_numpy(encode_memory(remembered))
+        else:
+            item["task"] = torch.tensor(a.task, dtype=torch.int64)
+        if self.obs == "rgb":
+            ep = self._episode_file(seg.episode)
+            for cam in CAMERAS:
+                data = ep.stream_data(cam)
+                frames = np.stack([data[j] for j in obs_idx])  # (To, H, W, 3): h5py wants unique indices
+                item[cam] = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
+        return item
+
+    def _episode_file(self, episode: int):
+        """The episode opened in this process (workers get a fresh, empty cache)."""
+        if self._pid != os.getpid():
+            self._files, self._pid = {}, os.getpid()
+        if episode not in self._files:
+            self._files[episode] = open_episode(self.paths[episode])
+        return self._files[episode]
+
+    def close(self) -> None:
+        for ep in self._files.values():
+            ep.close()
+        self._files = {}
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_files": {}}
+
+    # ---- summaries --------------------------------------------------------------------------------
+    def norm_stats(self) -> NormStats:
+        """Min/max of actions and low-dim observations over the training windows (padding only
+        repeats frames inside a segment, so the frames the segments cover give the same extremes)."""
+        rows = {"action": [], "obs_state": []}
+        for s in self.segments:
+            a = self._episodes[s.episode]
+            rows["action"].append(a.action[s.start:s.end])
+            rows["obs_state"].append(a.state[s.start:s.end])
+        return NormStats.from_arrays({k: np.concatenate(v) if v else np.zeros((0, 1)) for k, v in rows.items()})
+
+    def describe(self) -> dict:
+        """JSON-able summary: episodes, segments per function, samples, skipped reasons."""
+        per_function = Counter(s.call.name if s.call else "flat" for s in self.segments)
+        return {"episodes": len(self.paths), "skipped": [f"{p}: {r}" for p, r in self.skipped],
+                "segments": len(self.segments), "segments_per_function": dict(per_function),
+                "edited_segments": sum(s.source == "edited" for s in self.segments), "samples": len(self),
+                "obs": self.obs, "cond": self.cond, "memory": self.memory, "obs_horizon": self.obs_horizon,
+                "pred_horizon": self.pred_horizon, "call_dim": self.encoding.dim if self.cond == "call" else 0}
+
