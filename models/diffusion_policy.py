@@ -1,0 +1,172 @@
+"""The low-level policy: a diffusion policy that executes one robot-API call, conditioned on it.
+
+Owns the whole model around the noise-prediction U-Net (models/conditional_unet1d.py): the
+observation encoder (proprioception and object poses, plus one vision encoder per camera with
+`obs="rgb"`), the condition (the call vector, or the task alone with `cond="flat"`; memory features
+unless `memory=False`), normalisation (the dataset's `NormStats`, stored with the model), the DDPM
+training loss, DDIM sampling and the termination head that says when the call is finished.
+
+    batch (PolicyDataset items) -> normalise -> [state MLP | vision encoders] + [call | task] + [memory]
+        -> global condition -> U-Net (noise prediction, DDPM 100 steps / DDIM 10 steps) -> action chunk
+                            -> termination head -> P(call finished) per predicted step
+
+A checkpoint is a folder: `config.json`, `model.safetensors`, `norm_stats.json`. Nothing is pickled.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from models.call_encoding import MEMORY_DIM, CallEncoding
+from models.conditional_unet1d import ConditionalUnet1D
+from models.policy_dataset import ACTION_DIM, CAMERAS, COND_KINDS, NORM_STATS_FILE, OBS_KINDS, STATE_DIM, \
+    TASK_VOCAB, NormStats
+from models.vision_encoder import VisionConfig, VisionEncoder
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT = "code2act-diffusion-policy"
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    obs: str = "state"  # state | rgb
+    cond: str = "call"  # call | flat (the task text only: the paper's baseline)
+    memory: bool = True  # False: the memory ablation
+    obs_horizon: int = 2
+    pred_horizon: int = 16
+    action_horizon: int = 8  # steps executed per chunk
+    embed_dim: int = 128  # state, call, memory and task embeddings
+    down_dims: tuple[int, ...] = (128, 256, 512)
+    step_embed_dim: int = 128
+    train_timesteps: int = 100  # DDPM
+    inference_steps: int = 10  # DDIM
+    vision: VisionConfig = field(default_factory=VisionConfig)
+
+    def __post_init__(self):
+        object.__setattr__(self, "down_dims", tuple(int(d) for d in self.down_dims))
+        if isinstance(self.vision, dict):
+            object.__setattr__(self, "vision", VisionConfig.from_dict(self.vision))
+        if self.obs not in OBS_KINDS:
+            raise ValueError(f"obs must be one of {', '.join(OBS_KINDS)}, got {self.obs!r}")
+        if self.cond not in COND_KINDS:
+            raise ValueError(f"cond must be one of {', '.join(COND_KINDS)}, got {self.cond!r}")
+        if not 1 <= self.action_horizon <= self.pred_horizon:
+            raise ValueError(f"action_horizon must be within 1..pred_horizon ({self.pred_horizon}), "
+                             f"got {self.action_horizon}")
+        if not 1 <= self.inference_steps <= self.train_timesteps:
+            raise ValueError(f"inference_steps must be within 1..{self.train_timesteps}, got {self.inference_steps}")
+
+    @property
+    def uses_memory(self) -> bool:
+        return self.cond == "call" and self.memory
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "vision": self.vision.to_dict()}
+
+    @staticmethod
+    def from_dict(d: dict) -> "PolicyConfig":
+        return PolicyConfig(**d)
+
+
+def _mlp(n_in: int, n_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_in, n_out), nn.Mish(), nn.Linear(n_out, n_out))
+
+
+class DiffusionPolicy(nn.Module):
+    def __init__(self, config: PolicyConfig, norm: NormStats):
+        super().__init__()
+        from diffusers import DDIMScheduler, DDPMScheduler
+
+        self.config, self.norm = config, norm
+        c, e = config, config.embed_dim
+        self.state_encoder = _mlp(STATE_DIM * c.obs_horizon, e)
+        self.cameras = CAMERAS if c.obs == "rgb" else ()
+        self.vision = nn.ModuleDict({cam: VisionEncoder(c.vision) for cam in self.cameras})
+        if c.cond == "call":
+            self.call_encoder = _mlp(CallEncoding().dim, e)
+        else:
+            self.task_embedding = nn.Embedding(len(TASK_VOCAB), e)
+        if c.uses_memory:
+            self.memory_encoder = _mlp(MEMORY_DIM, e)
+        cond_dim = e * (2 + int(c.uses_memory)) + len(self.cameras) * c.obs_horizon * c.vision.feature_dim
+        self.unet = ConditionalUnet1D(ACTION_DIM, cond_dim, c.step_embed_dim, c.down_dims)
+        self.termination = nn.Sequential(nn.Linear(cond_dim, 256), nn.Mish(), nn.Linear(256, c.pred_horizon))
+        scheduler = dict(num_train_timesteps=c.train_timesteps, beta_schedule="squaredcos_cap_v2",
+                         clip_sample=True, prediction_type="epsilon")
+        self.train_scheduler = DDPMScheduler(**scheduler)
+        self.sample_scheduler = DDIMScheduler(**scheduler)
+
+    # ---- conditioning ----------------------------------------------------------------------------
+    def condition(self, batch: dict) -> torch.Tensor:
+        """(B, cond_dim): the observation window, the call (or task) and the memory."""
+        state = self.norm.normalize("obs_state", batch["obs_state"].float())
+        parts = [self.state_encoder(state.flatten(1))]
+        for cam in self.cameras:
+            images = batch[cam]  # (B, To, 3, H, W) uint8
+            b, t = images.shape[:2]
+            parts.append(self.vision[cam](images.flatten(0, 1)).view(b, t * self.config.vision.feature_dim))
+        if self.config.cond == "call":
+            parts.append(self.call_encoder(batch["call"].float()))
+        else:
+            parts.append(self.task_embedding(batch["task"].long().view(-1)))
+        if self.config.uses_memory:
+            parts.append(self.memory_encoder(batch["memory"].float()))
+        return torch.cat(parts, dim=-1)
+
+    # ---- training --------------------------------------------------------------------------------
+    def loss(self, batch: dict) -> dict[str, torch.Tensor]:
+        """DDPM noise-prediction loss on the normalised action chunk, plus the termination loss."""
+        cond = self.condition(batch)
+        actions = self.norm.normalize("action", batch["action"].float())
+        noise = torch.randn_like(actions)
+        steps = torch.randint(0, self.config.train_timesteps, (actions.shape[0],), device=actions.device)
+        noisy = self.train_scheduler.add_noise(actions, noise, steps)
+        diffusion = F.mse_loss(self.unet(noisy, steps, cond), noise)
+        done = F.binary_cross_entropy_with_logits(self.termination(cond), batch["done"].float())
+        return {"loss": diffusion + done, "diffusion": diffusion.detach(), "done": done.detach()}
+
+    # ---- inference -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, batch: dict, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """A sampled action chunk (B, pred_horizon, 8) in robot units and P(finished) per step."""
+        cond = self.condition(batch)
+        b = cond.shape[0]
+        x = torch.randn((b, self.config.pred_horizon, ACTION_DIM), generator=generator, device=cond.device)
+        scheduler = self.sample_scheduler
+        scheduler.set_timesteps(self.config.inference_steps, device=cond.device)
+        for t in scheduler.timesteps:
+            x = scheduler.step(self.unet(x, t, cond), t, x, generator=generator).prev_sample
+        return {"action": self.norm.unnormalize("action", x), "done": torch.sigmoid(self.termination(cond))}
+
+    # ---- checkpoints -----------------------------------------------------------------------------
+    def save(self, folder) -> Path:
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / CONFIG_FILE).write_text(json.dumps({"format": FORMAT, "policy": self.config.to_dict()}, indent=1))
+        self.norm.save(folder / NORM_STATS_FILE)
+        save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}, str(folder / WEIGHTS_FILE))
+        return folder
+
+    @staticmethod
+    def load(folder, device: str = "cpu") -> "DiffusionPolicy":
+        """A saved policy; ValueError with the reason if the folder is not one."""
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        try:
+            meta = json.loads((folder / CONFIG_FILE).read_text())
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{folder} is not a policy checkpoint: {e}") from None
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{folder} is not a diffusion-policy checkpoint (format {meta.get('format')!r})")
+        policy = DiffusionPolicy(PolicyConfig.from_dict(meta["policy"]), NormStats.load(folder / NORM_STATS_FILE))
+        policy.load_state_dict(load_file(str(folder / WEIGHTS_FILE), device=device))
+        return policy.to(device).eval()
