@@ -87,6 +87,27 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="validate a program against the robot API")
     c.add_argument("program", type=Path)
 
+    t = sub.add_parser("train", help="train a model on recorded episodes")
+    tsub = t.add_subparsers(dest="model", required=True, parser_class=_Parser)
+    tp = tsub.add_parser("policy", help="the call-conditioned diffusion policy")
+    tp.add_argument("--data", required=True, type=Path, nargs="+", help="episode folders or files")
+    tp.add_argument("--out", required=True, type=Path, help="the run folder")
+    tp.add_argument("--obs", choices=("state", "rgb"), default="state")
+    tp.add_argument("--flat", action="store_true", help="condition on the task text only (the baseline)")
+    tp.add_argument("--no-memory", action="store_true", help="withhold memory (the ablation)")
+    tp.add_argument("--tasks", default=None, help="comma-separated task ids to train on (default all)")
+    tp.add_argument("--edited-only", action="store_true", help="only episodes whose labels were edited")
+    tp.add_argument("--steps", type=_positive_int, default=3000)
+    tp.add_argument("--batch-size", type=_positive_int, default=64)
+    tp.add_argument("--lr", type=float, default=1e-4)
+    tp.add_argument("--seed", type=_nonneg_int, default=0)
+    tp.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    tp.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no")
+    tp.add_argument("--checkpoint-every", type=_nonneg_int, default=500)
+    tp.add_argument("--workers", type=_nonneg_int, default=0, help="data-loading processes")
+    tp.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    tp.add_argument("--tiny", action="store_true", help="a very small model (tests, smoke runs)")
+
     e = sub.add_parser("eval", help="success rates of planner x policy combinations")
     e.add_argument("--planner", choices=("oracle",), default="oracle")
     e.add_argument("--policy", choices=("oracle",), default="oracle")
@@ -160,6 +181,10 @@ def _dispatch(args) -> int:
             from app.inspect_command import run_check
 
             return run_check(args.program)
+        if args.command == "train":
+            from app.train_command import run_train_policy
+
+            return run_train_policy(args)
         if args.command == "eval":
             from app.eval_command import run_eval
 

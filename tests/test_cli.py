@@ -116,3 +116,21 @@ def test_record_out_must_be_a_folder(tmp_path):
     f = tmp_path / "file"
     f.write_text("")
     assert_one_line_error(cli("record", "--task", "stack", "--out", f), "must be a folder")
+
+
+def test_train_policy_writes_a_run_and_refuses_to_overwrite_it(swap_episodes, tmp_path):
+    run = tmp_path / "run"
+    r = cli("train", "policy", "--data", swap_episodes, "--out", run, "--steps", "12", "--tiny",
+            "--checkpoint-every", "6", "--batch-size", "8")
+    assert r.returncode == 0, r.stderr
+    assert f"policy in {run / 'final'}" in r.stdout
+    steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in steps if "event" not in m][-1] == 12
+    assert (run / "final" / "model.safetensors").is_file()
+    assert_one_line_error(cli("train", "policy", "--data", swap_episodes, "--out", run, "--tiny"),
+                          "already holds a training run")
+    assert_one_line_error(cli("train", "policy", "--data", tmp_path / "missing", "--out", tmp_path / "r2"),
+                          "does not exist")
+    r = cli("train", "policy", "--data", swap_episodes, "--out", run, "--steps", "12", "--tiny", "--resume",
+            "--checkpoint-every", "6", "--batch-size", "8", "--flat")
+    assert_one_line_error(r, "cond")  # resuming with another model is refused, naming what differs

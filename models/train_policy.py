@@ -1,0 +1,440 @@
+"""Training the low-level diffusion policy: one run folder, resumable, multi-GPU through HF Accelerate.
+
+Owns the training loop around `DiffusionPolicy.loss` (the policy never sees the optimiser) and the
+run folder it writes. Data flows:
+
+    TrainOptions -> episode paths (folders: every *.h5, `.trash` skipped) -> task / edited filters
+        -> PolicyDataset -> per-step batches (seeded permutation per epoch, sharded over processes)
+        -> loss -> AdamW + warmup/cosine LR -> EMA -> metrics.jsonl, checkpoints/, final/
+
+Run folder (only the main process writes):
+```
+options.json                 the TrainOptions of the latest invocation
+metrics.jsonl                {"event": "started"|"resumed"|"stopped"|"finished", ...} and one line per
+                             logged step: step, loss, diffusion, done, lr, samples_per_s, elapsed_s, eta_s
+checkpoints/step_NNNNNN/     DiffusionPolicy.save of the EMA weights, plus trainer_state.safetensors
+                             (raw weights, optimiser moments, EMA shadow) and trainer_state.json (step,
+                             optimiser hyper-parameters, LR scheduler, EMA counters, grad scaler)
+final/                       the EMA policy, when all steps are done
+```
+Resume is exact: batch order and diffusion noise are functions of (seed, step, process), so a run
+stopped at step k and resumed gives the same weights as one that never stopped. Extending `steps`
+on resume stretches the cosine tail to the new total. Nothing is pickled.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from models.diffusion_policy import DiffusionPolicy, PolicyConfig
+from models.policy_dataset import COND_KINDS, NORM_STATS_FILE, OBS_KINDS, NormStats, PolicyDataset
+from models.vision_encoder import VisionConfig
+from recorders.episode_file import EpisodeError, open_episode
+from recorders.task_suite import TASKS
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("no", "fp16", "bf16")
+OPTIONS_FILE = "options.json"
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINTS = "checkpoints"
+FINAL = "final"
+STATE_TENSORS = "trainer_state.safetensors"
+STATE_JSON = "trainer_state.json"
+STATE_FORMAT = "code2act-policy-trainer"
+TRASH = ".trash"
+# Options that change the network or its inputs: a resumed run must keep them.
+MODEL_OPTIONS = ("obs", "cond", "memory", "embed_dim", "down_dims", "tiny")
+TINY = dict(embed_dim=32, down_dims=(32, 64), step_embed_dim=16,
+            vision=VisionConfig(feature_dim=8, hidden_sizes=(8, 16), depths=(1, 1), groups=4))
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    data: tuple[str, ...]  # episode files or folders of them
+    out: str  # the run folder
+    obs: str = "state"  # state | rgb
+    cond: str = "call"  # call | flat
+    memory: bool = True
+    tasks: tuple[str, ...] | None = None  # None: every task
+    edited_only: bool = False  # only episodes whose labels a person edited
+    steps: int = 3000
+    batch_size: int = 64  # per process
+    lr: float = 1e-4
+    weight_decay: float = 1e-6
+    warmup_steps: int = 500
+    ema_power: float = 0.75
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | mps
+    mixed_precision: str = "no"  # no | fp16 | bf16
+    checkpoint_every: int = 500  # 0: only at the end (and on stop)
+    log_every: int = 10
+    num_workers: int = 0
+    resume: bool = False
+    embed_dim: int = 128
+    down_dims: tuple[int, ...] = (128, 256, 512)
+    tiny: bool = False  # a few-thousand-parameter model for tests and CI (overrides the two above)
+
+    def __post_init__(self):
+        data = (self.data,) if isinstance(self.data, (str, os.PathLike)) else self.data
+        object.__setattr__(self, "data", tuple(str(p) for p in data))
+        object.__setattr__(self, "out", str(self.out))
+        object.__setattr__(self, "down_dims", tuple(int(d) for d in self.down_dims))
+        if self.tasks is not None:
+            tasks = (self.tasks,) if isinstance(self.tasks, str) else tuple(self.tasks)
+            object.__setattr__(self, "tasks", tasks)
+            unknown = [t for t in tasks if t not in TASKS]
+            if unknown:
+                raise ValueError(f"unknown task(s) {', '.join(unknown)}; tasks: {', '.join(TASKS)}")
+        for name, allowed in (("obs", OBS_KINDS), ("cond", COND_KINDS), ("device", DEVICES),
+                              ("mixed_precision", PRECISIONS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        for name, low in (("steps", 1), ("batch_size", 1), ("warmup_steps", 0), ("checkpoint_every", 0),
+                          ("log_every", 1), ("num_workers", 0), ("embed_dim", 1)):
+            if int(getattr(self, name)) < low:
+                raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if not self.down_dims:
+            raise ValueError("down_dims must name at least one U-Net width")
+
+    def policy_config(self) -> PolicyConfig:
+        size = TINY if self.tiny else dict(embed_dim=self.embed_dim, down_dims=self.down_dims)
+        return PolicyConfig(obs=self.obs, cond=self.cond, memory=self.memory, **size)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict) -> "TrainOptions":
+        return TrainOptions(**d)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    out: Path
+    step: int  # the last step trained
+    stopped: bool  # should_stop() ended the run early (a checkpoint was written)
+    final: Path | None  # the EMA policy, when every step was done
+    checkpoint: Path | None  # the newest checkpoint
+    metrics: dict  # the last logged step line
+    dataset: dict  # PolicyDataset.describe()
+
+
+# ---- episodes ------------------------------------------------------------------------------------
+def find_episodes(data) -> list[Path]:
+    """Episode files named in `data`, folders expanded to every *.h5 below them (not in `.trash`)."""
+    paths: list[Path] = []
+    for item in map(Path, data):
+        if item.is_dir():
+            paths += sorted(p for p in item.rglob("*.h5") if TRASH not in p.relative_to(item).parts)
+        elif item.is_file():
+            paths.append(item)
+        else:
+            raise ValueError(f"training data {item} does not exist")
+    return list(dict.fromkeys(paths))
+
+
+def select_episodes(paths: list[Path], tasks=None, edited_only: bool = False) -> tuple[list[Path], list[str]]:
+    """(kept paths, reasons for the dropped ones); unreadable files are kept for PolicyDataset to report."""
+    kept, dropped = [], []
+    for path in paths:
+        try:
+            with open_episode(path) as ep:
+                task, edited = ep.task, ep.labels_edited
+        except EpisodeError:
+            kept.append(path)
+            continue
+        if tasks is not None and task not in tasks:
+            dropped.append(f"{path}: task {task} not selected")
+        elif edited_only and not edited:
+            dropped.append(f"{path}: labels not edited")
+        else:
+            kept.append(path)
+    return kept, dropped
+
+
+# ---- batches -------------------------------------------------------------------------------------
+class StepBatches(torch.utils.data.Sampler):
+    """The sample indices of steps `first`..`last` for one process: global batch s is slice
+    (s-1) mod per_epoch of a permutation seeded by (seed, epoch); process r takes every r-th index."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, first: int, last: int, rank: int = 0, world: int = 1):
+        self.n, self.seed, self.first, self.last, self.rank, self.world = n, seed, first, last, rank, world
+        self.global_batch = batch_size * world
+        self.per_epoch = max(1, n // self.global_batch)  # drop the ragged tail of each epoch
+
+    def __len__(self) -> int:
+        return max(0, self.last - self.first + 1)
+
+    def __iter__(self):
+        epoch, perm = -1, None
+        for step in range(self.first, self.last + 1):
+            e, j = divmod(step - 1, self.per_epoch)
+            if e != epoch:
+                epoch, perm = e, torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + e))
+            yield perm[j * self.global_batch:(j + 1) * self.global_batch][self.rank::self.world].tolist()
+
+
+def _step_seed(seed: int, step: int, rank: int) -> int:
+    """The diffusion noise of each step is seeded by the step, so a resumed run draws the same noise."""
+    return (seed * 1_000_003 + step * 7919 + rank * 104_729) % (2 ** 63)
+
+
+class _LossModule(nn.Module):
+    """The policy's loss as forward(), so DistributedDataParallel sees (and syncs) the call."""
+
+    def __init__(self, policy: DiffusionPolicy):
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, batch: dict) -> dict[str, torch.Tensor]:
+        return self.policy.loss(batch)
+
+
+# ---- the run folder ------------------------------------------------------------------------------
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def latest_checkpoint(out) -> Path | None:
+    """The newest complete checkpoint of a run folder (a half-written one has no trainer_state.json)."""
+    folder = Path(out) / CHECKPOINTS
+    done = sorted(p for p in folder.glob("step_*") if p.is_dir() and (p / STATE_JSON).is_file()) \
+        if folder.is_dir() else []
+    return done[-1] if done else None
+
+
+def _holds_run(out: Path) -> bool:
+    return any((out / name).exists() for name in (OPTIONS_FILE, METRICS_FILE, CHECKPOINTS, FINAL))
+
+
+def _check_resumable(options: TrainOptions, out: Path) -> Path:
+    try:
+        before = TrainOptions.from_dict(json.loads((out / OPTIONS_FILE).read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError) as e:
+        raise ValueError(f"cannot resume {out}: no readable {OPTIONS_FILE} ({e})") from None
+    changed = [k for k in MODEL_OPTIONS if getattr(before, k) != getattr(options, k)]
+    if changed:
+        raise ValueError(f"cannot resume {out}: options that change the model differ: "
+                         + ", ".join(f"{k} {getattr(before, k)!r} -> {getattr(options, k)!r}" for k in changed))
+    checkpoint = latest_checkpoint(out)
+    if checkpoint is None:
+        raise ValueError(f"cannot resume {out}: it has no checkpoint yet")
+    return checkpoint
+
+
+def _save_checkpoint(folder: Path, policy: DiffusionPolicy, ema, optimizer, scheduler, scaler,
+                     step: int, elapsed_s: float) -> Path:
+    """Write `folder` atomically (a temporary folder renamed into place)."""
+    from safetensors.torch import save_file
+
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    params = list(policy.parameters())
+    ema.store(params)
+    ema.copy_to(params)
+    try:
+        policy.save(tmp)
+    finally:
+        ema.restore(params)
+    tensors = {f"model.{k}": v for k, v in policy.state_dict().items()}
+    tensors |= {f"ema.{i}": p for i, p in enumerate(ema.shadow_params)}
+    opt = optimizer.state_dict()
+    for index, state in opt["state"].items():
+        tensors |= {f"optimizer.{index}.{name}": v for name, v in state.items() if isinstance(v, torch.Tensor)}
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp / STATE_TENSORS))
+    ema_meta = {k: v for k, v in ema.state_dict().items() if k != "shadow_params"}
+    _write_json(tmp / STATE_JSON, {
+        "format": STATE_FORMAT, "step": step, "elapsed_s": elapsed_s, "ema": ema_meta,
+        "optimizer": {"param_groups": opt["param_groups"], "state_keys": sorted(map(int, opt["state"]))},
+        "lr_scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler is not None else None})
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+    return folder
+
+
+def _load_checkpoint(folder: Path, policy: DiffusionPolicy, ema, optimizer, scheduler, scaler) -> dict:
+    """Restore everything `_save_checkpoint` wrote; returns trainer_state.json."""
+    from safetensors.torch import load_file
+
+    meta = json.loads((folder / STATE_JSON).read_text(encoding="utf-8"))
+    if meta.get("format") != STATE_FORMAT:
+        raise ValueError(f"{folder} is not a policy-trainer checkpoint (format {meta.get('format')!r})")
+    device = next(policy.parameters()).device
+    tensors = load_file(str(folder / STATE_TENSORS), device=str(device))
+    policy.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    shadow = [tensors[f"ema.{i}"] for i in range(len(ema.shadow_params))]
+    ema.load_state_dict({**meta["ema"], "shadow_params": shadow})
+    state = {}
+    for index in meta["optimizer"]["state_keys"]:
+        prefix = f"optimizer.{index}."
+        state[index] = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in meta["optimizer"]["param_groups"]]
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+    scheduler.load_state_dict(meta["lr_scheduler"])
+    if scaler is not None and meta.get("scaler"):
+        scaler.load_state_dict(meta["scaler"])
+    return meta
+
+
+class _MetricsLog:
+    def __init__(self, path: Path, enabled: bool):
+        self.path, self.enabled = path, enabled
+
+    def write(self, record: dict) -> None:
+        if self.enabled:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def _accelerator(options: TrainOptions):
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, PartialState
+
+    if options.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda was asked for, but torch sees no CUDA GPU")
+    if options.device == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device mps was asked for, but torch sees no Apple GPU")
+    # Accelerate keeps one process-wide state; a single process may train again with other settings.
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1 and PartialState._shared_state:
+        AcceleratorState._reset_state(reset_partial_state=True)
+    return Accelerator(cpu=options.device == "cpu", mixed_precision=options.mixed_precision)
+
+
+# ---- training ------------------------------------------------------------------------------------
+def train_policy(options: TrainOptions, progress: Callable[[int, int, dict], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> TrainResult:
+    """Train (or resume) a run; ValueError with a one-line reason when it cannot start.
+    `progress(step, total, metrics)` runs on the main process after every step; `should_stop()` is
+    asked every step and ends the run with a checkpoint."""
+    from diffusers.optimization import get_scheduler
+    from diffusers.training_utils import EMAModel
+
+    out = Path(options.out)
+    if options.resume:
+        checkpoint = _check_resumable(options, out)
+    elif _holds_run(out):
+        raise ValueError(f"{out} already holds a training run; resume it or choose another folder")
+    else:
+        checkpoint = None
+    paths = find_episodes(options.data)
+    if not paths:
+        raise ValueError(f"no episodes (*.h5) found in {', '.join(options.data) or 'no data'}")
+    paths, dropped = select_episodes(paths, options.tasks, options.edited_only)
+    config = options.policy_config()
+    dataset = PolicyDataset(paths, obs=config.obs, cond=config.cond, memory=config.memory,
+                            obs_horizon=config.obs_horizon, pred_horizon=config.pred_horizon)
+    if len(dataset) == 0:
+        reasons = dropped + [f"{p}: {r}" for p, r in dataset.skipped]
+        raise ValueError(f"no training windows after filtering ({len(paths)} episodes kept"
+                         + (f"; e.g. {reasons[0]}" if reasons else "") + ")")
+
+    accelerator = _accelerator(options)
+    main, rank, world = accelerator.is_main_process, accelerator.process_index, accelerator.num_processes
+    if len(dataset) < world:
+        raise ValueError(f"{len(dataset)} training windows cannot be shared by {world} processes")
+    norm = NormStats.load(checkpoint / NORM_STATS_FILE) if checkpoint else dataset.norm_stats()
+    torch.manual_seed(options.seed)
+    policy = DiffusionPolicy(config, norm).to(accelerator.device).train()
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+    scheduler = get_scheduler("cosine", optimizer, num_warmup_steps=options.warmup_steps,
+                              num_training_steps=options.steps)
+    ema = EMAModel(policy.parameters(), use_ema_warmup=True, power=options.ema_power)
+    model, optimizer = accelerator.prepare(_LossModule(policy), optimizer)
+    scaler = accelerator.scaler
+    step, elapsed_before = 0, 0.0
+    if checkpoint:
+        meta = _load_checkpoint(checkpoint, policy, ema, optimizer, scheduler, scaler)
+        step, elapsed_before = int(meta["step"]), float(meta["elapsed_s"])
+
+    log = _MetricsLog(out / METRICS_FILE, main)
+    if main:
+        (out / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+        _write_json(out / OPTIONS_FILE, options.to_dict())
+        log.write({"event": "resumed" if checkpoint else "started", "step": step, "steps": options.steps,
+                   "processes": world, "device": str(accelerator.device),
+                   "checkpoint": str(checkpoint) if checkpoint else None, "filtered_out": len(dropped),
+                   **{k: v for k, v in dataset.describe().items() if k in ("episodes", "samples", "segments",
+                                                                             "skipped")}})
+    sampler = StepBatches(len(dataset), options.batch_size, options.seed, step + 1, options.steps, rank, world)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=options.num_workers,
+                                         pin_memory=accelerator.device.type == "cuda")
+
+    def save(at: int) -> Path | None:
+        path = None
+        if main:
+            path = _save_checkpoint(out / CHECKPOINTS / f"step_{at:06d}", policy, ema, optimizer, scheduler,
+                                    scaler, at, elapsed_before + time.monotonic() - started)
+        accelerator.wait_for_everyone()
+        return path
+
+    started = window_start = time.monotonic()
+    window = torch.zeros(4, device=accelerator.device)  # loss, diffusion, done sums, steps
+    last, stopped, saved_at = {}, False, step if checkpoint else -1
+    for batch in loader:
+        step += 1
+        batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
+        torch.manual_seed(_step_seed(options.seed, step, rank))
+        lr = scheduler.get_last_lr()[0]
+        with accelerator.autocast():
+            losses = model(batch)
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(losses["loss"])
+        optimizer.step()
+        if not accelerator.optimizer_step_was_skipped:
+            scheduler.step()
+        ema.step(policy.parameters())
+        window += torch.stack([losses["loss"].detach().float(), losses["diffusion"].float(),
+                               losses["done"].float(), torch.ones((), device=window.device)])
+
+        if step % options.log_every == 0 or step == options.steps:
+            total = accelerator.reduce(window, "sum")
+            now = time.monotonic()
+            steps_per_s = float(total[3]) / world / max(now - window_start, 1e-9)
+            last = {"step": step, "loss": float(total[0] / total[3]), "diffusion": float(total[1] / total[3]),
+                    "done": float(total[2] / total[3]), "lr": lr,
+                    "samples_per_s": steps_per_s * options.batch_size * world,
+                    "elapsed_s": elapsed_before + now - started, "eta_s": (options.steps - step) / steps_per_s}
+            log.write(last)
+            window.zero_()
+            window_start = now
+        if main and progress is not None:
+            progress(step, options.steps, last)
+        stop = should_stop() if should_stop is not None else False
+        if world > 1:  # every process must leave the loop together
+            stop = bool(accelerator.reduce(torch.tensor(float(stop), device=accelerator.device), "sum") > 0)
+        if stop and step < options.steps:
+            stopped = True
+            break
+        if options.checkpoint_every and step % options.checkpoint_every == 0:
+            save(step)
+            saved_at = step
+
+    if saved_at != step:
+        save(step)
+    final = None
+    if not stopped and main:
+        params = list(policy.parameters())
+        ema.store(params)
+        ema.copy_to(params)
+        try:
+            final = policy.save(out / FINAL)
+        finally:
+            ema.restore(params)
+    accelerator.wait_for_everyone()
+    elapsed = elapsed_before + time.monotonic() - started
+    log.write({"event": "stopped" if stopped else "finished", "step": step, "elapsed_s": elapsed,
+               "checkpoint": str(latest_checkpoint(out)), "final": str(final) if final else None})
+    dataset.close()
+    return TrainResult(out, step, stopped, final, latest_checkpoint(out), last, dataset.describe())
