@@ -110,13 +110,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="success rates of planner x policy combinations")
     e.add_argument("--planner", choices=("oracle",), default="oracle")
-    e.add_argument("--policy", choices=("oracle",), default="oracle")
+    e.add_argument("--policy", default="oracle", help="oracle (scripted skills) or a policy run folder")
     e.add_argument("--tasks", default="all", help="comma-separated task ids, or all")
     e.add_argument("--episodes", type=_positive_int, default=20)
     e.add_argument("--seed", type=_nonneg_int, default=0)
     e.add_argument("--split", choices=("train", "test"), default="train")
     e.add_argument("--robot", choices=("sim", "franky-sim"), default="sim")
     e.add_argument("--json", action="store_true")
+    e.add_argument("--max-call-s", type=float, default=30.0, help="time a learned policy gets per call")
+
+    rn = sub.add_parser("run", help="run a task with a planner and a policy in the simulated workcell")
+    rn.add_argument("--task", required=True, help="a task of the suite (with --planner oracle)")
+    rn.add_argument("--planner", choices=("oracle",), default="oracle")
+    rn.add_argument("--policy", default="oracle", help="oracle (scripted skills) or a policy run folder")
+    rn.add_argument("--seed", type=_nonneg_int, default=0)
+    rn.add_argument("--split", choices=("train", "test"), default="train")
+    rn.add_argument("--out", type=Path, default=None, help="episode file (default TASK_SEED_run.h5)")
+    rn.add_argument("--obs", choices=("state", "rgb"), default="rgb", help="streams saved with --policy oracle")
+    rn.add_argument("--max-call-s", type=float, default=30.0, help="time the policy gets per call")
 
     b = sub.add_parser("bench", help="speed and resource figures")
     b.add_argument("what", choices=("recording", "annotate"),
@@ -185,6 +196,10 @@ def _dispatch(args) -> int:
             from app.train_command import run_train_policy
 
             return run_train_policy(args)
+        if args.command == "run":
+            from app.run_command import run_run
+
+            return run_run(args)
         if args.command == "eval":
             from app.eval_command import run_eval
 

@@ -1,7 +1,7 @@
 """`python main.py eval`: success rates per task (and per call type) with seeds and 95% intervals.
 
-For now the oracle planner with the oracle (scripted) skills; learned planners and policies join
-when they can be trained. Episodes run in memory: nothing is written.
+The oracle planner with the oracle (scripted) skills here; `--policy RUN` hands over to
+app/run_command.py (the learned policy doing each call). Episodes run in memory: nothing is written.
 """
 from __future__ import annotations
 
@@ -35,6 +35,10 @@ def run_eval(args) -> int:
         raise UserError("--tasks is empty")
     for t in tasks:
         task_def(t)
+    if args.policy != "oracle":
+        from app.run_command import run_policy_eval
+
+        return run_policy_eval(args, tasks)
     rows, call_ok, call_n = [], Counter(), Counter()
     bar = tqdm(total=len(tasks) * args.episodes, unit="episode", desc="eval", file=sys.stderr, disable=None)
     for task in tasks:

@@ -134,3 +134,15 @@ def test_train_policy_writes_a_run_and_refuses_to_overwrite_it(swap_episodes, tm
     r = cli("train", "policy", "--data", swap_episodes, "--out", run, "--steps", "12", "--tiny", "--resume",
             "--checkpoint-every", "6", "--batch-size", "8", "--flat")
     assert_one_line_error(r, "cond")  # resuming with another model is refused, naming what differs
+
+    # The trained (tiny, so unsuccessful) policy executes the oracle program's calls: run and eval.
+    r = cli("run", "--task", "stack", "--policy", run, "--out", tmp_path / "ep.h5", "--max-call-s", "1")
+    assert r.returncode == 0, r.stderr
+    assert 'pick("' in r.stdout and "failed" in r.stdout and (tmp_path / "ep.h5").is_file()
+    r = cli("eval", "--policy", run, "--tasks", "stack", "--episodes", "1", "--max-call-s", "1", "--json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["tasks"][0]["task"] == "stack" and result["tasks"][0]["episodes"] == 1
+    assert result["calls"]["pick"]["calls"] == 1
+    assert_one_line_error(cli("run", "--task", "stack the cubes", "--policy", run), "task of the suite")
+    assert_one_line_error(cli("eval", "--policy", tmp_path / "nope", "--tasks", "stack"), "no such policy")
