@@ -130,8 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--max-call-s", type=float, default=30.0, help="time the policy gets per call")
 
     b = sub.add_parser("bench", help="speed and resource figures")
-    b.add_argument("what", choices=("recording", "annotate"),
-                   help="recording: demo and live-recording speed; annotate: opening and scrubbing a long episode")
+    b.add_argument("what", choices=("recording", "annotate", "inference"),
+                   help="recording: demo and live-recording speed; annotate: opening and scrubbing a long episode; "
+                        "inference: ms per action chunk and stalls during run")
+    b.add_argument("--policy", default=None, help="bench inference: a trained policy instead of the defaults")
     b.add_argument("--json", action="store_true")
     b.add_argument("--seconds", type=float, default=60.0, help="length of the synthetic recording")
     return p
@@ -204,6 +206,10 @@ def _dispatch(args) -> int:
             from app.eval_command import run_eval
 
             return run_eval(args)
+        if args.command == "bench" and args.what == "inference":
+            from app.bench_inference import run_bench_inference
+
+            return run_bench_inference(args)
         if args.command == "bench":
             from app.bench import run_bench
 
