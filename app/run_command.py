@@ -18,12 +18,13 @@ def load_policy(path: str, device: str = "cpu"):
     folder = Path(path)
     if not folder.exists():
         raise UserError(f"no such policy: {folder}")
-    if (folder / "final").is_dir():  # a run folder: its final policy, else its newest checkpoint
-        folder = folder / "final"
-    elif (folder / "checkpoints").is_dir():
+    if (folder / "final").is_dir() or (folder / "checkpoints").is_dir():  # a run folder: its newest policy
         from models.train_policy import latest_checkpoint
 
-        folder = latest_checkpoint(folder) or folder
+        candidates = [p for p in (folder / "final", latest_checkpoint(folder))
+                      if p is not None and (p / "model.safetensors").is_file()]
+        # after a resumed run was stopped, final/ is older than the newest checkpoint: the newer one wins
+        folder = max(candidates, key=lambda p: (p / "model.safetensors").stat().st_mtime) if candidates else folder
     try:
         return DiffusionPolicy.load(folder, device=device)
     except ValueError as e:
