@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -527,17 +527,11 @@ class RecordSession:
     # ---- shared state ------------------------------------------------------------------------------
     def _update(self, **changes) -> None:
         with self._lock:
-            self._snap = _replace(self._snap, **changes)
+            self._snap = replace(self._snap, **changes)
 
     def _event(self, kind: str, text: str, path: Path | None = None) -> None:
         with self._lock:
             self._events.append(SessionEvent(kind, text, path))
-
-
-def _replace(snap: SessionSnapshot, **changes) -> SessionSnapshot:
-    from dataclasses import replace
-
-    return replace(snap, **changes)
 
 
 def _open_workcell(robot: str, inst: TaskInstance | None, control_hz: float, robot_ip: str | None) -> Workcell:

@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QMessageBox, QPushButton, QScrollArea, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from app.dataset import read_entry
 from app.record_session import ROBOTS, TASK_IDS, RecordSession, SessionSnapshot
 from recorders.teleop import SPEED_LEVELS_M_S
 from widgets.live_views import LiveCameras, LiveStateCurves
@@ -361,23 +360,18 @@ class RecordPanel(QWidget):
         self.log.addItem(item)
         self.log.scrollToBottom()
         if event.kind == "saved" and event.path is not None:
-            self._add_episode(Path(event.path))
+            self._add_episode(Path(event.path), event.text.removeprefix("saved ").partition(": ")[2])
             self.episode_saved.emit(Path(event.path))
 
     # ---- episode list ------------------------------------------------------------------------------
     def _load_episode_list(self) -> None:
+        """Names only: the Annotate browser reads the files; start-up does not read them twice."""
         folder = self.session.out_dir
         for path in sorted(folder.glob("*.h5")) if folder.is_dir() else []:
             self._add_episode(path)
 
-    def _add_episode(self, path: Path) -> None:
-        try:
-            e = read_entry(path)
-            verdict = {True: "success", False: "failed", None: "success ?"}[e.success]
-            text = f"{e.name}   {e.task}   {e.duration_s:.1f} s   {e.segments} segments   {verdict}"
-        except Exception as err:  # noqa: BLE001 - an unreadable file is listed as such
-            text = f"{path.name}   unreadable: {' '.join(str(err).split())}"
-        item = QListWidgetItem(text)
+    def _add_episode(self, path: Path, summary: str = "") -> None:
+        item = QListWidgetItem(f"{path.name}   {summary}".rstrip())
         item.setData(Qt.ItemDataRole.UserRole, str(path))
         self.episodes.addItem(item)
         self.episodes.scrollToBottom()
