@@ -58,7 +58,7 @@ def cluster_decimate(verts: np.ndarray, faces: np.ndarray, cell: float) -> tuple
 
 
 def write_obj(path: Path, verts: np.ndarray, faces: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # processes starting together each write their own
     with open(tmp, "w", encoding="utf-8") as f:
         f.write("# decimated by code2act (vertex clustering) from franky-sim's FR3 mesh (Apache-2.0)\n")
         f.writelines(f"v {x:.6f} {y:.6f} {z:.6f}\n" for x, y, z in verts)
