@@ -29,11 +29,12 @@ def _batch(policy, size: int = 128) -> dict:
     import torch
 
     from models.call_encoding import MEMORY_DIM, CallEncoding
-    from models.policy_dataset import STATE_DIM
+    from models.policy_dataset import MAX_OBJECTS, STATE_DIM
 
     c = policy.config
     batch = {"obs_state": torch.zeros(1, c.obs_horizon, STATE_DIM), "call": torch.zeros(1, CallEncoding().dim),
-             "memory": torch.zeros(1, MEMORY_DIM), "task": torch.zeros(1, dtype=torch.long)}
+             "memory": torch.zeros(1, MEMORY_DIM), "task": torch.zeros(1, dtype=torch.long),
+             "object_mask": torch.ones(1, MAX_OBJECTS), "anchor": torch.zeros(1, 3)}
     for cam in policy.cameras:
         batch[cam] = torch.randint(0, 256, (1, c.obs_horizon, 3, size, size), dtype=torch.uint8)
     return batch

@@ -44,6 +44,16 @@ def _camera_size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        widths = ()
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive widths such as 64,128,256, got {text!r}")
+    return widths
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2, no usage dump
         raise UserError(f"{self.prog}: {message}")
@@ -95,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--obs", choices=("state", "rgb"), default="state")
     tp.add_argument("--flat", action="store_true", help="condition on the task text only (the baseline)")
     tp.add_argument("--no-memory", action="store_true", help="withhold memory (the ablation)")
+    tp.add_argument("--frame", choices=("anchor", "world"), default="anchor",
+                    help="positions relative to the call's object or target (default) or to the robot base")
     tp.add_argument("--tasks", default=None, help="comma-separated task ids to train on (default all)")
     tp.add_argument("--edited-only", action="store_true", help="only episodes whose labels were edited")
     tp.add_argument("--steps", type=_positive_int, default=3000)
@@ -106,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--checkpoint-every", type=_nonneg_int, default=500)
     tp.add_argument("--workers", type=_nonneg_int, default=0, help="data-loading processes")
     tp.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    tp.add_argument("--down-dims", type=_widths, default=(128, 256, 512), metavar="W1,W2,...",
+                    help="U-Net channel widths per level (default 128,256,512; 64,128,256 trains ~3x faster on a CPU)")
     tp.add_argument("--tiny", action="store_true", help="a very small model (tests, smoke runs)")
 
     e = sub.add_parser("eval", help="success rates of planner x policy combinations")

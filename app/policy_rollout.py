@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
+from models.anchor_frame import anchor_of
 from models.call_encoding import CallEncoding, encode_memory, zone_pose
 from recorders.arms.base import ArmCommand, ArmError
 from recorders.call_log import CallAborted, CallLog, SkillFailed
@@ -117,6 +118,10 @@ class FeatureBuilder:
         target resolved to (None: no such target)."""
         self.call, self.resolved, self.call_start = call, resolved, len(self.states)
 
+    def _poses(self, t: int) -> dict[str, np.ndarray]:
+        objects = self.states[t][8:].reshape(-1, 7)
+        return {**self.zones, **{n: objects[j] for j, n in enumerate(self.names)}}
+
     def features(self, memory_poses: Sequence[np.ndarray] = ()) -> dict:
         """The item (no batch dimension) of the latest frame; see PolicyDataset for the layout."""
         import torch
@@ -127,15 +132,15 @@ class FeatureBuilder:
         first = self.call_start if c.cond == "call" else 0  # flat: one segment over the episode
         obs_idx = np.maximum(np.arange(t - c.obs_horizon + 1, t + 1), first)  # (To,)
         item = {"obs_state": torch.from_numpy(np.stack([self.states[i] for i in obs_idx])),
-                "object_mask": torch.from_numpy(self.object_mask)}
+                "object_mask": torch.from_numpy(self.object_mask), "anchor": torch.zeros(3)}
         if c.cond == "call":
             if self.call is None:
                 raise ValueError("no call begun: cond='call' policies need one")
             targets_recall = any(isinstance(a, Call) and a.name == "recall" for a in self.call.args)
             resolved = self.resolved if c.memory or not targets_recall else None
-            objects = self.states[t][8:].reshape(-1, 7)
-            poses = {**self.zones, **{n: objects[j] for j, n in enumerate(self.names)}}
-            item["call"] = torch.from_numpy(self.encoding.encode(self.call, poses, resolved))
+            item["call"] = torch.from_numpy(self.encoding.encode(self.call, self._poses(t), resolved))
+            first_call = self.encoding.encode(self.call, self._poses(self.call_start), resolved)
+            item["anchor"] = torch.from_numpy(anchor_of(first_call))
             item["function"] = torch.tensor(self.encoding.functions.index(self.call.name), dtype=torch.int64)
             if c.memory:
                 item["memory"] = torch.from_numpy(encode_memory(memory_poses))
@@ -205,7 +210,7 @@ class _Runner:
     """One rollout: the workcell, robot API, feature builder, inference thread and optional writer."""
 
     def __init__(self, inst, policy, cell: Workcell, api: RobotAPI, monitor: TaskMonitor, clock, writer,
-                 lead_steps: int, min_call_ticks: int, done_threshold: float, seed: int):
+                 lead_steps: int, min_call_ticks: int, done_threshold: float, seed: int, fixed_noise: bool):
         import torch
 
         self.inst, self.policy, self.cell, self.api, self.monitor = inst, policy, cell, api, monitor
@@ -218,6 +223,7 @@ class _Runner:
         first = next(iter(params()), None) if callable(params) else None
         self.device = first.device if first is not None else torch.device("cpu")
         self.generator = torch.Generator(self.device).manual_seed(seed)
+        self.seed, self.fixed_noise = seed, fixed_noise
         self.dt = cell.arm.control_period
         self.cameras = c.obs == "rgb"
         self.frame_times: list[float] = []
@@ -231,6 +237,8 @@ class _Runner:
     def _infer(self, item: dict) -> tuple[np.ndarray, np.ndarray, float]:
         """On the inference thread: the chunk, P(finished) per step and when it was ready (perf_counter)."""
         batch = {k: v.unsqueeze(0).to(self.device) for k, v in item.items()}
+        if self.fixed_noise:
+            self.generator.manual_seed(self.seed)
         out = self.policy.predict(batch, generator=self.generator)
         action = out["action"][0].detach().float().cpu().numpy()  # (Tp, 8)
         done = out["done"][0].detach().float().cpu().numpy()  # (Tp,)
@@ -339,12 +347,14 @@ def rollout(inst: TaskInstance, policy: "DiffusionPolicy", out_path: Path | None
             *, robot: str = "sim", control_hz: float = 10.0, lead_steps: int = DEFAULT_LEAD_STEPS,
             min_call_ticks: int = MIN_CALL_TICKS, done_threshold: float = 0.5, source: str = "script",
             stop_on_failure: bool = True, policy_name: str | None = None, seed: int | None = None,
-            cell_factory: Callable[..., Workcell] = open_workcell) -> RolloutResult:
+            fixed_noise: bool = True, cell_factory: Callable[..., Workcell] = open_workcell) -> RolloutResult:
     """Run `inst`'s oracle program with `policy` executing each motion call (see the module docstring).
 
     `source`: the call log's source for the program's calls ("script" for the oracle program,
     "planner" when a planner produced them). `stop_on_failure`: end the episode at the first failed
-    call, as `RobotAPI.run_program` does. `out_path`: also save the rollout as an episode file."""
+    call, as `RobotAPI.run_program` does. `out_path`: also save the rollout as an episode file.
+    `fixed_noise`: every chunk starts DDIM from the same noise (deterministic sampling: consecutive
+    chunks agree instead of switching between the modes of the demonstrations)."""
     from recorders.episode_file import EpisodeMeta
     from recorders.episode_writer import EpisodeWriter
     from recorders.segmentation import segment_calls
@@ -371,7 +381,7 @@ def rollout(inst: TaskInstance, policy: "DiffusionPolicy", out_path: Path | None
             log = CallLog(clock=clock, sink=None if writer is None else writer.log_call)
             api = RobotAPI(cell, log)
             runner = _Runner(inst, policy, cell, api, monitor, clock, writer, lead_steps, min_call_ticks,
-                             done_threshold, inst.seed if seed is None else seed)
+                             done_threshold, inst.seed if seed is None else seed, fixed_noise)
             max_ticks = max(1, math.ceil(max_call_s * control_hz - 1e-9))
             try:
                 ticks, failure = _run_program(runner, api, log, inst, max_ticks, max_call_s, source, stop_on_failure)
@@ -443,7 +453,7 @@ def _capture(api: RobotAPI, call: Call, args: Sequence) -> None:
 # ---- evaluation over seeds ------------------------------------------------------------------------------
 def evaluate(tasks: Sequence[str], episodes: int, policy, *, seed: int = 0, split: str = "train",
              robot: str = "sim", max_call_s: float = 30.0, out_dir: Path | None = None,
-             lead_steps: int = DEFAULT_LEAD_STEPS, device: str = "cpu",
+             lead_steps: int = DEFAULT_LEAD_STEPS, device: str = "cpu", fixed_noise: bool = True,
              on_episode: Callable[[RolloutResult], None] | None = None) -> dict:
     """Success per task and per call type (95% Wilson intervals) of `policy` (a checkpoint folder or
     a loaded DiffusionPolicy) executing the oracle programs of seeds seed .. seed + episodes - 1.
@@ -468,7 +478,7 @@ def evaluate(tasks: Sequence[str], episodes: int, policy, *, seed: int = 0, spli
         for s in range(seed, seed + episodes):
             path = None if out_dir is None else Path(out_dir) / f"{task}_{s:04d}.h5"
             r = rollout(make_instance(task, s, split), policy, path, max_call_s, robot=robot,
-                        lead_steps=lead_steps, policy_name=name)
+                        lead_steps=lead_steps, policy_name=name, fixed_noise=fixed_noise)
             results.append(r)
             inference += r.inference_ms
             stalls += r.stalls

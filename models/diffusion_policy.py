@@ -3,10 +3,11 @@
 Owns the whole model around the noise-prediction U-Net (models/conditional_unet1d.py): the
 observation encoder (proprioception and object poses, plus one vision encoder per camera with
 `obs="rgb"`), the condition (the call vector, or the task alone with `cond="flat"`; memory features
-unless `memory=False`), normalisation (the dataset's `NormStats`, stored with the model), the DDPM
+unless `memory=False`), the coordinates (positions relative to the call's anchor by default: models/anchor_frame.py),
+normalisation (the dataset's `NormStats` in those coordinates, stored with the model), the DDPM
 training loss, DDIM sampling and the termination head that says when the call is finished.
 
-    batch (PolicyDataset items) -> normalise -> [state MLP | vision encoders] + [call | task] + [memory]
+    batch (PolicyDataset items) -> anchor frame -> normalise -> [state MLP | vision encoders] + [call | task] + [memory]
         -> global condition -> U-Net (noise prediction, DDPM 100 steps / DDIM 10 steps) -> action chunk
                             -> termination head -> P(call finished) per predicted step
 
@@ -22,6 +23,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from models.anchor_frame import (FRAMES, action_from_anchor, action_to_anchor, call_to_anchor, memory_to_anchor,
+                                 state_to_anchor)
 from models.call_encoding import MEMORY_DIM, CallEncoding
 from models.conditional_unet1d import ConditionalUnet1D
 from models.policy_dataset import ACTION_DIM, CAMERAS, COND_KINDS, NORM_STATS_FILE, OBS_KINDS, STATE_DIM, \
@@ -38,6 +41,7 @@ class PolicyConfig:
     obs: str = "state"  # state | rgb
     cond: str = "call"  # call | flat (the task text only: the paper's baseline)
     memory: bool = True  # False: the memory ablation
+    frame: str = "anchor"  # anchor | world: the coordinates of positions (models/anchor_frame.py)
     obs_horizon: int = 2
     pred_horizon: int = 16
     action_horizon: int = 8  # steps executed per chunk
@@ -52,6 +56,8 @@ class PolicyConfig:
         object.__setattr__(self, "down_dims", tuple(int(d) for d in self.down_dims))
         if isinstance(self.vision, dict):
             object.__setattr__(self, "vision", VisionConfig.from_dict(self.vision))
+        if self.frame not in FRAMES:
+            raise ValueError(f"frame must be one of {', '.join(FRAMES)}, got {self.frame!r}")
         if self.obs not in OBS_KINDS:
             raise ValueError(f"obs must be one of {', '.join(OBS_KINDS)}, got {self.obs!r}")
         if self.cond not in COND_KINDS:
@@ -71,7 +77,7 @@ class PolicyConfig:
 
     @staticmethod
     def from_dict(d: dict) -> "PolicyConfig":
-        return PolicyConfig(**d)
+        return PolicyConfig(**{"frame": "world", **d})  # checkpoints from before the anchor frame
 
 
 def _mlp(n_in: int, n_out: int) -> nn.Sequential:
@@ -103,27 +109,44 @@ class DiffusionPolicy(nn.Module):
         self.sample_scheduler = DDIMScheduler(**scheduler)
 
     # ---- conditioning ----------------------------------------------------------------------------
+    def _anchor(self, batch: dict) -> torch.Tensor | None:
+        """(B, 3) anchors with frame="anchor" (zeros where the batch has none, e.g. flat), else None."""
+        if self.config.frame != "anchor":
+            return None
+        if "anchor" in batch:
+            return batch["anchor"].float()
+        return batch["obs_state"].new_zeros((batch["obs_state"].shape[0], 3)).float()
+
     def condition(self, batch: dict) -> torch.Tensor:
         """(B, cond_dim): the observation window, the call (or task) and the memory."""
-        state = self.norm.normalize("obs_state", batch["obs_state"].float())
+        anchor = self._anchor(batch)
+        state, call, memory = batch["obs_state"].float(), batch.get("call"), batch.get("memory")
+        if anchor is not None:
+            state = state_to_anchor(state, batch["object_mask"].float(), anchor)
+            call = None if call is None else call_to_anchor(call.float(), anchor)
+            memory = None if memory is None else memory_to_anchor(memory.float(), anchor)
+        state = self.norm.normalize("obs_state", state)
         parts = [self.state_encoder(state.flatten(1))]
         for cam in self.cameras:
             images = batch[cam]  # (B, To, 3, H, W) uint8
             b, t = images.shape[:2]
             parts.append(self.vision[cam](images.flatten(0, 1)).view(b, t * self.config.vision.feature_dim))
         if self.config.cond == "call":
-            parts.append(self.call_encoder(batch["call"].float()))
+            parts.append(self.call_encoder(call.float()))
         else:
             parts.append(self.task_embedding(batch["task"].long().view(-1)))
         if self.config.uses_memory:
-            parts.append(self.memory_encoder(batch["memory"].float()))
+            parts.append(self.memory_encoder(memory.float()))
         return torch.cat(parts, dim=-1)
 
     # ---- training --------------------------------------------------------------------------------
     def loss(self, batch: dict) -> dict[str, torch.Tensor]:
         """DDPM noise-prediction loss on the normalised action chunk, plus the termination loss."""
         cond = self.condition(batch)
-        actions = self.norm.normalize("action", batch["action"].float())
+        actions, anchor = batch["action"].float(), self._anchor(batch)
+        if anchor is not None:
+            actions = action_to_anchor(actions, anchor)
+        actions = self.norm.normalize("action", actions)
         noise = torch.randn_like(actions)
         steps = torch.randint(0, self.config.train_timesteps, (actions.shape[0],), device=actions.device)
         noisy = self.train_scheduler.add_noise(actions, noise, steps)
@@ -142,7 +165,10 @@ class DiffusionPolicy(nn.Module):
         scheduler.set_timesteps(self.config.inference_steps, device=cond.device)
         for t in scheduler.timesteps:
             x = scheduler.step(self.unet(x, t, cond), t, x, generator=generator).prev_sample
-        return {"action": self.norm.unnormalize("action", x), "done": torch.sigmoid(self.termination(cond))}
+        action, anchor = self.norm.unnormalize("action", x), self._anchor(batch)
+        if anchor is not None:
+            action = action_from_anchor(action, anchor)
+        return {"action": action, "done": torch.sigmoid(self.termination(cond))}
 
     # ---- checkpoints -----------------------------------------------------------------------------
     def save(self, folder) -> Path:

@@ -9,6 +9,7 @@ obs_state    (To, 8 + 7 * MAX_OBJECTS) float32  ee_pose 7, gripper_width 1, obje
 object_mask  (MAX_OBJECTS,)            float32  1 for the episode's objects
 action       (Tp, 8)                   float32  actions t .. t+Tp-1, the segment's last one repeated
 done         (Tp,)                     float32  1 where step t+k lies past the segment (t+k >= end)
+anchor       (3,)                      float32  the segment's anchor (models/anchor_frame.py; flat: 0)
 call         (CallEncoding.dim,)       float32  cond="call": models/call_encoding.py's layout
 function     ()                        int64    cond="call": index in vocabulary()
 memory       (MEMORY_DIM,)             float32  cond="call" and memory=True
@@ -19,8 +20,8 @@ Observation frames t-1, t are clamped to the segment start. Resolved targets: re
 pose the object had when remember(key, obj) ran (from the call log); free_space(near) is where the
 placed object came to rest: its pose at frame `end` (the observation after the segment's last
 command), or the last frame when the segment ends the episode. memory=False zeroes recall targets
-and leaves out `memory`. cond="flat" (the paper's flat baseline) knows only the task, so each
-episode is one segment over all its frames and `done` marks the episode's end; it has no memory.
+(the anchor of such a call is then its object's position) and leaves out `memory`. cond="flat"
+(the paper's flat baseline) knows only the task, so each episode is one segment over all its frames and `done` marks the episode's end; it has no memory.
 HDF5 files holding images are opened on first use in each process, so DataLoader workers work.
 """
 from __future__ import annotations
@@ -35,6 +36,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from models.anchor_frame import FRAMES, action_to_anchor, anchor_of, state_to_anchor
 from models.call_encoding import (CallEncoding, encode_memory, function_index, memory_at, remembered_poses,
                                   zone_pose)
 from recorders.episode_file import EpisodeError, open_episode
@@ -140,6 +142,7 @@ class PolicySegment:
     source: str  # auto | edited | flat
     call: Call | None
     resolved: np.ndarray | None  # the nested recall/free_space target's pose
+    anchor: np.ndarray  # (3,) models/anchor_frame.py's anchor, from the call at the segment's first frame
 
 
 @dataclass
@@ -217,7 +220,7 @@ class PolicyDataset(Dataset):
                                     (np.arange(MAX_OBJECTS) < len(names)).astype(np.float32),
                                     names, zones, remembered_poses(ep.calls, times, objects, names))
             if self.cond == "flat":
-                return arrays, [PolicySegment(index, 0, n, "", "flat", None, None)]
+                return arrays, [PolicySegment(index, 0, n, "", "flat", None, None, np.zeros(3, np.float32))]
             return arrays, self._segments_of(path, index, ep.labels, arrays)
 
     def _segments_of(self, path: Path, index: int, labels: list[dict], a: _EpisodeArrays) -> list[PolicySegment]:
@@ -232,11 +235,13 @@ class PolicyDataset(Dataset):
                 if call.spec.kind != "motion":
                     raise ValueError(f"{call.name}() is a {call.spec.kind} call, not a motion")
                 resolved = self._resolve(call, start, end, a)
-                self.encoding.encode(call, self._poses(a, start), resolved)  # unknown names fail here
+                if not self.memory and _targets_recall(call):
+                    resolved = None
+                anchor = anchor_of(self.encoding.encode(call, self._poses(a, start), resolved))  # unknown names fail
             except (ValueError, InvalidCallError, KeyError, TypeError) as e:
                 self.skipped.append((str(path), f"segment {k} {code!r}: {e}"))
                 continue
-            out.append(PolicySegment(index, start, end, code, str(label.get("source", "auto")), call, resolved))
+            out.append(PolicySegment(index, start, end, code, str(label.get("source", "auto")), call, resolved, anchor))
         return out
 
     @staticmethod
@@ -266,10 +271,10 @@ class PolicyDataset(Dataset):
         item = {"obs_state": torch.from_numpy(a.state[obs_idx]),
                 "object_mask": torch.from_numpy(a.object_mask),
                 "action": torch.from_numpy(a.action[np.minimum(steps, seg.end - 1)]),
-                "done": torch.from_numpy((steps >= seg.end).astype(np.float32))}
+                "done": torch.from_numpy((steps >= seg.end).astype(np.float32)),
+                "anchor": torch.from_numpy(seg.anchor)}
         if self.cond == "call":
-            resolved = seg.resolved if self.memory or not _targets_recall(seg.call) else None
-            item["call"] = torch.from_numpy(self.encoding.encode(seg.call, self._poses(a, t), resolved))
+            item["call"] = torch.from_numpy(self.encoding.encode(seg.call, self._poses(a, t), seg.resolved))
             item["function"] = torch.tensor(function_index(seg.call.name), dtype=torch.int64)
             if self.memory:
                 remembered = memory_at(a.memory, float(a.times[t])).values()
@@ -301,14 +306,22 @@ class PolicyDataset(Dataset):
         return {**self.__dict__, "_files": {}}
 
     # ---- summaries --------------------------------------------------------------------------------
-    def norm_stats(self) -> NormStats:
+    def norm_stats(self, frame: str = "anchor") -> NormStats:
         """Min/max of actions and low-dim observations over the training windows (padding only
-        repeats frames inside a segment, so the frames the segments cover give the same extremes)."""
+        repeats frames inside a segment, so the frames the segments cover give the same extremes),
+        in the coordinates the policy sees: `frame` "world" or "anchor" (models/anchor_frame.py)."""
+        if frame not in FRAMES:
+            raise ValueError(f"frame must be one of {', '.join(FRAMES)}, got {frame!r}")
         rows = {"action": [], "obs_state": []}
         for s in self.segments:
             a = self._episodes[s.episode]
-            rows["action"].append(a.action[s.start:s.end])
-            rows["obs_state"].append(a.state[s.start:s.end])
+            action, state = a.action[s.start:s.end], a.state[s.start:s.end]
+            if frame == "anchor":
+                action = action_to_anchor(action[None], s.anchor)[0]
+                state = state_to_anchor(state[:, None], np.broadcast_to(a.object_mask, (len(state), MAX_OBJECTS)),
+                                        np.broadcast_to(s.anchor, (len(state), 3)))[:, 0]
+            rows["action"].append(action)
+            rows["obs_state"].append(state)
         return NormStats.from_arrays({k: np.concatenate(v) if v else np.zeros((0, 1)) for k, v in rows.items()})
 
     def describe(self) -> dict:

@@ -34,6 +34,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from models.anchor_frame import FRAMES
 from models.diffusion_policy import DiffusionPolicy, PolicyConfig
 from models.policy_dataset import COND_KINDS, NORM_STATS_FILE, OBS_KINDS, NormStats, PolicyDataset
 from models.vision_encoder import VisionConfig
@@ -51,7 +52,7 @@ STATE_JSON = "trainer_state.json"
 STATE_FORMAT = "code2act-policy-trainer"
 TRASH = ".trash"
 # Options that change the network or its inputs: a resumed run must keep them.
-MODEL_OPTIONS = ("obs", "cond", "memory", "embed_dim", "down_dims", "tiny")
+MODEL_OPTIONS = ("obs", "cond", "memory", "frame", "embed_dim", "down_dims", "tiny")
 TINY = dict(embed_dim=32, down_dims=(32, 64), step_embed_dim=16,
             vision=VisionConfig(feature_dim=8, hidden_sizes=(8, 16), depths=(1, 1), groups=4))
 
@@ -63,6 +64,7 @@ class TrainOptions:
     obs: str = "state"  # state | rgb
     cond: str = "call"  # call | flat
     memory: bool = True
+    frame: str = "anchor"  # anchor | world: coordinates of positions (models/anchor_frame.py)
     tasks: tuple[str, ...] | None = None  # None: every task
     edited_only: bool = False  # only episodes whose labels a person edited
     steps: int = 3000
@@ -93,7 +95,7 @@ class TrainOptions:
             unknown = [t for t in tasks if t not in TASKS]
             if unknown:
                 raise ValueError(f"unknown task(s) {', '.join(unknown)}; tasks: {', '.join(TASKS)}")
-        for name, allowed in (("obs", OBS_KINDS), ("cond", COND_KINDS), ("device", DEVICES),
+        for name, allowed in (("obs", OBS_KINDS), ("cond", COND_KINDS), ("frame", FRAMES), ("device", DEVICES),
                               ("mixed_precision", PRECISIONS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
@@ -108,14 +110,14 @@ class TrainOptions:
 
     def policy_config(self) -> PolicyConfig:
         size = TINY if self.tiny else dict(embed_dim=self.embed_dim, down_dims=self.down_dims)
-        return PolicyConfig(obs=self.obs, cond=self.cond, memory=self.memory, **size)
+        return PolicyConfig(obs=self.obs, cond=self.cond, memory=self.memory, frame=self.frame, **size)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @staticmethod
     def from_dict(d: dict) -> "TrainOptions":
-        return TrainOptions(**d)
+        return TrainOptions(**{"frame": "world", **d})  # runs from before the anchor frame
 
 
 @dataclass(frozen=True)
@@ -344,7 +346,7 @@ def train_policy(options: TrainOptions, progress: Callable[[int, int, dict], Non
     main, rank, world = accelerator.is_main_process, accelerator.process_index, accelerator.num_processes
     if len(dataset) < world:
         raise ValueError(f"{len(dataset)} training windows cannot be shared by {world} processes")
-    norm = NormStats.load(checkpoint / NORM_STATS_FILE) if checkpoint else dataset.norm_stats()
+    norm = NormStats.load(checkpoint / NORM_STATS_FILE) if checkpoint else dataset.norm_stats(config.frame)
     torch.manual_seed(options.seed)
     policy = DiffusionPolicy(config, norm).to(accelerator.device).train()
     optimizer = torch.optim.AdamW(policy.parameters(), lr=options.lr, weight_decay=options.weight_decay)

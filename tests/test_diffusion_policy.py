@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from models.anchor_frame import action_to_anchor
 from models.diffusion_policy import DiffusionPolicy, PolicyConfig
 from models.policy_dataset import PolicyDataset
 from models.vision_encoder import VisionConfig
@@ -70,7 +71,7 @@ def test_sampling_inverts_the_noising_given_a_perfect_noise_predictor(episodes):
     data = PolicyDataset(episodes)
     policy = DiffusionPolicy(PolicyConfig(**TINY), data.norm_stats())
     batch = batch_of(data, 6)
-    x0 = policy.norm.normalize("action", batch["action"].float())
+    x0 = policy.norm.normalize("action", action_to_anchor(batch["action"].float(), batch["anchor"]))
     alphas = policy.sample_scheduler.alphas_cumprod
 
     class TrueNoise(torch.nn.Module):

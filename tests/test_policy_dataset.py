@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from models.anchor_frame import action_to_anchor, anchor_of, state_to_anchor
 from models.call_encoding import (COLOUR_VOCAB, MEMORY_DIM, POSE_DIM, TARGET_KINDS, CallEncoding, colour_index,
                                   function_index)
 from models.policy_dataset import (CAMERAS, MAX_OBJECTS, STATE_DIM, TASK_VOCAB, NormStats, PolicyDataset)
@@ -180,10 +181,14 @@ def test_edited_labels_change_the_conditioning(swap, episode, tmp_path):
     assert not np.allclose(original[orig_idx[0]]["call"].numpy(), call)
 
 
-def test_normalisation_maps_to_unit_range_and_round_trips(swap, tmp_path):
+@pytest.mark.parametrize("frame", ["world", "anchor"])
+def test_normalisation_maps_to_unit_range_and_round_trips(swap, tmp_path, frame):
     ds = PolicyDataset([swap])
-    stats = ds.norm_stats()
+    stats = ds.norm_stats(frame)
     batch = next(iter(DataLoader(ds, batch_size=len(ds))))
+    if frame == "anchor":  # the coordinates the policy normalises
+        batch["action"] = action_to_anchor(batch["action"], batch["anchor"])
+        batch["obs_state"] = state_to_anchor(batch["obs_state"], batch["object_mask"], batch["anchor"])
     for key in ("action", "obs_state"):
         x = batch[key]
         z = stats.normalize(key, x)
@@ -238,3 +243,31 @@ def test_rgb_windows_through_a_dataloader_with_workers(stack_rgb):
     t = ds.samples[10].t
     np.testing.assert_array_equal(ds[10]["front_rgb"][1].permute(1, 2, 0).numpy(), front[t])
     ds.close()
+
+
+def test_anchor_is_the_calls_object_or_target_and_a_grasp_ends_at_it(swap):
+    """pick: anchored at the object where it lay when the call began; the TCP position where the
+    gripper closes is then about (0, 0, 0) in the anchor frame. place: anchored at its target."""
+    ds = PolicyDataset([swap])
+    with open_episode(swap) as ep:
+        names = list(ep.stream_spec("object_poses").meta["names"])
+        poses = np.asarray(ep.stream_data("object_poses")[:ep.frames])
+    picks = [s for s in ds.segments if s.call.name == "pick"]
+    places = [s for s in ds.segments if s.call.name == "place"]
+    assert picks and places
+    for seg in picks:
+        np.testing.assert_allclose(seg.anchor, poses[seg.start, names.index(seg.call.args[0]), :3], atol=1e-6)
+        action = ds._episodes[seg.episode].action[seg.start:seg.end]
+        closes = int(np.argmax(action[:, 7] > 0.5))
+        rel = action_to_anchor(action[None], seg.anchor)[0]
+        assert np.abs(rel[closes, :2]).max() < 0.01 and abs(rel[closes, 2]) < 0.03
+    for seg in places:
+        item = ds[ds.samples.index(next(p for p in ds.samples if ds.segments[p.segment] is seg))]
+        call = item["call"].numpy()
+        np.testing.assert_allclose(item["anchor"].numpy(), anchor_of(ds.encoding.encode(
+            seg.call, ds._poses(ds._episodes[seg.episode], seg.start), seg.resolved)), atol=1e-6)
+        assert call[TARGET_POSE][:3].any()  # a place has a target: the anchor is its position at the start
+    home = next(s for s in ds.segments if s.call.name == "home") if any(
+        s.call.name == "home" for s in ds.segments) else None
+    if home is not None:
+        assert not home.anchor.any()

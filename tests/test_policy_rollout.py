@@ -25,7 +25,7 @@ from recorders.task_suite import make_instance
 pytestmark = pytest.mark.slow
 TINY = dict(embed_dim=32, down_dims=(32, 64), step_embed_dim=16,
             vision=VisionConfig(feature_dim=8, hidden_sizes=(8, 16), depths=(1, 1), groups=4))
-FEATURE_KEYS = ("obs_state", "object_mask", "call", "function", "memory", "task")
+FEATURE_KEYS = ("obs_state", "object_mask", "anchor", "call", "function", "memory", "task")
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +76,8 @@ def _assert_same(live: dict, item: dict, free_space: bool = False):
             keep[pose] = False
             assert torch.equal(a[keep], b[keep])
             assert torch.allclose(a[pose][:3], b[pose][:3], atol=0.01)
+        elif k == "anchor" and free_space:  # a place at free_space is anchored at that pose
+            assert torch.allclose(a, b, atol=0.01)
         else:
             assert torch.equal(a, b), k
 
