@@ -1,9 +1,10 @@
-"""Low-level evaluation: a task's oracle program run in the workcell with a learned diffusion policy
-executing every motion call (the paper's separate evaluation of low-level control).
+"""One rollout: a task's oracle program run in the workcell with a learned diffusion policy executing
+every motion call (the paper's separate evaluation of low-level control; app/policy_eval.py runs
+it over seeds).
 
 Per motion call (pick, place, push, home) data flows
 ```
-observe (arm state, object poses[, cameras]) -> FeatureBuilder: the very features PolicyDataset
+observe (arm state, object poses[, cameras]) -> FeatureBuilder (app/policy_features.py): the features PolicyDataset
     builds at training time (window clamped to the call's first frame, call vector with poses of the
     latest frame and the target resolved by the robot API, memory from the live Memory)
     -> policy.predict (a background thread) -> chunk (Tp, 8) + P(finished) per step
@@ -39,118 +40,25 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from models.anchor_frame import anchor_of
-from models.call_encoding import CallEncoding, encode_memory, zone_pose
+from app.policy_features import FeatureBuilder, remembered, state_row
 from recorders.arms.base import ArmCommand, ArmError
 from recorders.call_log import CallAborted, CallLog, SkillFailed
-from recorders.memory import Memory
 from recorders.observation import Observation, append_tick, observe, stream_specs
 from recorders.pose import Pose
 from recorders.robot_api import RobotAPI
-from recorders.robot_api_spec import API, Call
-from recorders.sim.scene import CUBE_SIZE, SceneSpec
+from recorders.robot_api_spec import Call
+from recorders.sim.scene import CUBE_SIZE
 from recorders.skills import DIRECTIONS, HOME_POSITION
 from recorders.task_suite import PLACE_TOLERANCE, TaskInstance, TaskMonitor, in_zone
 from recorders.workcell import Workcell, open_workcell
 
 if TYPE_CHECKING:
-    from models.diffusion_policy import DiffusionPolicy, PolicyConfig
+    from models.diffusion_policy import DiffusionPolicy
 
 DEFAULT_LEAD_STEPS = 4
 MIN_CALL_TICKS = 3  # the termination head is not trusted on a call's first ticks
 HOLD_RADIUS_M = 0.03  # object centre to TCP for "held": the scripted skills' check
 GRIPPER_CLOSED_ABOVE = 0.5  # action[7]
-
-
-# ---- features: the live side of models/policy_dataset.py -----------------------------------------
-def state_row(ob: Observation, names: Sequence[str]) -> np.ndarray:
-    """(STATE_DIM,) float32 as PolicyDataset stacks it: ee_pose 7, gripper width 1, object poses
-    (float32, in `names` order) zero-padded to MAX_OBJECTS."""
-    from models.policy_dataset import MAX_OBJECTS
-
-    objects = np.zeros((MAX_OBJECTS, 7), np.float32)
-    for j, name in enumerate(names):
-        objects[j] = ob.object_poses[name].to_array().astype(np.float32)
-    return np.concatenate([ob.state.ee_pose.to_array().astype(np.float32),
-                           np.array([ob.state.gripper_width], np.float32), objects.reshape(-1)])
-
-
-def remembered(memory: Memory) -> list[np.ndarray]:
-    """The remembered poses, first-stored order, as the dataset's memory_at gives them."""
-    return [kp.pose.to_array().astype(np.float32) for kp in memory.poses.values()]
-
-
-class FeatureBuilder:
-    """Policy inputs for the latest frame of a live episode, equal to the PolicyDataset item of the
-    same frame. Frames are added one per control tick (the observation before its command)."""
-
-    def __init__(self, config: "PolicyConfig", names: Sequence[str], zones: dict[str, np.ndarray], task: str):
-        from models.policy_dataset import MAX_OBJECTS, TASK_VOCAB
-
-        if len(names) > MAX_OBJECTS:
-            raise ValueError(f"{len(names)} objects; the policy takes at most {MAX_OBJECTS}")
-        self.config, self.names, self.zones = config, list(names), dict(zones)
-        self.task_index = TASK_VOCAB.index(task) if task in TASK_VOCAB else len(TASK_VOCAB)
-        self.object_mask = (np.arange(MAX_OBJECTS) < len(names)).astype(np.float32)
-        self.encoding = CallEncoding()
-        self.states: list[np.ndarray] = []  # (STATE_DIM,) per frame
-        self.images: list[dict[str, np.ndarray]] = []  # stream name -> (H, W, 3) per frame
-        self.call: Call | None = None
-        self.resolved: np.ndarray | None = None
-        self.call_start = 0
-
-    @staticmethod
-    def for_scene(config: "PolicyConfig", scene: SceneSpec, task: str) -> "FeatureBuilder":
-        return FeatureBuilder(config, scene.object_names, {z.name: zone_pose(z.position) for z in scene.zones}, task)
-
-    def add_frame(self, state: np.ndarray, images: dict[str, np.ndarray] | None = None) -> int:
-        self.states.append(np.asarray(state, np.float32))
-        self.images.append(images or {})
-        return len(self.states) - 1
-
-    def drop_frame(self) -> None:
-        """Forget the latest frame (observed, but no command followed it)."""
-        self.states.pop()
-        self.images.pop()
-
-    def begin_call(self, call: Call | None, resolved: np.ndarray | None) -> None:
-        """The next frame added is `call`'s first; `resolved`: the pose its nested recall/free_space
-        target resolved to (None: no such target)."""
-        self.call, self.resolved, self.call_start = call, resolved, len(self.states)
-
-    def _poses(self, t: int) -> dict[str, np.ndarray]:
-        objects = self.states[t][8:].reshape(-1, 7)
-        return {**self.zones, **{n: objects[j] for j, n in enumerate(self.names)}}
-
-    def features(self, memory_poses: Sequence[np.ndarray] = ()) -> dict:
-        """The item (no batch dimension) of the latest frame; see PolicyDataset for the layout."""
-        import torch
-
-        c, t = self.config, len(self.states) - 1
-        if t < 0:
-            raise ValueError("no frame observed yet")
-        first = self.call_start if c.cond == "call" else 0  # flat: one segment over the episode
-        obs_idx = np.maximum(np.arange(t - c.obs_horizon + 1, t + 1), first)  # (To,)
-        item = {"obs_state": torch.from_numpy(np.stack([self.states[i] for i in obs_idx])),
-                "object_mask": torch.from_numpy(self.object_mask), "anchor": torch.zeros(3)}
-        if c.cond == "call":
-            if self.call is None:
-                raise ValueError("no call begun: cond='call' policies need one")
-            targets_recall = any(isinstance(a, Call) and a.name == "recall" for a in self.call.args)
-            resolved = self.resolved if c.memory or not targets_recall else None
-            item["call"] = torch.from_numpy(self.encoding.encode(self.call, self._poses(t), resolved))
-            first_call = self.encoding.encode(self.call, self._poses(self.call_start), resolved)
-            item["anchor"] = torch.from_numpy(anchor_of(first_call))
-            item["function"] = torch.tensor(self.encoding.functions.index(self.call.name), dtype=torch.int64)
-            if c.memory:
-                item["memory"] = torch.from_numpy(encode_memory(memory_poses))
-        else:
-            item["task"] = torch.tensor(self.task_index, dtype=torch.int64)
-        if c.obs == "rgb":
-            for cam in ("front_rgb", "wrist_rgb"):
-                frames = np.stack([self.images[i][cam] for i in obs_idx])  # (To, H, W, 3)
-                item[cam] = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
-        return item
 
 
 # ---- results ---------------------------------------------------------------------------------------
@@ -339,7 +247,7 @@ def check_outcome(cell: Workcell, call: Call, args: Sequence, before: dict[str, 
 
 
 # ---- one rollout ---------------------------------------------------------------------------------------
-def _policy_name(policy) -> str:
+def describe_policy(policy) -> str:
     return str(getattr(policy, "run_path", None) or type(policy).__name__)
 
 
@@ -363,7 +271,7 @@ def rollout(inst: TaskInstance, policy: "DiffusionPolicy", out_path: Path | None
         raise ValueError(f"max_call_s must be > 0, got {max_call_s}")
     if hasattr(policy, "eval"):
         policy.eval()
-    name = policy_name or _policy_name(policy)
+    name = policy_name or describe_policy(policy)
     with cell_factory(robot, inst.scene, control_hz) as cell:
         t0 = cell.arm.time()
         clock = lambda: cell.arm.time() - t0  # noqa: E731
@@ -448,71 +356,3 @@ def _capture(api: RobotAPI, call: Call, args: Sequence) -> None:
         api.memory.capture("pick", args[0], api.cell.arm.state().ee_pose, api.log.clock())
     elif call.name == "place":
         api.memory.capture("place", args[0], api.cell.object_pose(args[0]), api.log.clock())
-
-
-# ---- evaluation over seeds ------------------------------------------------------------------------------
-def evaluate(tasks: Sequence[str], episodes: int, policy, *, seed: int = 0, split: str = "train",
-             robot: str = "sim", max_call_s: float = 30.0, out_dir: Path | None = None,
-             lead_steps: int = DEFAULT_LEAD_STEPS, device: str = "cpu", fixed_noise: bool = True,
-             on_episode: Callable[[RolloutResult], None] | None = None) -> dict:
-    """Success per task and per call type (95% Wilson intervals) of `policy` (a checkpoint folder or
-    a loaded DiffusionPolicy) executing the oracle programs of seeds seed .. seed + episodes - 1.
-    With `out_dir`, every rollout is saved there as TASK_SEED.h5. Returns a JSON-able dict."""
-    from app.eval_command import wilson_interval
-    from recorders.task_suite import make_instance, task_def
-
-    if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
-    for t in tasks:
-        task_def(t)
-    if isinstance(policy, (str, Path)):
-        from models.diffusion_policy import DiffusionPolicy
-
-        name, policy = str(policy), DiffusionPolicy.load(policy, device=device)
-    else:
-        name = _policy_name(policy)
-    ci = lambda k, n: [round(v, 3) for v in wilson_interval(k, n)]  # noqa: E731
-    rows, per_call, inference, stalls = [], {}, [], 0
-    for task in tasks:
-        results = []
-        for s in range(seed, seed + episodes):
-            path = None if out_dir is None else Path(out_dir) / f"{task}_{s:04d}.h5"
-            r = rollout(make_instance(task, s, split), policy, path, max_call_s, robot=robot,
-                        lead_steps=lead_steps, policy_name=name, fixed_noise=fixed_noise)
-            results.append(r)
-            inference += r.inference_ms
-            stalls += r.stalls
-            for c in r.calls:
-                if API[c.name].kind == "motion":
-                    entry = per_call.setdefault(c.name, [0, 0])
-                    entry[0] += c.status == "ok"
-                    entry[1] += 1
-            if on_episode is not None:
-                on_episode(r)
-        wins = sum(r.success for r in results)
-        rows.append({"task": task, "episodes": episodes, "successes": wins, "rate": wins / episodes,
-                     "ci95": ci(wins, episodes),
-                     "seeds": [{"seed": r.seed, "success": r.success, "failure": r.failure} for r in results]})
-    calls = {k: {"calls": n, "ok": ok, "rate": ok / n, "ci95": ci(ok, n)} for k, (ok, n) in sorted(per_call.items())}
-    ms = np.asarray(inference) if inference else np.zeros(1)
-    return {"policy": name, "config": policy.config.to_dict() if hasattr(policy.config, "to_dict") else {},
-            "split": split, "robot": robot, "max_call_s": max_call_s, "tasks": rows, "calls": calls,
-            "inference_ms": {"chunks": len(inference), "mean": round(float(ms.mean()), 2),
-                             "p95": round(float(np.percentile(ms, 95)), 2), "max": round(float(ms.max()), 2)},
-            "stalls": stalls}
-
-
-def report_text(result: dict) -> str:
-    """The human-readable table of an `evaluate` result."""
-    lines = [f"policy={result['policy']} split={result['split']} robot={result['robot']}",
-             f"{'task':<11} {'success':>9}  95% interval"]
-    for r in result["tasks"]:
-        lines.append(f"{r['task']:<11} {r['successes']:>3}/{r['episodes']:<3} {100 * r['rate']:5.1f}%  "
-                     f"[{100 * r['ci95'][0]:.0f}%, {100 * r['ci95'][1]:.0f}%]")
-    for k, v in result["calls"].items():
-        lines.append(f"{k:<11} {v['ok']:>3}/{v['calls']:<3} {100 * v['rate']:5.1f}%  "
-                     f"[{100 * v['ci95'][0]:.0f}%, {100 * v['ci95'][1]:.0f}%]")
-    inf = result["inference_ms"]
-    lines.append(f"inference: {inf['chunks']} chunks, mean {inf['mean']} ms, p95 {inf['p95']} ms; "
-                 f"stalls: {result['stalls']}")
-    return "\n".join(lines)

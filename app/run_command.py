@@ -34,7 +34,7 @@ def load_policy(path: str, device: str = "cpu"):
 def run_policy_eval(args, tasks: list[str]) -> int:
     from tqdm import tqdm
 
-    from app.policy_rollout import evaluate, report_text
+    from app.policy_eval import evaluate, report_text
 
     policy = load_policy(args.policy)
     bar = tqdm(total=len(tasks) * args.episodes, unit="episode", desc="eval", file=sys.stderr, disable=None)

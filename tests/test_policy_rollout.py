@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from app.policy_rollout import FeatureBuilder, evaluate, remembered, rollout, state_row
+from app.policy_eval import evaluate
+from app.policy_features import FeatureBuilder, remembered, state_row
+from app.policy_rollout import rollout
 from models.call_encoding import TARGET_KINDS, CallEncoding
 from models.diffusion_policy import DiffusionPolicy, PolicyConfig
 from models.policy_dataset import PolicyDataset
