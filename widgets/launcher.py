@@ -42,17 +42,25 @@ def _application():
 
 
 def build_window(session, data_dir: Path):
-    """The main window around a Record session and the Annotate workspace of `data_dir`."""
+    """The main window around a Record session and the Annotate and Train workspaces of `data_dir`
+    (training runs go to `data_dir`/runs; episodes are read from the folder's top level only)."""
     from widgets.annotate_panel import AnnotatePanel
     from widgets.main_window import MainWindow
     from widgets.record_panel import RecordPanel
+    from widgets.train_panel import TrainPanel
 
     record = RecordPanel(session)
     annotate = AnnotatePanel(data_dir)
-    window = MainWindow([("Record", record), ("Annotate", annotate)], estop=session.estop,
+    train = TrainPanel(data_dir, Path(data_dir) / "runs")
+
+    def close() -> None:
+        train.shutdown()  # a training run stops cleanly: SIGINT, so it writes a checkpoint
+        session.close()
+
+    window = MainWindow([("Record", record), ("Annotate", annotate), ("Train", train)], estop=session.estop,
                         has_unsaved_changes=annotate.has_unsaved_changes, save_changes=annotate.save,
-                        on_close=session.close)
-    window.record_panel, window.annotate_panel = record, annotate
+                        on_close=close)
+    window.record_panel, window.annotate_panel, window.train_panel = record, annotate, train
 
     def annotate_episode(path) -> None:
         window.tabs.setCurrentWidget(annotate)
@@ -60,6 +68,7 @@ def build_window(session, data_dir: Path):
 
     record.open_episode_requested.connect(annotate_episode)
     record.episode_saved.connect(lambda _path: annotate.browser.rescan())
+    record.episode_saved.connect(lambda _path: train.chooser.rescan())
     return window
 
 
@@ -107,7 +116,8 @@ def _require_display() -> None:
 
 
 def run_screenshots(out: Path) -> int:
-    """Every workspace rendered offscreen to PNG, with a recorded episode loaded."""
+    """Every workspace rendered offscreen to PNG, with a recorded episode loaded (and, for Train, a
+    real tiny training run on it and an evaluation of that run)."""
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
     os.environ.setdefault("MUJOCO_GL", "egl")
     from recorders.demo_recorder import record_demo
@@ -133,7 +143,9 @@ def run_screenshots(out: Path) -> int:
             _pump(app, 0.3)
             window.grab().save(str(out / "annotate.png"))
             shots.append(str(out / "annotate.png"))
+            shots.append(_shoot_train(app, window, out / "train.png"))
         finally:
+            window.train_panel.shutdown()
             session.close()
             window.close()
     print("\n".join(shots))
@@ -160,6 +172,44 @@ def _shoot_record_take(app, window, session, path: Path) -> str:
     window.grab().save(str(path))
     session.discard_recording()
     session.wait_until_idle(30.0)
+    return str(path)
+
+
+def _wait_for(app, done, timeout: float, what: str) -> None:
+    import time
+
+    end = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > end:
+            raise UserError(f"screenshots: {what} did not finish within {timeout:.0f} s")
+        _pump(app, 0.1)
+
+
+def _shoot_train(app, window, path: Path) -> str:
+    """The Train workspace after a real tiny run on the recorded episode and a short evaluation of it."""
+    panel = window.train_panel
+    window.tabs.setCurrentWidget(panel)
+    # A tiny model trains fastest on one thread; on a busy machine torch's thread pool can make it ~50x slower.
+    panel.set_command_env({"OMP_NUM_THREADS": "1"})
+    panel.form.tiny.setChecked(True)
+    panel.form.steps.setValue(120)
+    panel.form.batch_size.setValue(8)
+    panel.form.lr.setText("1e-3")
+    panel.form.checkpoint_every.setValue(40)
+    panel.form.device.setCurrentText("cpu")
+    panel.form.run_name.setText("tiny-swap")
+    if not panel.start_training():
+        raise UserError(f"screenshots: the Train workspace did not start training: {panel.message.text()}")
+    _wait_for(app, lambda: not panel.is_training(), 400, "the tiny training run")
+    box = panel.evaluation
+    box.tasks.setText("swap")
+    box.episodes.setValue(2)
+    box.max_call_s.setValue(10)
+    if not box.evaluate():
+        raise UserError(f"screenshots: the evaluation did not start: {box.status.text()}")
+    _wait_for(app, lambda: not box.is_running(), 300, "the evaluation")
+    _pump(app, 0.3)
+    window.grab().save(str(path))
     return str(path)
 
 
