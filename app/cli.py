@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--checkpoint-every", type=_nonneg_int, default=500)
     tp.add_argument("--workers", type=_nonneg_int, default=0, help="data-loading processes")
     tp.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    tp.add_argument("--prediction", choices=("sample", "epsilon"), default="sample",
+                    help="the U-Net predicts the clean action chunk (default; learns faster) or the noise")
     tp.add_argument("--down-dims", type=_widths, default=(128, 256, 512), metavar="W1,W2,...",
                     help="U-Net channel widths per level (default 128,256,512; 64,128,256 trains ~3x faster on a CPU)")
     tp.add_argument("--tiny", action="store_true", help="a very small model (tests, smoke runs)")

@@ -21,7 +21,7 @@ def run_train_policy(args) -> int:
         options = TrainOptions(
             data=tuple(str(d) for d in args.data), out=str(args.out), obs=args.obs,
             cond="flat" if args.flat else "call", memory=not args.no_memory,
-            frame=args.frame, down_dims=args.down_dims,
+            frame=args.frame, prediction=args.prediction, down_dims=args.down_dims,
             tasks=tuple(args.tasks.split(",")) if args.tasks else None, edited_only=args.edited_only,
             steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
             mixed_precision=args.mixed_precision, checkpoint_every=args.checkpoint_every,

@@ -37,6 +37,7 @@ EVALS_DIR = "evals"  # the Train workspace's saved evaluation results
 OBS_KINDS = ("state", "rgb")
 VARIANTS = ("call", "flat", "no-memory")  # the policy, the task-conditioned baseline, the memory ablation
 FRAMES = ("anchor", "world")  # positions relative to the call's object or target, or to the robot base
+PREDICTIONS = ("sample", "epsilon")  # what the U-Net predicts: the clean action chunk, or the noise
 DEVICES = ("auto", "cpu", "cuda", "mps")
 # Keys of metrics.jsonl
 EVENT, STEP, TOTAL_STEPS = "event", "step", "steps"
@@ -58,6 +59,7 @@ class TrainSettings:
     obs: str = "state"
     variant: str = "call"
     frame: str = "anchor"
+    prediction: str = "sample"
     down_dims: tuple[int, ...] | None = None  # U-Net widths; None: the trainer's default
     steps: int = 3000
     batch_size: int = 64
@@ -82,7 +84,8 @@ class TrainSettings:
         unknown = [t for t in self.tasks if t not in TASKS]
         if unknown:
             raise ValueError(f"unknown task(s) {', '.join(unknown)}")
-        for name, allowed in (("obs", OBS_KINDS), ("variant", VARIANTS), ("frame", FRAMES), ("device", DEVICES)):
+        for name, allowed in (("obs", OBS_KINDS), ("variant", VARIANTS), ("frame", FRAMES), ("prediction", PREDICTIONS),
+                              ("device", DEVICES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         for name, low in (("steps", 1), ("batch_size", 1), ("seed", 0), ("checkpoint_every", 0)):
@@ -96,6 +99,7 @@ class TrainSettings:
 def train_argv(s: TrainSettings) -> list[str]:
     """The `main.py` arguments that start a new run."""
     argv = ["train", "policy", "--data", *s.data, "--out", s.out, "--obs", s.obs, "--frame", s.frame,
+            "--prediction", s.prediction,
             "--steps", str(s.steps), "--batch-size", str(s.batch_size), "--lr", repr(float(s.lr)),
             "--seed", str(s.seed), "--device", s.device, "--checkpoint-every", str(s.checkpoint_every)]
     if s.variant == "flat":
@@ -133,6 +137,7 @@ def resume_argv(run) -> list[str]:
         raise RunError(f"{Path(run).name} has no checkpoint to resume from")
     argv = ["train", "policy", "--data", *map(str, o["data"]), "--out", str(run), "--obs", o.get("obs", "state"),
             "--frame", o.get("frame", "world"),  # runs from before the anchor frame have none: world
+            "--prediction", o.get("prediction", "epsilon"),  # nor before clean-chunk prediction: epsilon
             "--steps", str(o["steps"]), "--batch-size", str(o["batch_size"]), "--lr", repr(float(o["lr"])),
             "--seed", str(o["seed"]), "--device", o.get("device", "auto"),
             "--checkpoint-every", str(o["checkpoint_every"]),

@@ -34,6 +34,7 @@ from models.vision_encoder import VisionConfig, VisionEncoder
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 FORMAT = "code2act-diffusion-policy"
+PREDICTIONS = ("sample", "epsilon")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class PolicyConfig:
     down_dims: tuple[int, ...] = (128, 256, 512)
     step_embed_dim: int = 128
     train_timesteps: int = 100  # DDPM
+    prediction: str = "sample"  # what the U-Net predicts: sample (the clean chunk) | epsilon (the noise)
     inference_steps: int = 10  # DDIM
     vision: VisionConfig = field(default_factory=VisionConfig)
 
@@ -56,6 +58,8 @@ class PolicyConfig:
         object.__setattr__(self, "down_dims", tuple(int(d) for d in self.down_dims))
         if isinstance(self.vision, dict):
             object.__setattr__(self, "vision", VisionConfig.from_dict(self.vision))
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {', '.join(PREDICTIONS)}, got {self.prediction!r}")
         if self.frame not in FRAMES:
             raise ValueError(f"frame must be one of {', '.join(FRAMES)}, got {self.frame!r}")
         if self.obs not in OBS_KINDS:
@@ -77,7 +81,7 @@ class PolicyConfig:
 
     @staticmethod
     def from_dict(d: dict) -> "PolicyConfig":
-        return PolicyConfig(**{"frame": "world", **d})  # checkpoints from before the anchor frame
+        return PolicyConfig(**{"frame": "world", "prediction": "epsilon", **d})  # older checkpoints lack these
 
 
 def _mlp(n_in: int, n_out: int) -> nn.Sequential:
@@ -104,7 +108,7 @@ class DiffusionPolicy(nn.Module):
         self.unet = ConditionalUnet1D(ACTION_DIM, cond_dim, c.step_embed_dim, c.down_dims)
         self.termination = nn.Sequential(nn.Linear(cond_dim, 256), nn.Mish(), nn.Linear(256, c.pred_horizon))
         scheduler = dict(num_train_timesteps=c.train_timesteps, beta_schedule="squaredcos_cap_v2",
-                         clip_sample=True, prediction_type="epsilon")
+                         clip_sample=True, prediction_type=c.prediction)
         self.train_scheduler = DDPMScheduler(**scheduler)
         self.sample_scheduler = DDIMScheduler(**scheduler)
 
@@ -150,7 +154,7 @@ class DiffusionPolicy(nn.Module):
         noise = torch.randn_like(actions)
         steps = torch.randint(0, self.config.train_timesteps, (actions.shape[0],), device=actions.device)
         noisy = self.train_scheduler.add_noise(actions, noise, steps)
-        diffusion = F.mse_loss(self.unet(noisy, steps, cond), noise)
+        diffusion = F.mse_loss(self.unet(noisy, steps, cond), noise if self.config.prediction == "epsilon" else actions)
         done = F.binary_cross_entropy_with_logits(self.termination(cond), batch["done"].float())
         return {"loss": diffusion + done, "diffusion": diffusion.detach(), "done": done.detach()}
 

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from models.anchor_frame import FRAMES
-from models.diffusion_policy import DiffusionPolicy, PolicyConfig
+from models.diffusion_policy import PREDICTIONS, DiffusionPolicy, PolicyConfig
 from models.policy_dataset import COND_KINDS, NORM_STATS_FILE, OBS_KINDS, NormStats, PolicyDataset
 from models.vision_encoder import VisionConfig
 from recorders.episode_file import EpisodeError, open_episode
@@ -52,7 +52,7 @@ STATE_JSON = "trainer_state.json"
 STATE_FORMAT = "code2act-policy-trainer"
 TRASH = ".trash"
 # Options that change the network or its inputs: a resumed run must keep them.
-MODEL_OPTIONS = ("obs", "cond", "memory", "frame", "embed_dim", "down_dims", "tiny")
+MODEL_OPTIONS = ("obs", "cond", "memory", "frame", "prediction", "embed_dim", "down_dims", "tiny")
 TINY = dict(embed_dim=32, down_dims=(32, 64), step_embed_dim=16,
             vision=VisionConfig(feature_dim=8, hidden_sizes=(8, 16), depths=(1, 1), groups=4))
 
@@ -65,6 +65,7 @@ class TrainOptions:
     cond: str = "call"  # call | flat
     memory: bool = True
     frame: str = "anchor"  # anchor | world: coordinates of positions (models/anchor_frame.py)
+    prediction: str = "sample"  # sample | epsilon: what the U-Net predicts
     tasks: tuple[str, ...] | None = None  # None: every task
     edited_only: bool = False  # only episodes whose labels a person edited
     steps: int = 3000
@@ -95,7 +96,8 @@ class TrainOptions:
             unknown = [t for t in tasks if t not in TASKS]
             if unknown:
                 raise ValueError(f"unknown task(s) {', '.join(unknown)}; tasks: {', '.join(TASKS)}")
-        for name, allowed in (("obs", OBS_KINDS), ("cond", COND_KINDS), ("frame", FRAMES), ("device", DEVICES),
+        for name, allowed in (("obs", OBS_KINDS), ("cond", COND_KINDS), ("frame", FRAMES), ("prediction", PREDICTIONS),
+                              ("device", DEVICES),
                               ("mixed_precision", PRECISIONS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
@@ -110,14 +112,15 @@ class TrainOptions:
 
     def policy_config(self) -> PolicyConfig:
         size = TINY if self.tiny else dict(embed_dim=self.embed_dim, down_dims=self.down_dims)
-        return PolicyConfig(obs=self.obs, cond=self.cond, memory=self.memory, frame=self.frame, **size)
+        return PolicyConfig(obs=self.obs, cond=self.cond, memory=self.memory, frame=self.frame,
+                            prediction=self.prediction, **size)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @staticmethod
     def from_dict(d: dict) -> "TrainOptions":
-        return TrainOptions(**{"frame": "world", **d})  # runs from before the anchor frame
+        return TrainOptions(**{"frame": "world", "prediction": "epsilon", **d})  # older runs lack these
 
 
 @dataclass(frozen=True)

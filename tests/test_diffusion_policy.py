@@ -64,22 +64,26 @@ def test_bad_settings_are_refused():
         PolicyConfig(action_horizon=20)
     with pytest.raises(ValueError, match="obs must be"):
         PolicyConfig(obs="depth")
+    with pytest.raises(ValueError, match="prediction must be"):
+        PolicyConfig(prediction="velocity")
 
 
-def test_sampling_inverts_the_noising_given_a_perfect_noise_predictor(episodes):
-    """DDIM with the true noise recovers the demonstrated chunk exactly: schedulers and normalisation agree."""
+@pytest.mark.parametrize("prediction", ["sample", "epsilon"])
+def test_sampling_inverts_the_noising_given_a_perfect_predictor(episodes, prediction):
+    """DDIM with a perfect U-Net (the true clean chunk, or the true noise) recovers the demonstrated
+    chunk exactly: schedulers, anchor frame and normalisation agree."""
     data = PolicyDataset(episodes)
-    policy = DiffusionPolicy(PolicyConfig(**TINY), data.norm_stats())
+    policy = DiffusionPolicy(PolicyConfig(**TINY, prediction=prediction), data.norm_stats())
     batch = batch_of(data, 6)
     x0 = policy.norm.normalize("action", action_to_anchor(batch["action"].float(), batch["anchor"]))
     alphas = policy.sample_scheduler.alphas_cumprod
 
-    class TrueNoise(torch.nn.Module):
+    class Perfect(torch.nn.Module):
         def forward(self, x, t, cond):
             a = alphas[int(t)]
-            return (x - a.sqrt() * x0) / (1 - a).sqrt()
+            return x0 if prediction == "sample" else (x - a.sqrt() * x0) / (1 - a).sqrt()
 
-    policy.unet = TrueNoise()
+    policy.unet = Perfect()
     out = policy.predict(batch)
     assert torch.allclose(out["action"], batch["action"].float(), atol=1e-5)
 

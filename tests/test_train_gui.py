@@ -28,8 +28,11 @@ def test_run_folder_names_and_choices_match_the_trainer():
     from models.anchor_frame import FRAMES
 
     assert tr.WEIGHTS_FILE == WEIGHTS_FILE and tr.OBS_KINDS == OBS_KINDS and tr.DEVICES == tp.DEVICES
-    assert set(tr.FRAMES) == set(FRAMES) and set(tp.MODEL_OPTIONS) <= {"obs", "cond", "memory", "frame", "embed_dim",
-                                                                         "down_dims", "tiny"}  # resume_argv keeps these
+    from models.diffusion_policy import PREDICTIONS
+
+    assert set(tr.FRAMES) == set(FRAMES) and set(tr.PREDICTIONS) == set(PREDICTIONS)
+    assert set(tp.MODEL_OPTIONS) <= {"obs", "cond", "memory", "frame", "prediction", "embed_dim", "down_dims",
+                                     "tiny"}  # resume_argv keeps these
 
 
 @pytest.mark.parametrize("variant, flat, no_memory", [("call", False, False), ("flat", True, False),
@@ -37,19 +40,20 @@ def test_run_folder_names_and_choices_match_the_trainer():
 def test_train_argv_is_what_the_cli_parses_for_each_variant(variant, flat, no_memory, tmp_path):
     files = (tmp_path / "a.h5", tmp_path / "b.h5")
     s = TrainSettings(data=files, out=tmp_path / "runs" / "r", tasks=("stack",), edited_only=True, obs="rgb",
-                      variant=variant, frame="world", down_dims=(64, 128), steps=20, batch_size=8, lr=3e-4, seed=5,
+                      variant=variant, frame="world", prediction="epsilon", down_dims=(64, 128), steps=20, batch_size=8, lr=3e-4, seed=5,
                       device="cpu", checkpoint_every=10, tiny=True)
     args = parse_args(train_argv(s))
     assert (args.command, args.model) == ("train", "policy")
     assert args.data == list(files) and args.out == tmp_path / "runs" / "r"
     assert (args.flat, args.no_memory, args.obs, args.tasks, args.edited_only, args.tiny, args.frame, args.down_dims) \
         == (flat, no_memory, "rgb", "stack", True, True, "world", (64, 128))
+    assert args.prediction == "epsilon"
     assert (args.steps, args.batch_size, args.lr, args.seed, args.device, args.checkpoint_every) == \
         (20, 8, 3e-4, 5, "cpu", 10)
     assert not args.resume
     plain = parse_args(train_argv(TrainSettings(data=files, out=tmp_path / "r2")))
     assert plain.tasks is None and not plain.edited_only and not plain.tiny and not plain.flat
-    assert plain.frame == "anchor" and plain.down_dims == parse_args(["train", "policy", "--data", "x", "--out", "y"]
+    assert plain.frame == "anchor" and plain.prediction == "sample" and plain.down_dims == parse_args(["train", "policy", "--data", "x", "--out", "y"]
                                                                      ).down_dims  # the trainer's default
 
 
@@ -69,7 +73,7 @@ def _fake_run(run: Path, events: list[dict], steps: list[int] = (), checkpoints=
     run.mkdir(parents=True)
     (run / OPTIONS_FILE).write_text(json.dumps({
         "data": ["/data/a.h5"], "out": str(run), "obs": "state", "cond": "flat", "memory": True, "tasks": ["stack"],
-        "down_dims": [64, 128],  # and no "frame": a run from before the anchor frame
+        "down_dims": [64, 128],  # and no "frame" or "prediction": a run from before those options
         "edited_only": False, "steps": 40, "batch_size": 8, "lr": 0.001, "seed": 2, "device": "cpu",
         "mixed_precision": "no", "checkpoint_every": 10, "num_workers": 0, "tiny": True}))
     lines = [events[0]] + [{"step": s, "loss": 1.0 / s, "diffusion": 0.5 / s, "done": 0.5 / s, "lr": 1e-3,
@@ -94,7 +98,7 @@ def test_resume_argv_keeps_the_runs_own_options(tmp_path):
     assert args.resume and args.out == run and args.data == [Path("/data/a.h5")]
     assert (args.flat, args.no_memory, args.tiny, args.tasks, args.steps, args.lr, args.seed) == \
         (True, False, True, "stack", 40, 0.001, 2)
-    assert (args.frame, args.down_dims) == ("world", (64, 128))  # what TrainOptions.from_dict reads it as
+    assert (args.frame, args.prediction, args.down_dims) == ("world", "epsilon", (64, 128))  # as TrainOptions reads it
     bare = _fake_run(tmp_path / "bare", [started])
     with pytest.raises(RunError, match="no checkpoint to resume from"):
         resume_argv(bare)

@@ -44,6 +44,11 @@ class TrainSettingsForm(QGroupBox):
         self.frame.addItem("robot base", "world")
         self.frame.setToolTip("Positions relative to the call's object or target (one approach shape for every "
                               "demonstration) or to the robot base")
+        self.prediction = QComboBox()
+        self.prediction.addItem("clean chunk", "sample")
+        self.prediction.addItem("noise", "epsilon")
+        self.prediction.setToolTip("What the U-Net learns to predict: the clean action chunk (learns faster) or the "
+                                   "noise added to it (Chi et al.'s original)")
         self.widths = QLineEdit("128,256,512")
         self.widths.setToolTip("U-Net channel widths per level; 64,128,256 trains about 3x faster on a CPU")
         self.steps = _spin(1, 10_000_000, 3000, "Optimiser steps in all")
@@ -66,15 +71,16 @@ class TrainSettingsForm(QGroupBox):
         form = QFormLayout(self)
         form.addRow("observations", self.obs)
         form.addRow("model", self.variant)
-        pairs = ((("positions", self.frame), ("widths", self.widths)),
-                 (("steps", self.steps), ("batch", self.batch_size)), (("learning rate", self.lr), ("seed", self.seed)),
-                 (("device", self.device), ("checkpoint every", self.checkpoint_every)))
+        pairs = ((("positions", self.frame), ("predicts", self.prediction)),
+                 (("widths", self.widths), ("batch", self.batch_size)), (("steps", self.steps), ("learning rate", self.lr)),
+                 (("seed", self.seed), ("device", self.device)))
         for (a, wa), (b, wb) in pairs:
             row = QHBoxLayout()
             row.addWidget(wa, 1)
             row.addWidget(QLabel(b))
             row.addWidget(wb, 1)
             form.addRow(a, row)
+        form.addRow("checkpoint every", self.checkpoint_every)
         form.addRow("", self.tiny)
         form.addRow("run name", self.run_name)
 
@@ -98,7 +104,7 @@ class TrainSettingsForm(QGroupBox):
             raise ValueError(f"run name must be a plain folder name, got {name!r}")
         return TrainSettings(data=tuple(str(p) for p in episodes), out=str(Path(runs_dir) / name),
                              tasks=(task,) if task else (), edited_only=edited_only, obs=obs, variant=variant,
-                             frame=self.frame.currentData(), down_dims=None if self.tiny.isChecked() else widths,
+                             frame=self.frame.currentData(), prediction=self.prediction.currentData(), down_dims=None if self.tiny.isChecked() else widths,
                              steps=self.steps.value(), batch_size=self.batch_size.value(), lr=lr,
                              seed=self.seed.value(), device=self.device.currentText(),
                              checkpoint_every=self.checkpoint_every.value(), tiny=self.tiny.isChecked())
