@@ -27,8 +27,8 @@ from models.anchor_frame import (FRAMES, action_from_anchor, action_to_anchor, c
                                  state_to_anchor)
 from models.call_encoding import MEMORY_DIM, CallEncoding
 from models.conditional_unet1d import ConditionalUnet1D
-from models.policy_dataset import ACTION_DIM, CAMERAS, COND_KINDS, NORM_STATS_FILE, OBS_KINDS, STATE_DIM, \
-    TASK_VOCAB, NormStats
+from models.policy_dataset import (ACTION_DIM, CAMERAS, COND_KINDS, NORM_STATS_FILE, OBS_KINDS, PROPRIO_DIM,
+                                   STATE_DIM, TASK_VOCAB, NormStats)
 from models.vision_encoder import VisionConfig, VisionEncoder
 
 CONFIG_FILE = "config.json"
@@ -42,6 +42,9 @@ class PolicyConfig:
     obs: str = "state"  # state | rgb
     cond: str = "call"  # call | flat (the task text only: the paper's baseline)
     memory: bool = True  # False: the memory ablation
+    # The state input holds every object's pose (True) or only the arm's (False: the call vector carries the
+    # poses of the objects the call names, and the other objects are distractors). None: True only for flat.
+    state_objects: bool | None = None
     frame: str = "anchor"  # anchor | world: the coordinates of positions (models/anchor_frame.py)
     obs_horizon: int = 2
     pred_horizon: int = 16
@@ -56,6 +59,8 @@ class PolicyConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "down_dims", tuple(int(d) for d in self.down_dims))
+        if self.state_objects is None:
+            object.__setattr__(self, "state_objects", self.cond == "flat")
         if isinstance(self.vision, dict):
             object.__setattr__(self, "vision", VisionConfig.from_dict(self.vision))
         if self.prediction not in PREDICTIONS:
@@ -81,7 +86,13 @@ class PolicyConfig:
 
     @staticmethod
     def from_dict(d: dict) -> "PolicyConfig":
-        return PolicyConfig(**{"frame": "world", "prediction": "epsilon", **d})  # older checkpoints lack these
+        older = {"frame": "world", "prediction": "epsilon", "state_objects": True}  # older checkpoints lack these
+        return PolicyConfig(**{**older, **d})
+
+    @property
+    def state_dim(self) -> int:
+        """Per-frame width of the state the state encoder sees."""
+        return STATE_DIM if self.state_objects else PROPRIO_DIM
 
 
 def _mlp(n_in: int, n_out: int) -> nn.Sequential:
@@ -95,7 +106,7 @@ class DiffusionPolicy(nn.Module):
 
         self.config, self.norm = config, norm
         c, e = config, config.embed_dim
-        self.state_encoder = _mlp(STATE_DIM * c.obs_horizon, e)
+        self.state_encoder = _mlp(c.state_dim * c.obs_horizon, e)
         self.cameras = CAMERAS if c.obs == "rgb" else ()
         self.vision = nn.ModuleDict({cam: VisionEncoder(c.vision) for cam in self.cameras})
         if c.cond == "call":
@@ -130,7 +141,7 @@ class DiffusionPolicy(nn.Module):
             call = None if call is None else call_to_anchor(call.float(), anchor)
             memory = None if memory is None else memory_to_anchor(memory.float(), anchor)
         state = self.norm.normalize("obs_state", state)
-        parts = [self.state_encoder(state.flatten(1))]
+        parts = [self.state_encoder(state[..., :self.config.state_dim].flatten(1))]
         for cam in self.cameras:
             images = batch[cam]  # (B, To, 3, H, W) uint8
             b, t = images.shape[:2]

@@ -52,7 +52,7 @@ STATE_JSON = "trainer_state.json"
 STATE_FORMAT = "code2act-policy-trainer"
 TRASH = ".trash"
 # Options that change the network or its inputs: a resumed run must keep them.
-MODEL_OPTIONS = ("obs", "cond", "memory", "frame", "prediction", "embed_dim", "down_dims", "tiny")
+MODEL_OPTIONS = ("obs", "cond", "memory", "frame", "prediction", "state_objects", "embed_dim", "down_dims", "tiny")
 TINY = dict(embed_dim=32, down_dims=(32, 64), step_embed_dim=16,
             vision=VisionConfig(feature_dim=8, hidden_sizes=(8, 16), depths=(1, 1), groups=4))
 
@@ -66,6 +66,7 @@ class TrainOptions:
     memory: bool = True
     frame: str = "anchor"  # anchor | world: coordinates of positions (models/anchor_frame.py)
     prediction: str = "sample"  # sample | epsilon: what the U-Net predicts
+    state_objects: bool | None = None  # every object's pose in the state input; None: only for flat (PolicyConfig)
     tasks: tuple[str, ...] | None = None  # None: every task
     edited_only: bool = False  # only episodes whose labels a person edited
     steps: int = 3000
@@ -113,14 +114,15 @@ class TrainOptions:
     def policy_config(self) -> PolicyConfig:
         size = TINY if self.tiny else dict(embed_dim=self.embed_dim, down_dims=self.down_dims)
         return PolicyConfig(obs=self.obs, cond=self.cond, memory=self.memory, frame=self.frame,
-                            prediction=self.prediction, **size)
+                            prediction=self.prediction, state_objects=self.state_objects, **size)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @staticmethod
     def from_dict(d: dict) -> "TrainOptions":
-        return TrainOptions(**{"frame": "world", "prediction": "epsilon", **d})  # older runs lack these
+        older = {"frame": "world", "prediction": "epsilon", "state_objects": True}  # older runs lack these
+        return TrainOptions(**{**older, **d})
 
 
 @dataclass(frozen=True)

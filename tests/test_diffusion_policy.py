@@ -114,3 +114,25 @@ def test_a_few_hundred_steps_learn_the_demonstrated_chunks(episodes):
     torch.manual_seed(1)
     assert policy.loss(probe)["diffusion"].item() < 0.3 * first_loss
     assert chunk_error() < 0.7 * first_error
+
+
+def test_a_call_conditioned_policy_sees_only_the_objects_its_call_names(episodes):
+    """cond="call": the state input is the arm's alone, so moving an object the call does not name
+    changes nothing; the flat baseline (no call to name objects) sees every object."""
+    data = PolicyDataset(episodes)
+    batch = batch_of(data, 4)
+    moved = {**batch, "obs_state": batch["obs_state"].clone()}
+    moved["obs_state"][..., 8 + 7 * 2] += 0.1  # the third object's x, wherever it is named or not
+    call_policy = DiffusionPolicy(PolicyConfig(**TINY), data.norm_stats()).eval()
+    assert not call_policy.config.state_objects
+    torch.testing.assert_close(call_policy.condition(moved), call_policy.condition(batch))
+    flat_data = PolicyDataset(episodes, cond="flat")
+    flat = DiffusionPolicy(PolicyConfig(**TINY, cond="flat"), flat_data.norm_stats()).eval()
+    assert flat.config.state_objects
+    flat_batch = batch_of(flat_data, 4)
+    flat_moved = {**flat_batch, "obs_state": flat_batch["obs_state"].clone()}
+    flat_moved["obs_state"][..., 8 + 7 * 2] += 0.1
+    assert not torch.allclose(flat.condition(flat_moved), flat.condition(flat_batch))
+    old = PolicyConfig.from_dict({k: v for k, v in PolicyConfig(**TINY).to_dict().items()
+                                  if k not in ("frame", "prediction", "state_objects")})
+    assert (old.frame, old.prediction, old.state_objects) == ("world", "epsilon", True)  # checkpoints before these

@@ -31,8 +31,8 @@ def test_run_folder_names_and_choices_match_the_trainer():
     from models.diffusion_policy import PREDICTIONS
 
     assert set(tr.FRAMES) == set(FRAMES) and set(tr.PREDICTIONS) == set(PREDICTIONS)
-    assert set(tp.MODEL_OPTIONS) <= {"obs", "cond", "memory", "frame", "prediction", "embed_dim", "down_dims",
-                                     "tiny"}  # resume_argv keeps these
+    assert set(tp.MODEL_OPTIONS) <= {"obs", "cond", "memory", "frame", "prediction", "state_objects", "embed_dim",
+                                     "down_dims", "tiny"}  # resume_argv keeps these
 
 
 @pytest.mark.parametrize("variant, flat, no_memory", [("call", False, False), ("flat", True, False),
