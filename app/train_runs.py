@@ -1,16 +1,15 @@
-"""Training runs as the Train workspace sees them: command lines, the metrics log, run folders, eval tables.
+"""Training runs as the Train workspace sees them: command lines, the metrics log, run folders.
 
 No Qt and no torch: the panel turns its widgets into a `TrainSettings`, runs `python main.py` with
 `train_argv` / `resume_argv` / `eval_argv` as a subprocess, tails the run's `metrics.jsonl` with a
-`MetricsReader` into a `RunProgress`, lists the runs of a folder with `list_runs`, and renders
-`eval_table(parse_eval_output(stdout))`. The run folder layout is the one models/train_policy.py
+`MetricsReader` into a `RunProgress` and lists the runs of a folder with `list_runs` (evaluation
+results: app/eval_results.py). The run folder layout is the one models/train_policy.py
 writes (its docstring is the reference); the names are repeated here so that listing runs does not
 import torch, and a test keeps both in step.
 
     widgets -> TrainSettings -> argv -> `main.py train policy` -> run folder
     run folder -> MetricsReader (new complete lines only) -> RunProgress -> progress bar, loss curves
     run folder -> list_runs / list_checkpoints -> run and checkpoint tables
-    `main.py eval --json` stdout -> parse_eval_output -> eval_table -> result table (+ saved in evals/)
 """
 from __future__ import annotations
 
@@ -32,7 +31,6 @@ CHECKPOINTS = "checkpoints"
 FINAL = "final"
 STATE_JSON = "trainer_state.json"  # written last: a checkpoint without it is half-written
 WEIGHTS_FILE = "model.safetensors"
-EVALS_DIR = "evals"  # the Train workspace's saved evaluation results
 
 OBS_KINDS = ("state", "rgb")
 VARIANTS = ("call", "flat", "no-memory")  # the policy, the task-conditioned baseline, the memory ablation
@@ -390,81 +388,6 @@ def list_runs(folder, active=()) -> list[RunInfo]:
         return []
     runs = [run_info(p, active) for p in folder.iterdir() if p.is_dir() and holds_run(p)]
     return sorted(runs, key=lambda r: r.updated, reverse=True)
-
-
-# ---- evaluation results --------------------------------------------------------------------------
-@dataclass(frozen=True)
-class EvalRow:
-    name: str  # a task, or a call type
-    successes: int
-    episodes: int  # episodes of a task, or calls of a call type
-    rate: float
-    ci95: tuple[float, float] | None
-    is_call: bool = False
-
-    @property
-    def interval_text(self) -> str:
-        return "" if self.ci95 is None else f"{100 * self.ci95[0]:.0f}% – {100 * self.ci95[1]:.0f}%"
-
-
-def parse_eval_output(stdout: str) -> dict:
-    """The result object `eval --json` printed (its last JSON line with "tasks")."""
-    for line in reversed(stdout.splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                result = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(result, dict) and isinstance(result.get("tasks"), list):
-                return result
-    raise RunError("the evaluation printed no result")
-
-
-def eval_table(result: dict) -> list[EvalRow]:
-    """One row per task, then one per call type (a learned policy's eval counts ok calls and gives
-    intervals; the oracle's gives rates only)."""
-    rows = [EvalRow(t["task"], int(t["successes"]), int(t["episodes"]), float(t["rate"]),
-                    tuple(t["ci95"]) if t.get("ci95") else None) for t in result["tasks"]]
-    for name, c in sorted(result.get("calls", {}).items()):
-        n = int(c["calls"])
-        ok = int(c["ok"]) if "ok" in c else round(float(c["rate"]) * n)
-        rows.append(EvalRow(name, ok, n, float(c["rate"]), tuple(c["ci95"]) if c.get("ci95") else None, True))
-    return rows
-
-
-def eval_summary(result: dict) -> str:
-    parts = [f"policy {Path(str(result.get('policy', '?'))).name}", f"{result.get('split', '?')} split"]
-    inference = result.get("inference_ms")
-    if inference and inference.get("chunks"):
-        parts.append(f"inference {inference['mean']:.0f} ms mean over {inference['chunks']} chunks")
-    if "stalls" in result:
-        parts.append(f"{result['stalls']} stalls")
-    return ", ".join(parts)
-
-
-def save_eval(run, result: dict, now: float | None = None) -> Path:
-    """Keep an evaluation beside the run (evals/eval_YYYYmmdd-HHMMSS.json), written atomically."""
-    folder = Path(run) / EVALS_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"eval_{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
-def latest_eval(run) -> dict | None:
-    """The newest saved evaluation of a run, if any (unreadable files are passed over)."""
-    folder = Path(run) / EVALS_DIR
-    for path in sorted(folder.glob("eval_*.json"), reverse=True) if folder.is_dir() else []:
-        try:
-            result = json.loads(path.read_text(encoding="utf-8"))
-            eval_table(result)
-            return result
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return None
 
 
 def format_duration(seconds: float | None) -> str:

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from app.cli import parse_args
+from app.eval_results import eval_table, latest_eval, parse_eval_output, save_eval
 from app.train_runs import (CHECKPOINTS, FINAL, METRICS_FILE, OPTIONS_FILE, STATE_JSON, MetricsReader, RunError,
-                            RunProgress, TrainSettings, eval_argv, eval_table, latest_eval, list_checkpoints,
-                            list_runs, parse_eval_output, parse_tasks, resume_argv, save_eval, train_argv)
+                            RunProgress, TrainSettings, eval_argv, list_checkpoints, list_runs, parse_tasks,
+                            resume_argv, train_argv)
 
 
 # ---- app/train_runs.py ---------------------------------------------------------------------------

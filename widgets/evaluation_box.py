@@ -17,8 +17,8 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout)
 
-from app.train_runs import (RunError, eval_argv, eval_summary, eval_table, latest_eval, parse_eval_output,
-                            parse_tasks, save_eval)
+from app.eval_results import eval_summary, eval_table, latest_eval, parse_eval_output, save_eval
+from app.train_runs import RunError, eval_argv, parse_tasks
 from widgets.command_process import CommandProcess
 
 COLUMNS = ("task / call", "success", "rate", "95% interval")
