@@ -53,33 +53,41 @@ ACTION_DIM = 8
 TASK_VOCAB = tuple(TASKS)
 NORM_STATS_FILE = "norm_stats.json"
 NORM_STATS_VERSION = 1
-RANGE_EPS = 1e-4  # as diffusion_policy: a dim varying less than this is treated as constant
+RANGE_EPS = 1e-4  # stats without a floor (older checkpoints): a dim varying less than this is only centred
+MIN_HALF_RANGE = 0.05  # metres, quaternion and gripper units: the smallest half-range a dimension is scaled by
 _SKIP_ERRORS = (EpisodeError, OSError, KeyError, ValueError, TypeError, IndexError)
 
 
 @dataclass(frozen=True)
 class NormStats:
     """Per-dimension min/max of each normalised key ("action", "obs_state"), mapping to [-1, 1].
-    Dimensions whose range is below RANGE_EPS are only centred (half-range taken as 1): no division
-    by zero, and float32 round-off of a near-constant dim is not blown up past [-1, 1]."""
+    Half-ranges are floored at `min_half_range` (MIN_HALF_RANGE for new stats): a dimension that
+    barely varies in the demonstrations (the tilt of a top-down gripper, a few millimetres of sensor
+    noise) would otherwise turn a small deviation live into a huge input. Stats saved before the
+    floor (min_half_range 0) keep their rule: a dimension varying less than RANGE_EPS is only
+    centred (half-range 1)."""
 
     mins: dict[str, tuple[float, ...]]
     maxs: dict[str, tuple[float, ...]]
+    min_half_range: float = 0.0
 
     @staticmethod
-    def from_arrays(arrays: dict[str, np.ndarray]) -> "NormStats":
+    def from_arrays(arrays: dict[str, np.ndarray], min_half_range: float = MIN_HALF_RANGE) -> "NormStats":
         """Stats of `arrays`: key -> (N, D) rows."""
         if any(len(a) == 0 for a in arrays.values()):
             raise ValueError("cannot compute normalisation stats from no samples")
         return NormStats({k: tuple(map(float, a.min(0))) for k, a in arrays.items()},
-                         {k: tuple(map(float, a.max(0))) for k, a in arrays.items()})
+                         {k: tuple(map(float, a.max(0))) for k, a in arrays.items()}, float(min_half_range))
 
     def _centre_half(self, key: str, like):
         if key not in self.mins:
             raise KeyError(f"no normalisation stats for {key!r}; have {', '.join(self.mins)}")
         lo, hi = np.asarray(self.mins[key], np.float64), np.asarray(self.maxs[key], np.float64)
         half = (hi - lo) / 2
-        half[half < RANGE_EPS / 2] = 1.0
+        if self.min_half_range > 0:
+            half = np.maximum(half, self.min_half_range)
+        else:
+            half[half < RANGE_EPS / 2] = 1.0
         centre = (hi + lo) / 2
         if isinstance(like, torch.Tensor):
             return (torch.as_tensor(centre, dtype=like.dtype, device=like.device),
@@ -98,7 +106,7 @@ class NormStats:
 
     def to_json(self) -> dict:
         return {"format_version": NORM_STATS_VERSION, "min": {k: list(v) for k, v in self.mins.items()},
-                "max": {k: list(v) for k, v in self.maxs.items()}}
+                "max": {k: list(v) for k, v in self.maxs.items()}, "min_half_range": self.min_half_range}
 
     @staticmethod
     def from_json(d: dict) -> "NormStats":
@@ -108,7 +116,7 @@ class NormStats:
         maxs = {k: tuple(map(float, v)) for k, v in d["max"].items()}
         if mins.keys() != maxs.keys() or any(len(mins[k]) != len(maxs[k]) for k in mins):
             raise ValueError("normalisation stats: min and max disagree in keys or sizes")
-        return NormStats(mins, maxs)
+        return NormStats(mins, maxs, float(d.get("min_half_range", 0.0)))
 
     def save(self, path) -> Path:
         """Write JSON atomically; `path` may be a checkpoint folder (then NORM_STATS_FILE inside it)."""

@@ -11,7 +11,8 @@ from torch.utils.data import DataLoader
 from models.anchor_frame import action_to_anchor, anchor_of, state_to_anchor
 from models.call_encoding import (COLOUR_VOCAB, MEMORY_DIM, POSE_DIM, TARGET_KINDS, CallEncoding, colour_index,
                                   function_index)
-from models.policy_dataset import (CAMERAS, MAX_OBJECTS, STATE_DIM, TASK_VOCAB, NormStats, PolicyDataset)
+from models.policy_dataset import (CAMERAS, MAX_OBJECTS, MIN_HALF_RANGE, STATE_DIM, TASK_VOCAB, NormStats,
+                                   PolicyDataset)
 from recorders.episode_file import open_episode, write_labels
 from recorders.robot_api_spec import Call, vocabulary
 
@@ -271,3 +272,19 @@ def test_anchor_is_the_calls_object_or_target_and_a_grasp_ends_at_it(swap):
         s.call.name == "home" for s in ds.segments) else None
     if home is not None:
         assert not home.anchor.any()
+
+
+def test_barely_varying_dimensions_are_not_blown_up():
+    """A dimension that varies by millimetres in the demonstrations (a top-down gripper's tilt) is
+    scaled by MIN_HALF_RANGE, so a small deviation live stays a small input; stats saved before the
+    floor keep their old rule (only a dimension below RANGE_EPS is merely centred)."""
+    rows = np.array([[0.0, -0.5, 0.002], [1.0, 0.5, -0.002]], np.float32)
+    stats = NormStats.from_arrays({"obs_state": rows})
+    live = np.array([[0.5, 0.0, 0.06]], np.float32)
+    z = stats.normalize("obs_state", live)
+    np.testing.assert_allclose(z[0, :2], [0.0, 0.0], atol=1e-6)
+    assert abs(z[0, 2] - 0.06 / MIN_HALF_RANGE) < 1e-4  # not 0.06 / 0.002 = 30
+    np.testing.assert_allclose(stats.normalize("obs_state", rows)[:, :2], [[-1, -1], [1, 1]], atol=1e-6)
+    old = NormStats.from_json({k: v for k, v in stats.to_json().items() if k != "min_half_range"})
+    assert old.min_half_range == 0.0 and abs(old.normalize("obs_state", live)[0, 2] - 30.0) < 1e-3
+    assert NormStats.from_json(stats.to_json()) == stats
