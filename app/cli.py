@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--edited-only", action="store_true", help="only episodes whose labels were edited")
     tp.add_argument("--steps", type=_positive_int, default=3000)
     tp.add_argument("--batch-size", type=_positive_int, default=64)
-    tp.add_argument("--lr", type=float, default=1e-4)
+    tp.add_argument("--lr", type=float, default=2e-4)
     tp.add_argument("--seed", type=_nonneg_int, default=0)
     tp.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     tp.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no")
@@ -120,8 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     tp.add_argument("--prediction", choices=("sample", "epsilon"), default="sample",
                     help="the U-Net predicts the clean action chunk (default; learns faster) or the noise")
-    tp.add_argument("--down-dims", type=_widths, default=(128, 256, 512), metavar="W1,W2,...",
-                    help="U-Net channel widths per level (default 128,256,512; 64,128,256 trains ~3x faster on a CPU)")
+    tp.add_argument("--down-dims", type=_widths, default=(64, 128, 256), metavar="W1,W2,...",
+                    help="U-Net channel widths per level (default 64,128,256; wider learns more, 128,256,512 "
+                         "trains ~3x slower)")
     tp.add_argument("--tiny", action="store_true", help="a very small model (tests, smoke runs)")
 
     e = sub.add_parser("eval", help="success rates of planner x policy combinations")

@@ -61,7 +61,7 @@ class TrainSettings:
     down_dims: tuple[int, ...] | None = None  # U-Net widths; None: the trainer's default
     steps: int = 3000
     batch_size: int = 64
-    lr: float = 1e-4
+    lr: float = 2e-4
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 500

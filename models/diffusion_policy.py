@@ -50,7 +50,7 @@ class PolicyConfig:
     pred_horizon: int = 16
     action_horizon: int = 8  # steps executed per chunk
     embed_dim: int = 128  # state, call, memory and task embeddings
-    down_dims: tuple[int, ...] = (128, 256, 512)
+    down_dims: tuple[int, ...] = (64, 128, 256)  # Chi et al. use (256, 512, 1024); this trains on a CPU
     step_embed_dim: int = 128
     train_timesteps: int = 100  # DDPM
     prediction: str = "sample"  # what the U-Net predicts: sample (the clean chunk) | epsilon (the noise)

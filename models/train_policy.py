@@ -71,7 +71,7 @@ class TrainOptions:
     edited_only: bool = False  # only episodes whose labels a person edited
     steps: int = 3000
     batch_size: int = 64  # per process
-    lr: float = 1e-4
+    lr: float = 2e-4
     weight_decay: float = 1e-6
     warmup_steps: int = 500
     ema_power: float = 0.75
@@ -83,7 +83,7 @@ class TrainOptions:
     num_workers: int = 0
     resume: bool = False
     embed_dim: int = 128
-    down_dims: tuple[int, ...] = (128, 256, 512)
+    down_dims: tuple[int, ...] = (64, 128, 256)
     tiny: bool = False  # a few-thousand-parameter model for tests and CI (overrides the two above)
 
     def __post_init__(self):
