@@ -35,6 +35,7 @@ ROBOTS = ("sim", "franky-sim", "franky")
 TASK_IDS = tuple(TASKS)
 CONNECTIONS = ("disconnected", "connecting", "live", "error")
 HISTORY_S = 30.0  # seconds of state curves kept for the plots
+WARMUP_TICKS = 3  # ticks after connecting not counted late (first renders and caches)
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ class RecordSession:
         self._samples: deque[TickSample] = deque(maxlen=int(HISTORY_S * self.control_hz))
         self._next_tick: float | None = None
         self._late = 0
+        self._warmup_ticks = WARMUP_TICKS  # the first ticks after connecting warm caches up: never counted late
         self._tick = 0
         self._running_call: str | None = None
         self._instruction = self._inst.instruction
@@ -277,7 +279,7 @@ class RecordSession:
         self._api = RobotAPI(cell, self._idle_log, on_tick=self._on_tick, should_abort=self._abort.is_set)
         self._integrator.resync()
         self._samples.clear()
-        self._next_tick = None
+        self._next_tick, self._late, self._warmup_ticks = None, 0, WARMUP_TICKS
         spec = cell.spec
         self._update(connection="live", message=f"connected to {cell.kind}{where}", objects=tuple(spec.object_names),
                      zones=tuple(spec.zone_names), estop_reason=None, images={}, samples=())
@@ -404,8 +406,9 @@ class RecordSession:
         if deadline > now:
             time.sleep(deadline - now)
         elif now - deadline > dt:
-            self._late += 1
+            self._late += self._warmup_ticks == 0
             deadline = now
+        self._warmup_ticks = max(0, self._warmup_ticks - 1)
         self._next_tick = deadline + dt
 
     def _publish(self, ob: Observation) -> None:
