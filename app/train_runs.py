@@ -175,6 +175,15 @@ def eval_argv(policy, tasks, episodes: int, seed: int = 0, max_call_s: float | N
     return argv + (["--max-call-s", f"{max_call_s:g}"] if max_call_s is not None else [])
 
 
+def command_env(environ=os.environ, cpus: int | None = None) -> dict[str, str]:
+    """Environment for training and evaluation subprocesses started from the app: torch's threads
+    capped at all cores but one, so the window and a live workcell keep a core (torch threads that
+    share oversubscribed cores spin and slow training by up to 10x). A value the user set is kept."""
+    if "OMP_NUM_THREADS" in environ:
+        return {}
+    return {"OMP_NUM_THREADS": str(max(1, (cpus or os.cpu_count() or 1) - 1))}
+
+
 def default_run_name(variant: str, obs: str, now: float | None = None) -> str:
     return f"{variant}-{obs}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}"
 

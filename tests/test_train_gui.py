@@ -36,12 +36,21 @@ def test_run_folder_names_and_choices_match_the_trainer():
                                      "down_dims", "tiny"}  # resume_argv keeps these
 
 
+def test_commands_leave_a_core_to_the_app_unless_the_user_chose_threads():
+    from app.train_runs import command_env
+
+    assert command_env({}, cpus=8) == {"OMP_NUM_THREADS": "7"}
+    assert command_env({}, cpus=1) == {"OMP_NUM_THREADS": "1"}
+    assert command_env({"OMP_NUM_THREADS": "4"}, cpus=8) == {}
+
+
 @pytest.mark.parametrize("variant, flat, no_memory", [("call", False, False), ("flat", True, False),
                                                       ("no-memory", False, True)])
 def test_train_argv_is_what_the_cli_parses_for_each_variant(variant, flat, no_memory, tmp_path):
     files = (tmp_path / "a.h5", tmp_path / "b.h5")
     s = TrainSettings(data=files, out=tmp_path / "runs" / "r", tasks=("stack",), edited_only=True, obs="rgb",
-                      variant=variant, frame="world", prediction="epsilon", down_dims=(64, 128), steps=20, batch_size=8, lr=3e-4, seed=5,
+                      variant=variant, frame="world", prediction="epsilon", down_dims=(64, 128), steps=20,
+                      batch_size=8, lr=3e-4, seed=5,
                       device="cpu", checkpoint_every=10, tiny=True)
     args = parse_args(train_argv(s))
     assert (args.command, args.model) == ("train", "policy")

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayo
                                QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout)
 
 from app.eval_results import eval_summary, eval_table, latest_eval, parse_eval_output, save_eval
-from app.train_runs import RunError, eval_argv, parse_tasks
+from app.train_runs import RunError, command_env, eval_argv, parse_tasks
 from widgets.command_process import CommandProcess
 
 COLUMNS = ("task / call", "success", "rate", "95% interval")
@@ -37,6 +37,7 @@ class EvaluationWidget(QGroupBox):
         self._evaluated: tuple[Path | None, Path | None] = (None, None)
         self._cancelled = False
         self.process = CommandProcess(self)
+        self.process.extra_env = command_env()
         self.process.finished.connect(self._on_finished)
         self.process.progress_text.connect(lambda text: self.status.setText(text))
 

@@ -22,8 +22,8 @@ from PySide6.QtGui import QAction, QFont, QKeySequence
 from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea,
                                QSplitter, QVBoxLayout, QWidget)
 
-from app.train_runs import (METRICS_FILE, MetricsReader, RunError, RunProgress, format_duration, holds_run,
-                            list_checkpoints, resume_argv, train_argv)
+from app.train_runs import (METRICS_FILE, MetricsReader, RunError, RunProgress, command_env, format_duration,
+                            holds_run, list_checkpoints, resume_argv, train_argv)
 from widgets.command_process import CommandProcess
 from widgets.episode_chooser import EpisodeChooserWidget
 from widgets.evaluation_box import EvaluationWidget
@@ -47,6 +47,7 @@ class TrainPanel(QWidget):
         self._eta = (None, 0.0)  # (eta_s of the newest step line, when it was read)
 
         self.process = CommandProcess(self)
+        self.process.extra_env = command_env()
         self.process.line_received.connect(self._log)
         self.process.progress_text.connect(lambda text: self.bar_text.setText(text))
         self.process.finished.connect(self._on_training_finished)
