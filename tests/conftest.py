@@ -28,3 +28,14 @@ def recorded(tmp_path_factory) -> list[Path]:
         record_demo(make_instance("stack", seed), path)
         paths.append(path)
     return paths
+
+
+@pytest.fixture(autouse=True)
+def normal_scheduling():
+    """After each test, put the test thread back on the normal scheduler. libfranka raises the thread
+    that drives the arm to SCHED_FIFO 99 (as root it may, even with RealtimeConfig.Ignore); threads
+    started from it later inherit that, and torch's spinning workers at real-time priority starve each
+    other on 2 cores: a later test module hung at 100% system time."""
+    yield
+    if hasattr(os, "sched_setscheduler") and os.sched_getscheduler(0) != os.SCHED_OTHER:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
