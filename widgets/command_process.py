@@ -18,6 +18,13 @@ from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Signal
 from app.train_runs import MAIN_SCRIPT, ROOT
 
 LAST_LINES = 40  # stderr lines kept to explain a failure
+ERROR_STYLE, INFO_STYLE = "color: #e05050", "color: #757575"  # a command's one-line status
+
+
+def show_status(label, text: str, error: bool = False) -> None:
+    """Put a one-line status (a command's outcome or error) on `label`, red for errors."""
+    label.setStyleSheet(ERROR_STYLE if error else INFO_STYLE)
+    label.setText(text)
 
 
 class CommandProcess(QObject):

@@ -19,10 +19,9 @@ from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayo
 
 from app.eval_results import eval_summary, eval_table, latest_eval, parse_eval_output, save_eval
 from app.train_runs import RunError, command_env, eval_argv, parse_tasks
-from widgets.command_process import CommandProcess
+from widgets.command_process import INFO_STYLE, CommandProcess, show_status
 
 COLUMNS = ("task / call", "success", "rate", "95% interval")
-ERROR_STYLE, INFO_STYLE = "color: #e05050", "color: #757575"
 
 
 class EvaluationWidget(QGroupBox):
@@ -187,9 +186,7 @@ class EvaluationWidget(QGroupBox):
         self.cancel_button.setEnabled(running)
 
     def _error(self, text: str) -> None:
-        self.status.setStyleSheet(ERROR_STYLE)
-        self.status.setText(text)
+        show_status(self.status, text, error=True)
 
     def _info(self, text: str) -> None:
-        self.status.setStyleSheet(INFO_STYLE)
-        self.status.setText(text)
+        show_status(self.status, text)

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit, Q
 
 from app.train_runs import (METRICS_FILE, MetricsReader, RunError, RunProgress, command_env, format_duration,
                             holds_run, list_checkpoints, resume_argv, train_argv)
-from widgets.command_process import CommandProcess
+from widgets.command_process import INFO_STYLE, CommandProcess, show_status
 from widgets.episode_chooser import EpisodeChooserWidget
 from widgets.evaluation_box import EvaluationWidget
 from widgets.loss_plot import LossPlotWidget
@@ -32,7 +32,6 @@ from widgets.run_browser import RunBrowserWidget
 from widgets.train_settings_form import TrainSettingsForm
 
 POLL_MS = 500
-ERROR_STYLE, INFO_STYLE = "color: #e05050", "color: #757575"
 
 
 class TrainPanel(QWidget):
@@ -326,9 +325,7 @@ class TrainPanel(QWidget):
         self.log.appendPlainText(line)
 
     def show_error(self, text: str) -> None:
-        self.message.setStyleSheet(ERROR_STYLE)
-        self.message.setText(text)
+        show_status(self.message, text, error=True)
 
     def show_info(self, text: str) -> None:
-        self.message.setStyleSheet(INFO_STYLE)
-        self.message.setText(text)
+        show_status(self.message, text)
