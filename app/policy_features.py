@@ -57,6 +57,7 @@ class FeatureBuilder:
         self.call: Call | None = None
         self.resolved: np.ndarray | None = None
         self.call_start = 0
+        self._anchor: np.ndarray | None = None  # the call's anchor, from its first frame (computed once)
 
     @staticmethod
     def for_scene(config: "PolicyConfig", scene: SceneSpec, task: str) -> "FeatureBuilder":
@@ -76,6 +77,7 @@ class FeatureBuilder:
         """The next frame added is `call`'s first; `resolved`: the pose its nested recall/free_space
         target resolved to (None: no such target)."""
         self.call, self.resolved, self.call_start = call, resolved, len(self.states)
+        self._anchor = None
 
     def _poses(self, t: int) -> dict[str, np.ndarray]:
         objects = self.states[t][8:].reshape(-1, 7)
@@ -98,8 +100,9 @@ class FeatureBuilder:
             targets_recall = any(isinstance(a, Call) and a.name == "recall" for a in self.call.args)
             resolved = self.resolved if c.memory or not targets_recall else None
             item["call"] = torch.from_numpy(self.encoding.encode(self.call, self._poses(t), resolved))
-            first_call = self.encoding.encode(self.call, self._poses(self.call_start), resolved)
-            item["anchor"] = torch.from_numpy(anchor_of(first_call))
+            if self._anchor is None:
+                self._anchor = anchor_of(self.encoding.encode(self.call, self._poses(self.call_start), resolved))
+            item["anchor"] = torch.from_numpy(self._anchor.copy())
             item["function"] = torch.tensor(self.encoding.functions.index(self.call.name), dtype=torch.int64)
             if c.memory:
                 item["memory"] = torch.from_numpy(encode_memory(memory_poses))
