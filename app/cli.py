@@ -125,8 +125,31 @@ def build_parser() -> argparse.ArgumentParser:
                          "trains ~3x slower)")
     tp.add_argument("--tiny", action="store_true", help="a very small model (tests, smoke runs)")
 
+    tl = tsub.add_parser("planner", help="the code-writing VLM planner")
+    tl.add_argument("--data", required=True, type=Path, nargs="+", help="episode folders or files (with front camera)")
+    tl.add_argument("--out", required=True, type=Path, help="the run folder")
+    tl.add_argument("--val", type=Path, nargs="+", default=None,
+                    help="held-out episodes: next-call accuracy and program exact match at the end")
+    tl.add_argument("--base", type=Path, default=None,
+                    help="a local pretrained image-text-to-text checkpoint to fine-tune with LoRA "
+                         "(default: a tiny model trained from scratch)")
+    tl.add_argument("--no-memory", action="store_true", help="withhold past calls and memory (the ablation)")
+    tl.add_argument("--tasks", default=None, help="comma-separated task ids to train on (default all)")
+    tl.add_argument("--edited-only", action="store_true", help="only episodes whose labels were edited")
+    tl.add_argument("--steps", type=_positive_int, default=2000)
+    tl.add_argument("--batch-size", type=_positive_int, default=32)
+    tl.add_argument("--lr", type=float, default=None, help="default 1e-3 from scratch, 2e-4 with --base")
+    tl.add_argument("--lora-rank", type=_positive_int, default=8)
+    tl.add_argument("--seed", type=_nonneg_int, default=0)
+    tl.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    tl.add_argument("--checkpoint-every", type=_nonneg_int, default=500)
+    tl.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    tl.add_argument("--tiny", action="store_true", help="a very small model (tests, smoke runs)")
+
     e = sub.add_parser("eval", help="success rates of planner x policy combinations")
-    e.add_argument("--planner", choices=("oracle",), default="oracle")
+    e.add_argument("--planner", default="oracle", help="oracle (the scripted programs) or a planner run folder")
+    e.add_argument("--data", type=Path, nargs="+", default=None,
+                   help="with --planner RUN: next-call accuracy on these recorded episodes instead of rollouts")
     e.add_argument("--policy", default="oracle", help="oracle (scripted skills) or a policy run folder")
     e.add_argument("--tasks", default="all", help="comma-separated task ids, or all")
     e.add_argument("--episodes", type=_positive_int, default=20)
@@ -212,9 +235,9 @@ def _dispatch(args) -> int:
 
             return run_check(args.program)
         if args.command == "train":
-            from app.train_command import run_train_policy
+            from app.train_command import run_train_planner, run_train_policy
 
-            return run_train_policy(args)
+            return run_train_policy(args) if args.model == "policy" else run_train_planner(args)
         if args.command == "run":
             from app.run_command import run_run
 

@@ -1,7 +1,7 @@
 """`python main.py eval`: success rates per task (and per call type) with seeds and 95% intervals.
 
 The oracle planner with the oracle (scripted) skills here; `--policy RUN` hands over to
-app/run_command.py (the learned policy doing each call). Episodes run in memory: nothing is written.
+app/run_command.py (the learned policy doing each call), `--planner RUN` to app/planner_eval.py. Episodes run in memory: nothing is written.
 """
 from __future__ import annotations
 
@@ -35,6 +35,12 @@ def run_eval(args) -> int:
         raise UserError("--tasks is empty")
     for t in tasks:
         task_def(t)
+    if args.planner != "oracle":
+        from app.planner_eval import run_planner_eval
+
+        return run_planner_eval(args, tasks)
+    if args.data:
+        raise UserError("--data measures a learned planner: give --planner RUN")
     if args.policy != "oracle":
         from app.run_command import run_policy_eval
 

@@ -37,18 +37,15 @@ from torch import nn
 from models.anchor_frame import FRAMES
 from models.diffusion_policy import PREDICTIONS, DiffusionPolicy, PolicyConfig
 from models.policy_dataset import COND_KINDS, NORM_STATS_FILE, OBS_KINDS, NormStats, PolicyDataset
+from models.run_folder import (CHECKPOINTS, FINAL, METRICS_FILE, OPTIONS_FILE, STATE_JSON, MetricsLog,
+                               latest_checkpoint, load_optimizer, optimizer_tensors, write_json)
 from models.vision_encoder import VisionConfig
 from recorders.episode_file import EpisodeError, open_episode
 from recorders.task_suite import TASKS
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("no", "fp16", "bf16")
-OPTIONS_FILE = "options.json"
-METRICS_FILE = "metrics.jsonl"
-CHECKPOINTS = "checkpoints"
-FINAL = "final"
 STATE_TENSORS = "trainer_state.safetensors"
-STATE_JSON = "trainer_state.json"
 STATE_FORMAT = "code2act-policy-trainer"
 TRASH = ".trash"
 # Options that change the network or its inputs: a resumed run must keep them.
@@ -208,20 +205,6 @@ class _LossModule(nn.Module):
 
 
 # ---- the run folder ------------------------------------------------------------------------------
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def latest_checkpoint(out) -> Path | None:
-    """The newest complete checkpoint of a run folder (a half-written one has no trainer_state.json)."""
-    folder = Path(out) / CHECKPOINTS
-    done = sorted(p for p in folder.glob("step_*") if p.is_dir() and (p / STATE_JSON).is_file()) \
-        if folder.is_dir() else []
-    return done[-1] if done else None
-
-
 def _holds_run(out: Path) -> bool:
     return any((out / name).exists() for name in (OPTIONS_FILE, METRICS_FILE, CHECKPOINTS, FINAL))
 
@@ -257,14 +240,13 @@ def _save_checkpoint(folder: Path, policy: DiffusionPolicy, ema, optimizer, sche
         ema.restore(params)
     tensors = {f"model.{k}": v for k, v in policy.state_dict().items()}
     tensors |= {f"ema.{i}": p for i, p in enumerate(ema.shadow_params)}
-    opt = optimizer.state_dict()
-    for index, state in opt["state"].items():
-        tensors |= {f"optimizer.{index}.{name}": v for name, v in state.items() if isinstance(v, torch.Tensor)}
+    opt_tensors, opt_meta = optimizer_tensors(optimizer)
+    tensors |= opt_tensors
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp / STATE_TENSORS))
     ema_meta = {k: v for k, v in ema.state_dict().items() if k != "shadow_params"}
-    _write_json(tmp / STATE_JSON, {
+    write_json(tmp / STATE_JSON, {
         "format": STATE_FORMAT, "step": step, "elapsed_s": elapsed_s, "ema": ema_meta,
-        "optimizer": {"param_groups": opt["param_groups"], "state_keys": sorted(map(int, opt["state"]))},
+        "optimizer": opt_meta,
         "lr_scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler is not None else None})
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
@@ -283,26 +265,11 @@ def _load_checkpoint(folder: Path, policy: DiffusionPolicy, ema, optimizer, sche
     policy.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     shadow = [tensors[f"ema.{i}"] for i in range(len(ema.shadow_params))]
     ema.load_state_dict({**meta["ema"], "shadow_params": shadow})
-    state = {}
-    for index in meta["optimizer"]["state_keys"]:
-        prefix = f"optimizer.{index}."
-        state[index] = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-    groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in meta["optimizer"]["param_groups"]]
-    optimizer.load_state_dict({"state": state, "param_groups": groups})
+    load_optimizer(optimizer, tensors, meta["optimizer"])
     scheduler.load_state_dict(meta["lr_scheduler"])
     if scaler is not None and meta.get("scaler"):
         scaler.load_state_dict(meta["scaler"])
     return meta
-
-
-class _MetricsLog:
-    def __init__(self, path: Path, enabled: bool):
-        self.path, self.enabled = path, enabled
-
-    def write(self, record: dict) -> None:
-        if self.enabled:
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
 
 
 def _accelerator(options: TrainOptions):
@@ -365,10 +332,10 @@ def train_policy(options: TrainOptions, progress: Callable[[int, int, dict], Non
         meta = _load_checkpoint(checkpoint, policy, ema, optimizer, scheduler, scaler)
         step, elapsed_before = int(meta["step"]), float(meta["elapsed_s"])
 
-    log = _MetricsLog(out / METRICS_FILE, main)
+    log = MetricsLog(out / METRICS_FILE, main)
     if main:
         (out / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
-        _write_json(out / OPTIONS_FILE, options.to_dict())
+        write_json(out / OPTIONS_FILE, options.to_dict())
         log.write({"event": "resumed" if checkpoint else "started", "step": step, "steps": options.steps,
                    "processes": world, "device": str(accelerator.device),
                    "checkpoint": str(checkpoint) if checkpoint else None, "filtered_out": len(dropped),

@@ -1,0 +1,145 @@
+"""Evaluating a learned planner: closed-loop with the oracle skills (the paper's "VLM + Oracle"),
+and offline next-call accuracy on recorded episodes.
+
+Closed loop, per episode: render the front camera, ask the planner for the next call given the
+task, the calls made so far and the memory keys, validate it against the scene, execute it with the
+scripted skill (source "planner"), until done() or MAX_CALLS; success comes from simulator state.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from app.cli import UserError, print_json
+
+MAX_CALLS = 20  # the longest oracle program (swap) has 9 calls
+FRONT_CAMERA = "front"
+
+
+@dataclass
+class PlannedEpisode:
+    task: str
+    seed: int
+    success: bool
+    program: list[str] = field(default_factory=list)  # the calls the planner made, in order
+    oracle_program: list[str] = field(default_factory=list)
+    failure: str | None = None
+
+    @property
+    def exact_match(self) -> bool:
+        return self.program == self.oracle_program
+
+
+def plan_and_execute(inst, planner, robot: str = "sim", max_calls: int = MAX_CALLS) -> PlannedEpisode:
+    """One episode of `planner` writing the program call by call, the scripted skills executing it."""
+    from models.planner_data import SceneNames, remembered_keys
+    from recorders.call_log import CallAborted, CallLog, SkillFailed
+    from recorders.robot_api import RobotAPI
+    from recorders.robot_api_spec import Call, InvalidCallError
+    from recorders.task_suite import TaskMonitor
+    from recorders.workcell import open_workcell
+
+    names = SceneNames(tuple(inst.scene.object_names), tuple(inst.scene.zone_names))
+    known = set(names.objects) | set(names.zones)
+    episode = PlannedEpisode(inst.task.id, inst.seed, False, oracle_program=[c.code for c in inst.program])
+    with open_workcell(robot, inst.scene) as cell:
+        monitor = TaskMonitor(inst, cell.object_poses())
+        api = RobotAPI(cell, CallLog(clock=cell.arm.time), on_tick=lambda cmd: monitor.update(cell.object_poses()))
+        for _ in range(max_calls):
+            image, _depth = cell.render(FRONT_CAMERA)
+            code = planner.next_call(image, inst.instruction, episode.program, remembered_keys(episode.program), names)
+            try:
+                call = Call.from_code(code, known)
+            except InvalidCallError as e:  # constrained decoding makes this impossible; never execute one
+                episode.failure = f"invalid call {code}: {e}"
+                break
+            episode.program.append(call.code)
+            try:
+                api.execute(call, source="planner")
+            except (SkillFailed, CallAborted) as e:
+                episode.failure = f"{call.code} failed: {e}"
+                break
+            if api.finished:
+                break
+        else:
+            episode.failure = f"no done() after {max_calls} calls"
+        episode.success = monitor.success(cell.object_poses())
+    return episode
+
+
+def evaluate_planner(tasks: Sequence[str], episodes: int, planner, *, seed: int = 0, split: str = "train",
+                     robot: str = "sim", progress=None) -> dict:
+    """Success per task (95% Wilson intervals) and closed-loop program exact match of a planner
+    with the oracle skills, over seeds seed .. seed + episodes - 1."""
+    from app.eval_command import wilson_interval
+    from recorders.task_suite import make_instance
+
+    rows = []
+    for task in tasks:
+        results = []
+        for s in range(seed, seed + episodes):
+            results.append(plan_and_execute(make_instance(task, s, split), planner, robot))
+            if progress is not None:
+                progress(results[-1])
+        wins = sum(r.success for r in results)
+        rows.append({"task": task, "episodes": episodes, "successes": wins, "rate": wins / episodes,
+                     "ci95": [round(v, 3) for v in wilson_interval(wins, episodes)],
+                     "program_exact_match": sum(r.exact_match for r in results) / episodes,
+                     "seeds": [{"seed": r.seed, "success": r.success, "program": r.program, "failure": r.failure}
+                               for r in results]})
+    return {"policy": "oracle", "split": split, "robot": robot, "tasks": rows}
+
+
+def run_planner_eval(args, tasks: list[str]) -> int:
+    """`eval --planner RUN ...`: rollouts with the oracle skills, or `--data`: next-call accuracy."""
+    from tqdm import tqdm
+
+    from models.planner import Planner
+
+    if args.policy != "oracle":
+        raise UserError("a learned planner runs with --policy oracle for now (learned planner + learned policy "
+                        "is not wired yet)")
+    try:
+        planner = Planner.load(args.planner)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if args.data:
+        return _offline(args, planner, tasks)
+    bar = tqdm(total=len(tasks) * args.episodes, unit="episode", desc="eval", file=sys.stderr, disable=None)
+    result = evaluate_planner(tasks, args.episodes, planner, seed=args.seed, split=args.split, robot=args.robot,
+                              progress=lambda _r: bar.update(1))
+    bar.close()
+    result = {"planner": str(args.planner), **result}
+    if args.json:
+        print_json(result)
+        return 0
+    print(f"planner={args.planner} policy=oracle split={args.split} robot={args.robot}")
+    print(f"{'task':<11} {'success':>9}  95% interval  program exact match")
+    for r in result["tasks"]:
+        print(f"{r['task']:<11} {r['successes']:>3}/{r['episodes']:<3} {100 * r['rate']:5.1f}%  "
+              f"[{100 * r['ci95'][0]:.0f}%, {100 * r['ci95'][1]:.0f}%]   {100 * r['program_exact_match']:.0f}%")
+    return 0
+
+
+def _offline(args, planner, tasks: list[str]) -> int:
+    from models.train_planner import evaluate_steps, load_eval_steps
+
+    selected = None if args.tasks == "all" else tasks
+    try:
+        steps, scenes, episode_of, skipped = load_eval_steps([str(d) for d in args.data], selected)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if not steps:
+        raise UserError("no planner steps in --data" + (f"; e.g. {skipped[0]}" if skipped else ""))
+    result = {"planner": str(args.planner), "data": [str(Path(d)) for d in args.data],
+              **evaluate_steps(planner, steps, scenes, episode_of), "skipped": skipped}
+    if args.json:
+        print_json(result)
+    else:
+        print(f"next-call accuracy {100 * result['next_call_accuracy']:.1f}% over {result['steps']} calls; "
+              f"program exact match {100 * result['program_exact_match']:.1f}% over {result['episodes']} episodes")
+        for name, v in result["per_function"].items():
+            print(f"  {name:<10} {100 * v['accuracy']:5.1f}% of {v['calls']}")
+    return 0

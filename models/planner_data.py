@@ -1,0 +1,158 @@
+"""What the planner sees and says: its prompt, and the training steps drawn from recorded episodes.
+
+One planner step is (base-camera image, task text, past calls, memory keys) -> the next call's code,
+the query ClevrSkills' converter builds (PAPER.md), with a `Memory:` line for the keys stored so far.
+`episode_steps` turns one episode into its steps: the motion calls come from the episode's labels as
+edited (the segments), memory calls (`remember`) from the logged calls, merged in time order, and a
+final `done()` when the episode ended with one (or succeeded). Each step's image is the front
+camera's frame where that call starts. Withholding memory (`memory=False`) leaves the past calls
+and the keys out of the prompt: the planner then sees only the image and the task.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from recorders.episode_file import EpisodeError, open_episode
+from recorders.robot_api_spec import API, Call, InvalidCallError
+
+IMAGE_STREAM = "front_rgb"
+IMAGE_MARK = "<image>"
+_EPS_S = 1e-6
+
+
+@dataclass(frozen=True)
+class PlannerStep:
+    task: str  # the instruction text
+    history: tuple[str, ...]  # codes of the calls made so far, oldest first
+    memory_keys: tuple[str, ...]  # keys remembered so far, in first-stored order
+    target: str  # the next call's canonical code
+    image: np.ndarray | None = None  # (H, W, 3) uint8 front-camera frame where the call starts
+
+
+@dataclass(frozen=True)
+class SceneNames:
+    """The names a planner may use in one scene: objects and zones."""
+    objects: tuple[str, ...]
+    zones: tuple[str, ...]
+
+
+def prompt_text(task: str, history: Sequence[str], memory_keys: Sequence[str], memory: bool = True,
+                image_mark: str = IMAGE_MARK) -> str:
+    """The planner's query; the answer (the next call's code) follows it directly."""
+    lines = [image_mark, task.strip()]
+    if memory:
+        lines.append("Memory: " + ("; ".join(memory_keys) if memory_keys else "none"))
+        lines.append("Past actions:")
+        lines.append("; ".join(history) if history else "none")
+    lines.append("Next:")
+    return "\n".join(lines) + "\n"
+
+
+def remembered_keys(history: Sequence[str]) -> tuple[str, ...]:
+    """Keys stored by remember(...) in `history`, in first-stored order."""
+    keys: dict[str, None] = {}
+    for code in history:
+        call = Call.from_code(code)
+        if call.name == "remember":
+            keys.setdefault(str(call.args[0]), None)
+    return tuple(keys)
+
+
+def scene_names(scene: dict, codes: Sequence[str] = ()) -> SceneNames:
+    """Object and zone names of an episode's scene; without a stored scene (a real arm), the names
+    its calls use."""
+    spec = scene.get("spec", {}) if isinstance(scene, dict) else {}
+    objects = [c["name"] for c in spec.get("cubes", [])]
+    zones = [z["name"] for z in spec.get("zones", [])]
+    if not objects:
+        for code in codes:
+            for call in _with_nested(Call.from_code(code)):
+                for p, a in zip(API[call.name].params, call.args):
+                    if isinstance(a, str) and p.type in ("object", "target"):
+                        (zones if a.endswith(" zone") else objects).append(a)
+    return SceneNames(tuple(dict.fromkeys(objects)), tuple(dict.fromkeys(zones)))
+
+
+def _with_nested(call: Call) -> list[Call]:
+    return [call] + [n for a in call.args if isinstance(a, Call) for n in _with_nested(a)]
+
+
+def episode_program(labels: list[dict], calls: list[dict], times: np.ndarray, success: bool | None) -> list[tuple[int, str]]:
+    """(start frame, code) of every call the planner should have made, in order.
+
+    Motion calls are the labelled segments (idle ones skipped); memory calls come from the call
+    log at the frame where they happened; done() closes the program when it was logged or the
+    episode succeeded."""
+    steps: list[tuple[int, int, str]] = []  # (frame, order within a frame, code)
+    for seg in labels:
+        code = str(seg.get("code", ""))
+        if not code or code == "idle":
+            continue
+        steps.append((int(seg["start"]), 1, Call.from_code(code).code))
+    logged_done = False
+    for c in calls:
+        try:
+            call = Call.from_code(str(c.get("code", "")))
+        except InvalidCallError:
+            continue
+        if call.name == "done" and c.get("status", "ok") == "ok":
+            logged_done = True
+        if call.name != "remember" or c.get("status", "ok") != "ok":
+            continue
+        frame = min(int(np.searchsorted(times, float(c["t_start"]) - _EPS_S, side="left")), len(times) - 1)
+        steps.append((frame, 0, call.code))  # memory before the motion that starts on the same frame
+    steps.sort(key=lambda s: (s[0], s[1]))
+    program = [(f, code) for f, _, code in steps]
+    if logged_done or success:
+        program.append((len(times) - 1, "done()"))
+    return program
+
+
+def episode_steps(path, with_images: bool = True) -> tuple[list[PlannerStep], SceneNames]:
+    """The planner steps of one episode file and its scene's names; ValueError when it has none."""
+    with open_episode(path) as ep:
+        times = ep.stream_time("action") if "action" in ep.stream_names else np.arange(ep.frames) / ep.control_hz
+        program = episode_program(ep.labels, ep.calls, times, ep.success)
+        if not program:
+            raise ValueError(f"{path}: no labelled calls")
+        if with_images and IMAGE_STREAM not in ep.stream_names:
+            raise ValueError(f"{path}: no {IMAGE_STREAM} camera stream (record with --obs rgb)")
+        images = _frames_at(ep, [f for f, _ in program]) if with_images else [None] * len(program)
+        task = ep.instruction or ep.task
+        names = scene_names(ep.scene, [c for _, c in program])
+    steps, history = [], []
+    for (frame, code), image in zip(program, images):
+        steps.append(PlannerStep(task, tuple(history), remembered_keys(history), code, image))
+        history.append(code)
+    return steps, names
+
+
+def _frames_at(ep, control_frames: list[int]) -> list[np.ndarray]:
+    """Front-camera frames nearest in time to control frames (cameras may run at their own rate)."""
+    control_t = ep.stream_time("action") if "action" in ep.stream_names else None
+    cam_t = ep.stream_time(IMAGE_STREAM)
+    data = ep.stream_data(IMAGE_STREAM)
+    out = []
+    for f in control_frames:
+        t = control_t[min(f, len(control_t) - 1)] if control_t is not None else cam_t[min(f, len(cam_t) - 1)]
+        i = min(int(np.searchsorted(cam_t, t - _EPS_S, side="left")), len(cam_t) - 1)
+        out.append(np.asarray(data[i], np.uint8))
+    return out
+
+
+def load_steps(paths: Sequence[Path], with_images: bool = True) -> tuple[list[PlannerStep], list[str], list[SceneNames]]:
+    """Steps of every readable episode, the reasons for the skipped ones, and each kept scene's names."""
+    steps, skipped, scenes = [], [], []
+    for p in paths:
+        try:
+            s, names = episode_steps(p, with_images)
+        except (ValueError, OSError, EpisodeError) as e:  # InvalidCallError is a ValueError
+            skipped.append(str(e).splitlines()[0])
+            continue
+        steps += s
+        scenes.append(names)
+    return steps, skipped, scenes

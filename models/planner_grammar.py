@@ -1,0 +1,116 @@
+"""Constrained decoding for the planner: every answer is a valid call of the robot API.
+
+`candidate_calls` enumerates the calls that make sense in one scene from the registry
+(recorders/robot_api_spec.API): each function with objects and zones of the scene, recall(key) of
+keys already in memory, free_space(obj), directions from the registry and push distances and
+remember-key patterns learned from the training data ("{obj} start"). `CallTrie` holds those calls
+as token sequences; during generation it allows only tokens that continue some candidate, and the
+end-of-sequence token once a candidate is complete, so the decoded tokens always name one of them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from recorders.robot_api_spec import API, Call, InvalidCallError
+
+OBJECT_SLOT = "{obj}"
+
+
+def key_pattern(key: str, obj: str) -> str | None:
+    """The pattern of a remember key with its object replaced by {obj}, or None if it does not name it."""
+    return key.replace(obj, OBJECT_SLOT, 1) if obj in key else None
+
+
+@dataclass(frozen=True)
+class CallVocabulary:
+    """What the planner learned to say beyond the scene's names (stored in its config)."""
+    key_patterns: tuple[str, ...] = (OBJECT_SLOT + " start",)
+    push_distances: tuple[float, ...] = (0.1,)
+
+    @staticmethod
+    def from_programs(codes: Sequence[str]) -> "CallVocabulary":
+        patterns, distances = {}, {}
+        for code in codes:
+            call = Call.from_code(code)
+            if call.name == "remember":
+                p = key_pattern(str(call.args[0]), str(call.args[1]))
+                if p is not None:
+                    patterns.setdefault(p, None)
+            elif call.name == "push":
+                distances.setdefault(float(call.args[2]), None)
+        d = CallVocabulary()
+        return CallVocabulary(tuple(patterns) or d.key_patterns, tuple(sorted(distances)) or d.push_distances)
+
+    def to_dict(self) -> dict:
+        return {"key_patterns": list(self.key_patterns), "push_distances": list(self.push_distances)}
+
+    @staticmethod
+    def from_dict(d: dict) -> "CallVocabulary":
+        return CallVocabulary(tuple(d.get("key_patterns", ())), tuple(float(x) for x in d.get("push_distances", ())))
+
+
+def candidate_calls(objects: Sequence[str], zones: Sequence[str], memory_keys: Sequence[str],
+                    vocab: CallVocabulary = CallVocabulary()) -> list[str]:
+    """Canonical codes of every call the planner may answer in this scene, each valid for the API."""
+    objects, zones = list(dict.fromkeys(objects)), list(dict.fromkeys(zones))
+    names = set(objects) | set(zones)
+    pose_targets = [Call("recall", (k,)) for k in memory_keys] + [Call("free_space", (o,)) for o in objects]
+    out: list[Call] = []
+    for f in API.values():
+        if f.name in ("recall", "free_space"):  # only as place targets
+            continue
+        if f.name == "pick":
+            out += [Call("pick", (o,)) for o in objects]
+        elif f.name == "place":
+            out += [Call("place", (o, t)) for o in objects for t in [*objects, *zones, *pose_targets] if t != o]
+        elif f.name == "push":
+            d = f.params[1].choices or ()
+            out += [Call("push", (o, di, dist)) for o in objects for di in d for dist in vocab.push_distances]
+        elif f.name == "remember":
+            out += [Call("remember", (p.replace(OBJECT_SLOT, o), o)) for o in objects for p in vocab.key_patterns]
+        elif not f.params:
+            out.append(Call(f.name, ()))
+    codes = []
+    for c in out:
+        try:
+            codes.append(c.validate(names).code)
+        except InvalidCallError:
+            continue
+    return list(dict.fromkeys(codes))
+
+
+@dataclass
+class CallTrie:
+    """Token sequences of candidate calls; `allowed(prefix)` gives the tokens that may follow."""
+    eos: int
+    children: dict = field(default_factory=dict)
+    codes: dict = field(default_factory=dict)  # full token tuple -> code
+
+    @staticmethod
+    def build(codes: Sequence[str], encode, eos: int) -> "CallTrie":
+        trie = CallTrie(eos)
+        for code in codes:
+            ids = tuple(encode(code))
+            if ids in trie.codes:  # two names spelled alike by the tokenizer: the first one wins
+                continue
+            trie.codes[ids] = code
+            node = trie.children
+            for t in ids:
+                node = node.setdefault(t, {})
+            node[eos] = {}
+        return trie
+
+    def allowed(self, prefix: Sequence[int]) -> list[int]:
+        node = self.children
+        for t in prefix:
+            node = node.get(int(t))
+            if node is None:
+                return [self.eos]  # off the trie (cannot happen when decoding uses allowed()): stop
+        return list(node) or [self.eos]
+
+    def code_of(self, ids: Sequence[int]) -> str | None:
+        ids = [int(t) for t in ids]
+        if ids and ids[-1] == self.eos:
+            ids = ids[:-1]
+        return self.codes.get(tuple(ids))

@@ -1,0 +1,62 @@
+"""Pieces every training run folder shares (policy and planner trainers): atomic JSON files, the
+JSON-lines metrics log, the newest complete checkpoint, and optimiser state as safetensors + JSON
+(never pickled).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+METRICS_FILE = "metrics.jsonl"
+OPTIONS_FILE = "options.json"
+CHECKPOINTS = "checkpoints"
+FINAL = "final"
+STATE_JSON = "trainer_state.json"
+
+
+def write_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class MetricsLog:
+    """Appends one JSON object per line; a no-op on processes other than the main one."""
+
+    def __init__(self, path: Path, enabled: bool = True):
+        self.path, self.enabled = path, enabled
+
+    def write(self, record: dict) -> None:
+        if self.enabled:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def latest_checkpoint(out) -> Path | None:
+    """The newest complete checkpoint of a run folder (a half-written one has no trainer_state.json)."""
+    folder = Path(out) / CHECKPOINTS
+    done = sorted(p for p in folder.glob("step_*") if p.is_dir() and (p / STATE_JSON).is_file()) \
+        if folder.is_dir() else []
+    return done[-1] if done else None
+
+
+def optimizer_tensors(optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """(tensors named optimizer.INDEX.NAME, the JSON part) of an optimiser's state."""
+    opt = optimizer.state_dict()
+    tensors = {}
+    for index, state in opt["state"].items():
+        tensors |= {f"optimizer.{index}.{name}": v for name, v in state.items() if isinstance(v, torch.Tensor)}
+    return tensors, {"param_groups": opt["param_groups"], "state_keys": sorted(map(int, opt["state"]))}
+
+
+def load_optimizer(optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    """Restore what `optimizer_tensors` gave."""
+    state = {}
+    for index in meta["state_keys"]:
+        prefix = f"optimizer.{index}."
+        state[index] = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in meta["param_groups"]]
+    optimizer.load_state_dict({"state": state, "param_groups": groups})

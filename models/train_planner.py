@@ -1,0 +1,301 @@
+"""Training the planner: one run folder, resumable, with held-out next-call accuracy.
+
+    PlannerTrainOptions -> episodes (labels as edited + memory calls: models/planner_data)
+        -> Planner.scratch (tokenizer trained on the corpus) or Planner.from_base (LoRA)
+        -> examples (query + answer tokens) -> seeded batches -> AdamW + warmup/cosine LR
+        -> metrics.jsonl, checkpoints/step_NNNNNN/, final/ (+ validation.json with --val)
+
+Run folder:
+```
+options.json                 the options of the latest invocation
+metrics.jsonl                {"event": "started"|"resumed"|"stopped"|"finished"|"validation", ...} and one line
+                             per logged step: step, loss, lr, samples_per_s, elapsed_s, eta_s
+checkpoints/step_NNNNNN/     Planner.save (the weights or adapters, processor, planner.json) plus
+                             trainer_state.safetensors (optimiser moments) and trainer_state.json
+final/                       the planner when all steps are done
+validation.json              next-call accuracy and program exact match on the --val episodes
+```
+Batches are functions of (seed, step), so resuming continues the same sequence. Nothing is pickled.
+"""
+from __future__ import annotations
+
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from models.planner import Planner, PlannerConfig
+from models.planner_data import PlannerStep, SceneNames, load_steps, prompt_text
+from models.planner_grammar import CallVocabulary
+from models.run_folder import (CHECKPOINTS, FINAL, METRICS_FILE, OPTIONS_FILE, STATE_JSON, MetricsLog,
+                               latest_checkpoint, load_optimizer, optimizer_tensors, write_json)
+from models.train_policy import find_episodes, select_episodes
+
+STATE_TENSORS = "trainer_state.safetensors"
+STATE_FORMAT = "code2act-planner-trainer"
+VALIDATION_FILE = "validation.json"
+MODEL_OPTIONS = ("memory", "base", "tiny", "lora_rank")
+TINY = dict(image_size=32, patch_size=8, vision_width=32, vision_layers=1, text_width=64, text_layers=1,
+            heads=2, vocab_size=300)
+
+
+@dataclass(frozen=True)
+class PlannerTrainOptions:
+    data: tuple[str, ...]
+    out: str
+    val: tuple[str, ...] = ()  # held-out episodes: next-call accuracy at the end
+    base: str | None = None  # a local pretrained image-text-to-text checkpoint (LoRA)
+    memory: bool = True
+    tasks: tuple[str, ...] | None = None
+    edited_only: bool = False
+    steps: int = 2000
+    batch_size: int = 32
+    lr: float | None = None  # default: 1e-3 from scratch, 2e-4 for LoRA
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    seed: int = 0
+    device: str = "cpu"
+    checkpoint_every: int = 500
+    log_every: int = 10
+    lora_rank: int = 8
+    resume: bool = False
+    tiny: bool = False
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("steps and batch size must be positive")
+        if self.device not in ("auto", "cpu", "cuda", "mps"):
+            raise ValueError(f"unknown device {self.device!r}")
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else (2e-4 if self.base else 1e-3)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict) -> "PlannerTrainOptions":
+        d = {k: v for k, v in d.items() if k in PlannerTrainOptions.__dataclass_fields__}
+        for k in ("data", "val"):
+            d[k] = tuple(d.get(k, ()))
+        if d.get("tasks") is not None:
+            d["tasks"] = tuple(d["tasks"])
+        return PlannerTrainOptions(**d)
+
+
+@dataclass
+class PlannerTrainResult:
+    out: Path
+    step: int
+    stopped: bool
+    final: Path | None
+    metrics: dict
+    validation: dict | None
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda was asked for, but torch sees no CUDA GPU")
+    return torch.device(name)
+
+
+def _episodes(data: Sequence[str], tasks, edited_only: bool) -> tuple[list[Path], list[str]]:
+    paths = find_episodes(data)
+    if not paths:
+        raise ValueError(f"no episodes (*.h5) found in {', '.join(data) or 'no data'}")
+    return select_episodes(paths, tasks, edited_only)
+
+
+def _corpus(steps: list[PlannerStep], memory: bool) -> list[str]:
+    return [prompt_text(s.task, s.history, s.memory_keys, memory) + s.target for s in steps]
+
+
+def evaluate_steps(planner: Planner, steps: list[PlannerStep], scenes: list[SceneNames],
+                   episode_of: list[int]) -> dict:
+    """Next-call accuracy (teacher forcing: the recorded history) and whole-program exact match."""
+    right_per_episode: dict[int, list[bool]] = {}
+    per_function: dict[str, list[int]] = {}
+    for step, ep in zip(steps, episode_of):
+        ok = planner.predict_step(step, scenes[ep]) == step.target
+        right_per_episode.setdefault(ep, []).append(ok)
+        f = per_function.setdefault(step.target.split("(")[0], [0, 0])
+        f[0] += ok
+        f[1] += 1
+    n = len(steps)
+    right = sum(sum(v) for v in right_per_episode.values())
+    exact = sum(all(v) for v in right_per_episode.values())
+    return {"steps": n, "next_call_accuracy": right / n if n else 0.0, "episodes": len(right_per_episode),
+            "program_exact_match": exact / len(right_per_episode) if right_per_episode else 0.0,
+            "per_function": {k: {"calls": v[1], "accuracy": v[0] / v[1]} for k, v in sorted(per_function.items())}}
+
+
+def load_eval_steps(data: Sequence[str], tasks=None) -> tuple[list[PlannerStep], list[SceneNames], list[int], list[str]]:
+    """Steps of held-out episodes with, per step, the index of its episode's scene."""
+    paths, dropped = _episodes(data, tasks, False)
+    steps, episode_of, scenes, skipped = [], [], [], list(dropped)
+    for p in paths:
+        s, sk, sc = load_steps([p])
+        skipped += sk
+        if s:
+            episode_of += [len(scenes)] * len(s)
+            scenes += sc
+            steps += s
+    return steps, scenes, episode_of, skipped
+
+
+def _save_checkpoint(folder: Path, planner: Planner, optimizer, scheduler, step: int, elapsed_s: float) -> Path:
+    from safetensors.torch import save_file
+
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    planner.save(tmp)
+    tensors, opt_meta = optimizer_tensors(optimizer)
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp / STATE_TENSORS))
+    write_json(tmp / STATE_JSON, {"format": STATE_FORMAT, "step": step, "elapsed_s": elapsed_s,
+                                   "optimizer": opt_meta, "lr_scheduler": scheduler.state_dict()})
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return folder
+
+
+def _check_resumable(options: PlannerTrainOptions, out: Path) -> Path:
+    import json
+
+    try:
+        before = PlannerTrainOptions.from_dict(json.loads((out / OPTIONS_FILE).read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError) as e:
+        raise ValueError(f"cannot resume {out}: no readable {OPTIONS_FILE} ({e})") from None
+    changed = [k for k in MODEL_OPTIONS if getattr(before, k) != getattr(options, k)]
+    if changed:
+        raise ValueError(f"cannot resume {out}: options that change the model differ: "
+                         + ", ".join(f"{k} {getattr(before, k)!r} -> {getattr(options, k)!r}" for k in changed))
+    checkpoint = latest_checkpoint(out)
+    if checkpoint is None:
+        raise ValueError(f"cannot resume {out}: it has no checkpoint yet")
+    return checkpoint
+
+
+def _build_planner(options: PlannerTrainOptions, steps: list[PlannerStep], checkpoint: Path | None) -> Planner:
+    if checkpoint is not None:
+        planner = Planner.load(checkpoint)
+        if options.base:  # LoRA adapters load frozen; train them again
+            for name, p in planner.model.named_parameters():
+                p.requires_grad = "lora_" in name
+        return planner
+    config = PlannerConfig(memory=options.memory, lora_rank=options.lora_rank,
+                           calls=CallVocabulary.from_programs([s.target for s in steps]),
+                           **(TINY if options.tiny else {}))
+    if options.base:
+        return Planner.from_base(options.base, config)
+    return Planner.scratch(config, _corpus(steps, options.memory))
+
+
+def train_planner(options: PlannerTrainOptions, progress: Callable[[int, int, dict], None] | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> PlannerTrainResult:
+    """Train (or resume) a planner run; ValueError with a one-line reason when it cannot start."""
+    from transformers import get_cosine_schedule_with_warmup
+
+    out = Path(options.out)
+    if options.resume:
+        checkpoint = _check_resumable(options, out)
+    elif any((out / n).exists() for n in (OPTIONS_FILE, METRICS_FILE, CHECKPOINTS, FINAL)):
+        raise ValueError(f"{out} already holds a training run; resume it or choose another folder")
+    else:
+        checkpoint = None
+    paths, dropped = _episodes(options.data, options.tasks, options.edited_only)
+    steps, skipped, _ = load_steps(paths)
+    if not steps:
+        reasons = dropped + skipped
+        raise ValueError(f"no planner steps in {len(paths)} episodes" + (f"; e.g. {reasons[0]}" if reasons else ""))
+    device = _device(options.device)
+    torch.manual_seed(options.seed)
+    planner = _build_planner(options, steps, checkpoint)
+    planner.model.to(device).train()
+    examples = [planner.example(s) for s in steps]
+    params = [p for p in planner.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=options.learning_rate, weight_decay=options.weight_decay)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, min(options.warmup_steps, options.steps // 10),
+                                                options.steps)
+    step, elapsed_before = 0, 0.0
+    if checkpoint is not None:
+        import json
+
+        from safetensors.torch import load_file
+
+        meta = json.loads((checkpoint / STATE_JSON).read_text(encoding="utf-8"))
+        if meta.get("format") != STATE_FORMAT:
+            raise ValueError(f"{checkpoint} is not a planner-trainer checkpoint")
+        load_optimizer(optimizer, load_file(str(checkpoint / STATE_TENSORS), device=str(device)), meta["optimizer"])
+        scheduler.load_state_dict(meta["lr_scheduler"])
+        step, elapsed_before = int(meta["step"]), float(meta["elapsed_s"])
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / CHECKPOINTS).mkdir(exist_ok=True)
+    write_json(out / OPTIONS_FILE, options.to_dict())
+    log = MetricsLog(out / METRICS_FILE)
+    n_params = sum(p.numel() for p in planner.model.parameters())
+    log.write({"event": "resumed" if checkpoint else "started", "step": step, "steps": options.steps,
+               "device": str(device), "episodes": len(paths) - len(skipped), "samples": len(examples),
+               "skipped": len(skipped) + len(dropped), "parameters": n_params, "trainable": sum(p.numel() for p in params),
+               "checkpoint": str(checkpoint) if checkpoint else None})
+
+    started = window_start = time.monotonic()
+    window_loss, window_n, last, stopped, saved_at = 0.0, 0, {}, False, step if checkpoint else -1
+
+    def save(at: int) -> None:
+        _save_checkpoint(out / CHECKPOINTS / f"step_{at:06d}", planner, optimizer, scheduler, at,
+                         elapsed_before + time.monotonic() - started)
+
+    while step < options.steps:
+        step += 1
+        rng = random.Random(options.seed * 1_000_003 + step)
+        batch = planner.collate(rng.sample(examples, min(options.batch_size, len(examples))))
+        batch = {k: v.to(device) for k, v in batch.items()}
+        lr = scheduler.get_last_lr()[0]
+        loss = planner.loss(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        window_loss += float(loss.detach())
+        window_n += 1
+        if step % options.log_every == 0 or step == options.steps:
+            now = time.monotonic()
+            rate = window_n / max(now - window_start, 1e-9)
+            last = {"step": step, "loss": window_loss / window_n, "lr": lr,
+                    "samples_per_s": rate * options.batch_size, "elapsed_s": elapsed_before + now - started,
+                    "eta_s": (options.steps - step) / rate}
+            log.write(last)
+            window_loss, window_n, window_start = 0.0, 0, now
+        if progress is not None:
+            progress(step, options.steps, last)
+        if should_stop is not None and should_stop() and step < options.steps:
+            stopped = True
+            break
+        if options.checkpoint_every and step % options.checkpoint_every == 0:
+            save(step)
+            saved_at = step
+    if saved_at != step:
+        save(step)
+    final, validation = None, None
+    if not stopped:
+        planner.model.eval()
+        final = planner.save(out / FINAL)
+        if options.val:
+            v_steps, v_scenes, v_episode_of, _ = load_eval_steps(options.val, options.tasks)
+            validation = {"data": list(options.val), **evaluate_steps(planner, v_steps, v_scenes, v_episode_of)}
+            write_json(out / VALIDATION_FILE, validation)
+            log.write({"event": "validation", "step": step, **{k: v for k, v in validation.items()
+                                                               if k != "per_function"}})
+    elapsed = elapsed_before + time.monotonic() - started
+    log.write({"event": "stopped" if stopped else "finished", "step": step, "elapsed_s": elapsed,
+               "checkpoint": str(latest_checkpoint(out)), "final": str(final) if final else None})
+    return PlannerTrainResult(out, step, stopped, final, last, validation)

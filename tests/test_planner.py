@@ -1,0 +1,284 @@
+"""The planner (issue 5): its training steps from episodes, the call grammar, constrained decoding,
+the tiny scratch model learning, LoRA on a local base checkpoint, and the CLI's train/eval."""
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from models.planner import Planner, PlannerConfig
+from models.planner_data import (SceneNames, episode_program, episode_steps, load_steps, prompt_text,
+                                 remembered_keys, scene_names)
+from models.planner_grammar import CallTrie, CallVocabulary, candidate_calls
+from models.train_planner import TINY, evaluate_steps
+from recorders.robot_api_spec import Call
+from recorders.sim.scene import CameraSettings
+from recorders.task_suite import TASKS, make_instance
+
+SMALL_CAMERAS = CameraSettings(48, 48)
+
+
+@pytest.fixture(scope="module")
+def planner_episodes(tmp_path_factory):
+    """rgb demonstrations: pick_place seeds 0-2, swap seed 0; pick_place seed 2 has edited labels."""
+    from recorders.demo_recorder import record_demo
+    from recorders.episode_file import open_episode, write_labels
+
+    folder = tmp_path_factory.mktemp("planner_episodes")
+    for task, seed in (("pick_place", 0), ("pick_place", 1), ("pick_place", 2), ("swap", 0)):
+        record_demo(make_instance(task, seed, cameras=SMALL_CAMERAS), folder / f"{task}_{seed:04d}.h5")
+    edited = folder / "pick_place_0002.h5"
+    with open_episode(edited) as ep:
+        labels = [dict(s) for s in ep.labels]
+    labels[0]["code"] = 'home()'  # an operator relabelled the first segment
+    write_labels(edited, [{**s, "source": "edited"} for s in labels])
+    return folder
+
+
+# ---- steps from episodes -------------------------------------------------------------------------
+def test_an_episode_gives_one_step_per_call_with_memory_calls_in_order(planner_episodes):
+    steps, names = episode_steps(planner_episodes / "swap_0000.h5")
+    inst = make_instance("swap", 0)
+    assert [s.target for s in steps] == [c.code for c in inst.program]
+    assert steps[0].history == () and steps[-1].target == "done()"
+    assert steps[3].memory_keys == remembered_keys(steps[3].history) and len(steps[3].memory_keys) == 2
+    assert all(s.image.shape == (48, 48, 3) and s.image.dtype == np.uint8 for s in steps)
+    assert set(names.objects) == set(inst.scene.object_names) and set(names.zones) == set(inst.scene.zone_names)
+
+
+def test_steps_use_the_labels_as_edited(planner_episodes):
+    steps, _ = episode_steps(planner_episodes / "pick_place_0002.h5")
+    assert steps[0].target == "home()" and steps[1].history == ("home()",)
+
+
+def test_episode_program_merges_memory_events_by_frame():
+    labels = [{"start": 0, "end": 5, "code": 'pick("red cube")'}, {"start": 5, "end": 9, "code": "idle"},
+              {"start": 9, "end": 12, "code": 'place("red cube", recall("k"))'}]
+    calls = [{"code": 'remember("k", "red cube")', "t_start": 0.0, "status": "ok"},
+             {"code": 'remember("j", "red cube")', "t_start": 0.55, "status": "failed"},
+             {"code": "done()", "t_start": 1.2, "status": "ok"}]
+    program = episode_program(labels, calls, np.arange(12) / 10, success=None)
+    assert [c for _, c in program] == ['remember("k", "red cube")', 'pick("red cube")',
+                                       'place("red cube", recall("k"))', "done()"]
+
+
+def test_prompt_with_and_without_memory():
+    full = prompt_text("stack the red cube on the blue cube", ['pick("red cube")'], ["k"])
+    assert full.startswith("<image>\nstack the red cube") and "Memory: k" in full and 'pick("red cube")' in full
+    bare = prompt_text("stack the red cube on the blue cube", ['pick("red cube")'], ["k"], memory=False)
+    assert "Memory" not in bare and "pick" not in bare and bare.endswith("Next:\n")
+
+
+def test_state_only_episodes_are_skipped_with_a_reason(tmp_path):
+    from recorders.demo_recorder import RecordOptions, record_demo
+
+    path = tmp_path / "stack_0000.h5"
+    record_demo(make_instance("stack", 0), path, RecordOptions(obs="state"))
+    steps, skipped, _ = load_steps([path])
+    assert steps == [] and "front_rgb" in skipped[0] and "--obs rgb" in skipped[0]
+
+
+def test_scene_names_without_a_stored_scene_come_from_the_calls():
+    names = scene_names({}, ['pick("red cube")', 'place("red cube", "blue zone")', 'place("red cube", recall("k"))'])
+    assert names == SceneNames(("red cube",), ("blue zone",))
+
+
+# ---- grammar and constrained decoding ------------------------------------------------------------
+@pytest.mark.parametrize("task", list(TASKS))
+def test_every_oracle_call_is_a_candidate_and_every_candidate_is_valid(task):
+    for seed in range(3):
+        inst = make_instance(task, seed)
+        names = set(inst.scene.object_names) | set(inst.scene.zone_names)
+        vocab = CallVocabulary.from_programs([c.code for c in inst.program])
+        history = []
+        for call in inst.program:
+            codes = candidate_calls(inst.scene.object_names, inst.scene.zone_names, remembered_keys(history), vocab)
+            assert call.code in codes
+            assert all(Call.from_code(c, names).code == c for c in codes)
+            history.append(call.code)
+
+
+def test_recall_is_only_offered_for_stored_keys():
+    codes = candidate_calls(["red cube", "blue cube"], ["green zone"], ["red cube start"])
+    assert 'place("blue cube", recall("red cube start"))' in codes
+    assert not any('recall("blue cube start")' in c for c in codes)
+
+
+def test_the_trie_allows_exactly_the_continuations_of_candidates():
+    codes = ["ab", "ac", "b"]
+    trie = CallTrie.build(codes, lambda c: [ord(ch) for ch in c], eos=0)
+    assert sorted(trie.allowed([])) == [ord("a"), ord("b")]
+    assert sorted(trie.allowed([ord("a")])) == [ord("b"), ord("c")]
+    assert trie.allowed([ord("b")]) == [0]
+    assert trie.code_of([ord("a"), ord("c"), 0]) == "ac" and trie.code_of([ord("a")]) is None
+
+
+# ---- the model ---------------------------------------------------------------------------------
+def _tiny_planner(steps, memory=True) -> Planner:
+    from models.train_planner import _corpus
+
+    config = PlannerConfig(memory=memory, calls=CallVocabulary.from_programs([s.target for s in steps]), **TINY)
+    return Planner.scratch(config, _corpus(steps, memory))
+
+
+def test_an_untrained_planner_still_only_says_valid_calls_of_the_scene(planner_episodes):
+    steps, names = episode_steps(planner_episodes / "swap_0000.h5")
+    planner = _tiny_planner(steps)
+    known = set(names.objects) | set(names.zones)
+    rng = np.random.default_rng(0)
+    for step in steps:
+        image = rng.integers(0, 255, step.image.shape, dtype=np.uint8)
+        code = planner.next_call(image, step.task, step.history, step.memory_keys, names)
+        assert code in planner.candidates(names, step.memory_keys)
+        assert Call.from_code(code, known).code == code
+
+
+def test_the_tiny_planner_learns_its_training_programs_and_survives_save_and_load(planner_episodes, tmp_path):
+    import torch
+
+    paths = sorted(planner_episodes.glob("pick_place_000[01].h5")) + [planner_episodes / "swap_0000.h5"]
+    steps, _, scenes = load_steps(paths)
+    episode_of = [i for i, p in enumerate(paths) for _ in range(len(episode_steps(p, with_images=False)[0]))]
+    torch.manual_seed(0)
+    planner = _tiny_planner(steps)
+    examples = [planner.example(s) for s in steps]
+    optimizer = torch.optim.AdamW(planner.model.parameters(), lr=3e-3)
+    rng = random.Random(0)
+    planner.model.train()
+    for _ in range(300):
+        loss = planner.loss(planner.collate(rng.sample(examples, 8)))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    result = evaluate_steps(planner, steps, scenes, episode_of)
+    assert result["next_call_accuracy"] >= 0.9, result
+    planner.save(tmp_path / "planner")
+    again = Planner.load(tmp_path / "planner")
+    for step, ep in zip(steps, episode_of):
+        assert again.predict_step(step, scenes[ep]) == planner.predict_step(step, scenes[ep])
+
+
+def _save_tiny_base(folder):
+    """A tiny random LLaVA checkpoint with its own (non-code2act) tokenizer, as a pretrained base would be."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
+                              LlavaForConditionalGeneration, LlavaProcessor, PreTrainedTokenizerFast)
+
+    chars = sorted(set("abcdefghijklmnopqrstuvwxyz0123456789 _().,;:\"'\n<>"))
+    vocab = {t: i for i, t in enumerate(["<unk>", "<s>", "</s>", "<image>", *chars])}
+    raw = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+    tok = PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
+                                  extra_special_tokens={"image_token": "<image>"})
+    proc = LlavaProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32},
+                                                             crop_size={"height": 32, "width": 32}),
+                          tokenizer=tok, patch_size=16, vision_feature_select_strategy="default",
+                          num_additional_image_tokens=1)
+    config = LlavaConfig(
+        vision_config=CLIPVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                       num_attention_heads=2, image_size=32, patch_size=16).to_dict(),
+        text_config=LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048,
+                                eos_token_id=tok.eos_token_id).to_dict(),
+        image_token_id=vocab["<image>"], vision_feature_select_strategy="default", image_seq_length=4)
+    LlavaForConditionalGeneration(config).save_pretrained(folder)
+    proc.save_pretrained(folder)
+    return folder
+
+
+def test_lora_fine_tunes_a_local_base_checkpoint_and_leaves_it_untouched(planner_episodes, tmp_path):
+    from safetensors.torch import load_file
+
+    from app.cli import main
+
+    base = _save_tiny_base(tmp_path / "base")
+    before = load_file(str(base / "model.safetensors"))
+    out = tmp_path / "lora_run"
+    data = planner_episodes / "pick_place_0000.h5"
+    assert main(["train", "planner", "--data", str(data), "--out", str(out), "--base", str(base), "--steps", "4",
+                 "--batch-size", "2", "--checkpoint-every", "2", "--device", "cpu"]) == 0
+    final = out / "final"
+    assert (final / "adapter_model.safetensors").is_file() and (final / "adapter_config.json").is_file()
+    assert not (final / "model.safetensors").exists()
+    after = load_file(str(base / "model.safetensors"))
+    assert all(np.array_equal(before[k].numpy(), after[k].numpy()) for k in before)
+    started = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert 0 < started["trainable"] < started["parameters"]
+    planner = Planner.load(out)
+    assert planner.config.base == str(base.resolve())
+    steps, names = episode_steps(data)
+    assert planner.predict_step(steps[0], names) in planner.candidates(names, ())
+    assert main(["train", "planner", "--data", str(data), "--out", str(out), "--base", str(base), "--steps", "6",
+                 "--batch-size", "2", "--device", "cpu", "--resume"]) == 0
+    assert (out / "checkpoints" / "step_000006").is_dir()
+
+
+def test_a_base_that_is_not_a_model_folder_is_a_one_line_error(planner_episodes, tmp_path, capsys):
+    from app.cli import main
+
+    code = main(["train", "planner", "--data", str(planner_episodes), "--out", str(tmp_path / "r"),
+                 "--base", str(tmp_path)])
+    assert code == 2 and "not a local model folder" in capsys.readouterr().err
+
+
+# ---- the commands -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_run(planner_episodes, tmp_path_factory):
+    from app.cli import main
+
+    out = tmp_path_factory.mktemp("planner_run") / "run"
+    assert main(["train", "planner", "--data", str(planner_episodes), "--out", str(out), "--steps", "6", "--tiny",
+                 "--batch-size", "4", "--checkpoint-every", "3", "--device", "cpu",
+                 "--val", str(planner_episodes / "pick_place_0001.h5")]) == 0
+    return out
+
+
+def test_train_planner_writes_metrics_checkpoints_final_and_validation(tiny_run):
+    lines = [json.loads(x) for x in (tiny_run / "metrics.jsonl").read_text().splitlines()]
+    assert lines[0]["event"] == "started" and lines[0]["samples"] == 3 + 3 + 3 + 9 - 0
+    assert [x["step"] for x in lines if "loss" in x] == [6]
+    assert {"validation", "finished"} <= {x.get("event") for x in lines}
+    assert sorted(p.name for p in (tiny_run / "checkpoints").iterdir()) == ["step_000003", "step_000006"]
+    validation = json.loads((tiny_run / "validation.json").read_text())
+    assert validation["steps"] == 3 and 0 <= validation["next_call_accuracy"] <= 1
+    assert (tiny_run / "final" / "model.safetensors").is_file() and (tiny_run / "final" / "tokenizer.json").is_file()
+
+
+def test_train_planner_resumes_and_refuses_a_changed_model(planner_episodes, tiny_run, capsys):
+    from app.cli import main
+
+    assert main(["train", "planner", "--data", str(planner_episodes), "--out", str(tiny_run), "--steps", "8",
+                 "--tiny", "--batch-size", "4", "--device", "cpu", "--resume"]) == 0
+    lines = [json.loads(x) for x in (tiny_run / "metrics.jsonl").read_text().splitlines()]
+    assert any(x.get("event") == "resumed" and x["step"] == 6 for x in lines)
+    assert main(["train", "planner", "--data", str(planner_episodes), "--out", str(tiny_run), "--steps", "9",
+                 "--device", "cpu", "--resume"]) == 2
+    assert "tiny" in capsys.readouterr().err
+
+
+def test_eval_with_a_learned_planner_rolls_out_and_measures_offline(planner_episodes, tiny_run, capsys):
+    from app.cli import main
+
+    assert main(["eval", "--planner", str(tiny_run), "--tasks", "pick_place", "--episodes", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    row = result["tasks"][0]
+    assert row["task"] == "pick_place" and row["episodes"] == 1 and 1 <= len(row["seeds"][0]["program"]) <= 20
+    assert result["policy"] == "oracle"
+    assert main(["eval", "--planner", str(tiny_run), "--data", str(planner_episodes), "--json"]) == 0
+    offline = json.loads(capsys.readouterr().out)
+    assert offline["steps"] == 18 and offline["episodes"] == 4 and "place" in offline["per_function"]
+
+
+def test_planner_errors_are_one_line(planner_episodes, tiny_run, tmp_path, capsys):
+    from app.cli import main
+
+    assert main(["eval", "--planner", str(tmp_path), "--tasks", "stack", "--episodes", "1"]) == 2
+    assert "not a planner checkpoint" in capsys.readouterr().err
+    assert main(["eval", "--data", str(planner_episodes), "--tasks", "stack"]) == 2
+    assert "--planner RUN" in capsys.readouterr().err
+    assert main(["train", "planner", "--data", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    assert "no episodes" in capsys.readouterr().err
+    assert main(["train", "planner", "--data", str(planner_episodes), "--out", str(tiny_run)]) == 2
+    assert "already holds a training run" in capsys.readouterr().err
