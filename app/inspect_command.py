@@ -28,6 +28,12 @@ def run_inspect(path: Path, as_json: bool) -> int:
     print("  segments:")
     for s in summary["segments"]:
         print(f"    frames {s['start']:>5}-{s['end']:<5} {s['code']}  ({s['source']})")
+    memory = summary.get("memory")
+    if memory is not None:
+        print("  memory:")
+        for k in memory["poses"] + memory["captured"]:
+            x, y, z = k["pose"][:3]
+            print(f"    {k['time']:7.2f} s  {k['key']:<24} ({x:+.3f}, {y:+.3f}, {z:+.3f}) m  [{k['source']}]")
     return 0
 
 

@@ -301,7 +301,7 @@ def rollout(inst: TaskInstance, policy: "DiffusionPolicy", out_path: Path | None
             path = None
             if writer is not None:
                 labels = segment_calls(log.records, np.asarray(runner.frame_times))
-                path = writer.finish(success, [s.to_dict() for s in labels])
+                path = writer.finish(success, [s.to_dict() for s in labels], api.memory.to_json())
                 writer = None
         finally:
             if writer is not None:
@@ -327,7 +327,7 @@ def _run_program(runner: _Runner, api: RobotAPI, log: CallLog, inst: TaskInstanc
             if call.spec.kind != "motion":
                 api.execute(call, source)
             else:
-                args = [api.execute(a, source) if isinstance(a, Call) else a for a in call.args]
+                args = [api.resolve(a, source) for a in call.args]
                 resolved = next((a.to_array().astype(np.float32) for a in args if isinstance(a, Pose)), None)
                 before = api.cell.object_poses()
                 with log.record(call, source) as rec:

@@ -499,7 +499,7 @@ class RecordSession:
             self._event("discarded", f"discarded {rec.path.name}")
         else:
             poses = cell.object_poses() if cell is not None else None
-            result = rec.finish(poses)
+            result = rec.finish(poses, self._api.memory.to_json() if self._api is not None else None)
             if result.path is None:
                 self._event("discarded", f"nothing recorded in {rec.path.name}; discarded")
             else:

@@ -106,8 +106,8 @@ class Recording:
         elapsed = self.frame_times[-1] if self.frame_times else 0.0
         return RecordingStatus(self.path, elapsed, streams, len(self.log.records))
 
-    def finish(self, final_poses: dict[str, Pose] | None) -> TakeResult:
-        """Close any open hotkey stretch, segment the calls, write labels and success."""
+    def finish(self, final_poses: dict[str, Pose] | None, memory: dict | None = None) -> TakeResult:
+        """Close any open hotkey stretch, segment the calls, write labels, success and the memory."""
         if self.log.open_record is not None:
             self.log.close_call("ok")  # the stretch ended when the take did
         if not self.frame_times:
@@ -115,7 +115,7 @@ class Recording:
             return TakeResult(None, 0, None)
         success = self.monitor.success(final_poses) if self.monitor is not None and final_poses else None
         labels = segment_calls(self.log.records, np.asarray(self.frame_times))
-        path = self.writer.finish(success, [s.to_dict() for s in labels])
+        path = self.writer.finish(success, [s.to_dict() for s in labels], memory)
         return TakeResult(path, len(self.frame_times), success)
 
     def discard(self) -> None:

@@ -98,7 +98,7 @@ def record_demo(inst: TaskInstance, path: Path, options: RecordOptions = RecordO
             if failure is None and not success:
                 failure = "the program ran but the task's success check failed"
             labels = segment_calls(log.records, np.asarray(ticks.frame_times))
-            final = writer.finish(success, [s.to_dict() for s in labels])
+            final = writer.finish(success, [s.to_dict() for s in labels], api.memory.to_json())
         return EpisodeResult(final, success, len(ticks.frame_times), ticks.clock(),
                              time.perf_counter() - wall0, failure)
 

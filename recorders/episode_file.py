@@ -338,6 +338,18 @@ class Episode:
         return self._read("calls", lambda: _json_rows(self.h5["calls"])) if "calls" in self.h5 else []
 
     @property
+    def memory(self) -> dict | None:
+        """The robot's memory at the end of the episode (`Memory.to_json()`: key poses, poses captured
+        at gripper events, call history), or None when it was not stored."""
+        text = self.h5.attrs.get("memory")
+        if text is None:
+            return None
+        try:
+            return json.loads(str(text))
+        except ValueError:
+            raise TruncatedEpisodeError(f"{self.path}: its memory is not readable JSON") from None
+
+    @property
     def labels(self) -> list[dict]:
         for name in ("labels", _LABELS_TMP):
             if name in self.h5:
@@ -368,7 +380,8 @@ def episode_summary(ep: Episode) -> dict:
         return {"task": ep.task, "instruction": ep.instruction, "robot": ep.robot, "frames": ep.frames,
                 "duration_s": round(ep.duration_s, 3), "control_hz": ep.control_hz, "streams": streams,
                 "calls": calls, "segments": segments, "success": ep.success,
-                "format_version": ep.format_version, "recovered": ep.recovered, "seed": ep.seed, "split": ep.split}
+                "format_version": ep.format_version, "recovered": ep.recovered, "seed": ep.seed, "split": ep.split,
+                "memory": ep.memory}
     except _READ_ERRORS as e:
         raise TruncatedEpisodeError(f"{ep.path} is damaged ({_short(e)})") from None
 

@@ -106,9 +106,10 @@ class EpisodeWriter:
         return self._queue.qsize()
 
     # ---- ending ------------------------------------------------------------------------------------
-    def finish(self, success: bool | None, labels: list[dict]) -> Path:
-        """Write everything queued, then success and labels; rename to the final path and return it.
-        Stop the producers first: a sample appended while finish runs may be lost."""
+    def finish(self, success: bool | None, labels: list[dict], memory: dict | None = None) -> Path:
+        """Write everything queued, then success, labels and the robot's memory (`Memory.to_json()`);
+        rename to the final path and return it. Stop the producers first: a sample appended while
+        finish runs may be lost."""
         rows = encode_labels(labels)  # a bad label is a ValueError before anything is closed
         self._check_open()
         self._stop()
@@ -118,6 +119,8 @@ class EpisodeWriter:
                 f.attrs["success"] = -1 if success is None else int(bool(success))
                 f.attrs["labels_edited"] = int(any(json.loads(r)["source"] == "edited" for r in rows))
                 store_labels(f, rows)
+                if memory is not None:
+                    f.attrs["memory"] = json.dumps(memory)
             os.replace(self.partial, self.path)
         except OSError as e:
             raise EpisodeWriteError(f"{self.path}: cannot finish the recording ({e})") from e

@@ -37,13 +37,21 @@ class RobotAPI:
         """Run one call (validated by the caller) and log it; returns a Pose for recall/free_space."""
         if call.name not in API:
             raise SkillFailed(f"unknown function {call.name!r}; known: {', '.join(API)}")
-        args = [self._resolve(a, source) for a in call.args]
+        result = self._execute(call, source)
+        self.memory.history.append(call.code)  # top-level calls only: a nested recall is part of its place
+        return result
+
+    def resolve(self, arg, source: str = "script"):
+        """An argument's value: a nested call (recall, free_space) runs and logs as an event; literals
+        pass through. Nested calls do not enter the call history."""
+        return self._execute(arg, source) if isinstance(arg, Call) else arg
+
+    def _execute(self, call: Call, source: str):
+        args = [self.resolve(a, source) for a in call.args]
         fn = getattr(self, "_" + call.name)
         # Memory, query and done() calls take no control ticks, so they log with t_start == t_end.
         with self.log.record(call, source):
-            result = fn(*args)
-        self.memory.history.append(call.code)
-        return result
+            return fn(*args)
 
     def run_program(self, calls: list[Call], source: str = "script") -> None:
         """Run calls in order; stops at done() and re-raises the first failure (already logged)."""
@@ -51,9 +59,6 @@ class RobotAPI:
             self.execute(call, source)
             if self.finished:
                 break
-
-    def _resolve(self, arg, source: str):
-        return self.execute(arg, source) if isinstance(arg, Call) else arg
 
     # ---- functions -----------------------------------------------------------------------------
     def _pick(self, obj: str) -> None:
