@@ -160,8 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-call-s", type=float, default=30.0, help="time a learned policy gets per call")
 
     rn = sub.add_parser("run", help="run a task with a planner and a policy in the simulated workcell")
-    rn.add_argument("--task", required=True, help="a task of the suite (with --planner oracle)")
-    rn.add_argument("--planner", choices=("oracle",), default="oracle")
+    rn.add_argument("--task", required=True, help="a task of the suite")
+    rn.add_argument("--planner", default="oracle", help="oracle (the scripted program) or a planner run folder")
     rn.add_argument("--policy", default="oracle", help="oracle (scripted skills) or a policy run folder")
     rn.add_argument("--seed", type=_nonneg_int, default=0)
     rn.add_argument("--split", choices=("train", "test"), default="train")

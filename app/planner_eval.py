@@ -32,39 +32,43 @@ class PlannedEpisode:
         return self.program == self.oracle_program
 
 
-def plan_and_execute(inst, planner, robot: str = "sim", max_calls: int = MAX_CALLS) -> PlannedEpisode:
-    """One episode of `planner` writing the program call by call, the scripted skills executing it."""
+def planner_proposer(planner, instruction: str, scene):
+    """`propose(api) -> Call` for RobotAPI.run_planned: the planner's next call given the front
+    camera's frame now, the task, the calls made so far and the keys in memory."""
     from models.planner_data import SceneNames, remembered_keys
+    from recorders.robot_api_spec import Call
+
+    names = SceneNames(tuple(scene.object_names), tuple(scene.zone_names))
+
+    def propose(api) -> Call:
+        image, _depth = api.cell.render(FRONT_CAMERA)
+        history = list(api.memory.history)
+        return Call.from_code(planner.next_call(image, instruction, history, remembered_keys(history), names))
+    return propose
+
+
+def plan_and_execute(inst, planner, robot: str = "sim", max_calls: int = MAX_CALLS) -> PlannedEpisode:
+    """One episode of `planner` writing the program call by call, the scripted skills executing it
+    (in memory: nothing is recorded)."""
     from recorders.call_log import CallAborted, CallLog, SkillFailed
     from recorders.robot_api import RobotAPI
-    from recorders.robot_api_spec import Call, InvalidCallError
     from recorders.task_suite import TaskMonitor
     from recorders.workcell import open_workcell
 
-    names = SceneNames(tuple(inst.scene.object_names), tuple(inst.scene.zone_names))
-    known = set(names.objects) | set(names.zones)
     episode = PlannedEpisode(inst.task.id, inst.seed, False, oracle_program=[c.code for c in inst.program])
     with open_workcell(robot, inst.scene) as cell:
         monitor = TaskMonitor(inst, cell.object_poses())
         api = RobotAPI(cell, CallLog(clock=cell.arm.time), on_tick=lambda cmd: monitor.update(cell.object_poses()))
-        for _ in range(max_calls):
-            image, _depth = cell.render(FRONT_CAMERA)
-            code = planner.next_call(image, inst.instruction, episode.program, remembered_keys(episode.program), names)
-            try:
-                call = Call.from_code(code, known)
-            except InvalidCallError as e:  # constrained decoding makes this impossible; never execute one
-                episode.failure = f"invalid call {code}: {e}"
-                break
+        ask = planner_proposer(planner, inst.instruction, inst.scene)
+
+        def propose(api_):
+            call = ask(api_)
             episode.program.append(call.code)
-            try:
-                api.execute(call, source="planner")
-            except (SkillFailed, CallAborted) as e:
-                episode.failure = f"{call.code} failed: {e}"
-                break
-            if api.finished:
-                break
-        else:
-            episode.failure = f"no done() after {max_calls} calls"
+            return call
+        try:
+            api.run_planned(propose, max_calls)
+        except (SkillFailed, CallAborted) as e:
+            episode.failure = str(e)
         episode.success = monitor.success(cell.object_poses())
     return episode
 

@@ -1,4 +1,4 @@
-"""`python main.py run` and `eval --policy RUN`: the oracle planner with a learned (or scripted) policy.
+"""`python main.py run` and `eval --policy RUN`: a planner (oracle or learned) with a policy (learned or scripted).
 
 `run` executes one task instance in the simulated workcell and saves it as an episode; `eval` runs
 many and reports success per task and per call type with 95% intervals. The learned policy does
@@ -53,17 +53,38 @@ def run_run(args) -> int:
     from recorders.task_suite import TASKS, make_instance
 
     if args.task not in TASKS:
-        raise UserError(f"with --planner oracle, --task names a task of the suite ({', '.join(TASKS)}); "
-                        f"got {args.task!r}")
+        raise UserError(f"--task names a task of the suite ({', '.join(TASKS)}); got {args.task!r}")
     inst = make_instance(args.task, args.seed, args.split)
     out = args.out or Path(f"{args.task}_{args.seed:04d}_run.h5")
     if out.exists():
         raise UserError(f"{out} already exists; choose another --out")
     print(f"{inst.instruction}  (seed {args.seed}, {args.split} split)")
+    if args.planner != "oracle" and args.policy != "oracle":
+        raise UserError("a learned planner runs with --policy oracle for now (learned planner + learned policy "
+                        "is not wired yet)")
     if args.policy == "oracle":
         from recorders.demo_recorder import RecordOptions, record_demo
 
-        r = record_demo(inst, out, RecordOptions(obs=args.obs))
+        propose = None
+        if args.planner != "oracle":
+            from app.planner_eval import planner_proposer
+            from models.planner import Planner
+
+            try:
+                propose = planner_proposer(Planner.load(args.planner), inst.instruction, inst.scene)
+            except ValueError as e:
+                raise UserError(str(e)) from None
+        r = record_demo(inst, out, RecordOptions(obs=args.obs), propose=propose)
+        if r.frames == 0:  # e.g. a planner that said done() first: an episode needs at least one tick
+            r.path.unlink(missing_ok=True)
+            print(f"{'success' if r.success else 'failed: ' + str(r.failure)}; no motion, nothing saved")
+            return 0
+        if propose is not None:
+            from recorders.episode_file import open_episode
+
+            with open_episode(r.path) as ep:
+                for c in ep.calls:
+                    print(f"  {c['code']:<50} {c['status']}")
         print(f"{'success' if r.success else 'failed: ' + str(r.failure)}; saved {r.path}")
         return 0
     from app.policy_rollout import rollout

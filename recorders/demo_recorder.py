@@ -20,6 +20,7 @@ from recorders.episode_file import EpisodeMeta
 from recorders.episode_writer import EpisodeWriter
 from recorders.observation import OBS_KINDS, append_tick, observe, stream_specs
 from recorders.robot_api import RobotAPI
+from recorders.robot_api_spec import Call
 from recorders.segmentation import segment_calls
 from recorders.task_suite import TaskInstance, TaskMonitor
 from recorders.workcell import Workcell, open_workcell
@@ -76,8 +77,10 @@ class _TickRecorder:
 
 def record_demo(inst: TaskInstance, path: Path, options: RecordOptions = RecordOptions(),
                 should_abort: Callable[[], bool] | None = None,
-                cell_factory: Callable[..., Workcell] = open_workcell) -> EpisodeResult:
-    """Record one scripted demonstration of `inst` into `path` (an .h5 episode file)."""
+                cell_factory: Callable[..., Workcell] = open_workcell,
+                propose: Callable[[RobotAPI], Call] | None = None, max_calls: int = 20) -> EpisodeResult:
+    """Record one episode of `inst` into `path` (an .h5 episode file): the scripted demonstration,
+    or with `propose` a planner writing the program call by call (RobotAPI.run_planned)."""
     wall0 = time.perf_counter()
     with cell_factory(options.robot, inst.scene, options.control_hz) as cell:
         meta = EpisodeMeta(task=inst.task.id, instruction=inst.instruction, robot=cell.kind,
@@ -91,7 +94,10 @@ def record_demo(inst: TaskInstance, path: Path, options: RecordOptions = RecordO
             api = RobotAPI(cell, log, on_tick=ticks, should_abort=should_abort)
             failure = None
             try:
-                api.run_program(inst.program)
+                if propose is None:
+                    api.run_program(inst.program)
+                else:
+                    api.run_planned(propose, max_calls)
             except (SkillFailed, CallAborted) as e:
                 failure = str(e)
             success = failure is None and monitor.success(cell.object_poses())

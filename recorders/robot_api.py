@@ -13,7 +13,7 @@ import numpy as np
 from recorders.call_log import CallLog, SkillFailed
 from recorders.memory import Memory
 from recorders.pose import Pose, quat_yaw
-from recorders.robot_api_spec import API, Call
+from recorders.robot_api_spec import API, Call, InvalidCallError
 from recorders.sim.scene import CUBE_SIZE, TABLE_AREA
 from recorders.skills import Skills, TickCallback
 from recorders.workcell import Workcell
@@ -40,6 +40,20 @@ class RobotAPI:
         result = self._execute(call, source)
         self.memory.history.append(call.code)  # top-level calls only: a nested recall is part of its place
         return result
+
+    def run_planned(self, propose: Callable[["RobotAPI"], Call], max_calls: int, source: str = "planner") -> None:
+        """Ask `propose(self)` for the next call and run it, until done() or `max_calls` calls;
+        SkillFailed on the first failure, an invalid proposal, or no done() in time."""
+        for _ in range(max_calls):
+            call = propose(self)
+            try:
+                call.validate(self.cell.spec.object_names + self.cell.spec.zone_names)
+            except InvalidCallError as e:
+                raise SkillFailed(f"the planner proposed an invalid call {call.code}: {e}") from None
+            self.execute(call, source)
+            if self.finished:
+                return
+        raise SkillFailed(f"no done() after {max_calls} calls")
 
     def resolve(self, arg, source: str = "script"):
         """An argument's value: a nested call (recall, free_space) runs and logs as an event; literals

@@ -282,3 +282,53 @@ def test_planner_errors_are_one_line(planner_episodes, tiny_run, tmp_path, capsy
     assert "no episodes" in capsys.readouterr().err
     assert main(["train", "planner", "--data", str(planner_episodes), "--out", str(tiny_run)]) == 2
     assert "already holds a training run" in capsys.readouterr().err
+
+
+def test_run_with_a_learned_planner_saves_an_episode_of_planner_calls(tiny_run, tmp_path, capsys):
+    from app.cli import main
+    from recorders.episode_file import open_episode
+
+    out = tmp_path / "planned.h5"
+    assert main(["run", "--task", "stack", "--planner", str(tiny_run), "--seed", "3", "--obs", "state",
+                 "--out", str(out)]) == 0
+    if not out.exists():  # the tiny planner said done() (or remember) only: nothing moved, nothing saved
+        assert "nothing saved" in capsys.readouterr().out
+        return
+    with open_episode(out) as ep:
+        calls, memory = ep.calls, ep.memory
+    assert calls and all(c["source"] == "planner" for c in calls)
+    assert memory is not None and len(memory["history"]) <= 20
+    assert "saved" in capsys.readouterr().out
+    assert main(["run", "--task", "stack", "--planner", str(tiny_run), "--policy", str(tiny_run),
+                 "--out", str(tmp_path / "x.h5")]) == 2
+
+
+def test_run_planned_stops_on_invalid_calls_and_without_done():
+    from recorders.call_log import SkillFailed
+    from recorders.robot_api import RobotAPI
+    from recorders.workcell import open_workcell
+
+    inst = make_instance("stack", 0)
+    with open_workcell("sim", inst.scene) as cell:
+        api = RobotAPI(cell)
+        with pytest.raises(SkillFailed, match="invalid call"):
+            api.run_planned(lambda _api: Call("pick", ("unicorn",)), 5)
+        with pytest.raises(SkillFailed, match="no done"):
+            api.run_planned(lambda _api: Call("remember", ("k", inst.roles["A"])), 3)
+        assert api.memory.history == ['remember("k", "%s")' % inst.roles["A"]] * 3
+        api.run_planned(lambda _api: Call("done", ()), 3)
+        assert api.finished
+
+
+def test_record_demo_with_a_proposer_records_the_planner_calls(tmp_path):
+    from recorders.demo_recorder import RecordOptions, record_demo
+    from recorders.episode_file import open_episode
+
+    inst = make_instance("swap", 1)
+    program = iter(inst.program)
+    r = record_demo(inst, tmp_path / "planned.h5", RecordOptions(obs="state"), propose=lambda _api: next(program))
+    assert r.success
+    with open_episode(r.path) as ep:
+        top = [c for c in ep.calls if not c["code"].startswith(("recall", "free_space"))]
+        assert [c["code"] for c in top] == [c.code for c in inst.program]
+        assert {c["source"] for c in ep.calls} == {"planner"}
