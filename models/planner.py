@@ -214,8 +214,8 @@ class Planner:
         finally:
             self.model.train(was_training)
         code = trie.code_of(out[0, start:].tolist())
-        if code is None:  # only when generation was cut short: fall back to the likeliest complete call
-            code = codes[0]
+        if code is None:  # max_new_tokens covers the longest candidate, so this is a bug, not bad luck
+            raise RuntimeError(f"constrained decoding ended off the grammar: {out[0, start:].tolist()}")
         return code
 
     def predict_step(self, step: PlannerStep, names: SceneNames) -> str:
@@ -237,8 +237,11 @@ class Planner:
 
         _quiet_transformers()
         folder = Path(folder)
-        if (folder / "final" / PLANNER_FILE).is_file():  # a run folder: its final planner
-            folder = folder / "final"
+        if (folder / "checkpoints").is_dir():  # a run folder: its final planner, else its newest checkpoint
+            from models.run_folder import latest_checkpoint
+
+            final = folder / "final"
+            folder = final if (final / PLANNER_FILE).is_file() else latest_checkpoint(folder) or folder
         try:
             meta = json.loads((folder / PLANNER_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Callable, Sequence
 
 import torch
 
@@ -60,3 +61,30 @@ def load_optimizer(optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> N
         state[index] = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in meta["param_groups"]]
     optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def holds_run(out: Path) -> bool:
+    return any((Path(out) / name).exists() for name in (OPTIONS_FILE, METRICS_FILE, CHECKPOINTS, FINAL))
+
+
+def starting_checkpoint(options, from_dict: Callable[[dict], object], model_options: Sequence[str]) -> Path | None:
+    """Where a run of `options` (with .out and .resume) starts: the checkpoint to resume from, or
+    None for a new run; ValueError when a new run would overwrite one, or the run cannot be resumed
+    (no options file, a changed option that shapes the model, no checkpoint yet)."""
+    out = Path(options.out)
+    if not options.resume:
+        if holds_run(out):
+            raise ValueError(f"{out} already holds a training run; resume it or choose another folder")
+        return None
+    try:
+        before = from_dict(json.loads((out / OPTIONS_FILE).read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError) as e:
+        raise ValueError(f"cannot resume {out}: no readable {OPTIONS_FILE} ({e})") from None
+    changed = [k for k in model_options if getattr(before, k) != getattr(options, k)]
+    if changed:
+        raise ValueError(f"cannot resume {out}: options that change the model differ: "
+                         + ", ".join(f"{k} {getattr(before, k)!r} -> {getattr(options, k)!r}" for k in changed))
+    checkpoint = latest_checkpoint(out)
+    if checkpoint is None:
+        raise ValueError(f"cannot resume {out}: it has no checkpoint yet")
+    return checkpoint

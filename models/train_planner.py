@@ -32,7 +32,8 @@ from models.planner import Planner, PlannerConfig
 from models.planner_data import PlannerStep, SceneNames, load_steps, prompt_text
 from models.planner_grammar import CallVocabulary
 from models.run_folder import (CHECKPOINTS, FINAL, METRICS_FILE, OPTIONS_FILE, STATE_JSON, MetricsLog,
-                               latest_checkpoint, load_optimizer, optimizer_tensors, write_json)
+                               latest_checkpoint, load_optimizer, optimizer_tensors, starting_checkpoint,
+                               write_json)
 from models.train_policy import find_episodes, select_episodes
 
 STATE_TENSORS = "trainer_state.safetensors"
@@ -165,23 +166,6 @@ def _save_checkpoint(folder: Path, planner: Planner, optimizer, scheduler, step:
     return folder
 
 
-def _check_resumable(options: PlannerTrainOptions, out: Path) -> Path:
-    import json
-
-    try:
-        before = PlannerTrainOptions.from_dict(json.loads((out / OPTIONS_FILE).read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError) as e:
-        raise ValueError(f"cannot resume {out}: no readable {OPTIONS_FILE} ({e})") from None
-    changed = [k for k in MODEL_OPTIONS if getattr(before, k) != getattr(options, k)]
-    if changed:
-        raise ValueError(f"cannot resume {out}: options that change the model differ: "
-                         + ", ".join(f"{k} {getattr(before, k)!r} -> {getattr(options, k)!r}" for k in changed))
-    checkpoint = latest_checkpoint(out)
-    if checkpoint is None:
-        raise ValueError(f"cannot resume {out}: it has no checkpoint yet")
-    return checkpoint
-
-
 def _build_planner(options: PlannerTrainOptions, steps: list[PlannerStep], checkpoint: Path | None) -> Planner:
     if checkpoint is not None:
         planner = Planner.load(checkpoint)
@@ -203,12 +187,7 @@ def train_planner(options: PlannerTrainOptions, progress: Callable[[int, int, di
     from transformers import get_cosine_schedule_with_warmup
 
     out = Path(options.out)
-    if options.resume:
-        checkpoint = _check_resumable(options, out)
-    elif any((out / n).exists() for n in (OPTIONS_FILE, METRICS_FILE, CHECKPOINTS, FINAL)):
-        raise ValueError(f"{out} already holds a training run; resume it or choose another folder")
-    else:
-        checkpoint = None
+    checkpoint = starting_checkpoint(options, PlannerTrainOptions.from_dict, MODEL_OPTIONS)
     paths, dropped = _episodes(options.data, options.tasks, options.edited_only)
     steps, skipped, _ = load_steps(paths)
     if not steps:

@@ -38,7 +38,8 @@ from models.anchor_frame import FRAMES
 from models.diffusion_policy import PREDICTIONS, DiffusionPolicy, PolicyConfig
 from models.policy_dataset import COND_KINDS, NORM_STATS_FILE, OBS_KINDS, NormStats, PolicyDataset
 from models.run_folder import (CHECKPOINTS, FINAL, METRICS_FILE, OPTIONS_FILE, STATE_JSON, MetricsLog,
-                               latest_checkpoint, load_optimizer, optimizer_tensors, write_json)
+                               latest_checkpoint, load_optimizer, optimizer_tensors, starting_checkpoint,
+                               write_json)
 from models.vision_encoder import VisionConfig
 from recorders.episode_file import EpisodeError, open_episode
 from recorders.task_suite import TASKS
@@ -205,25 +206,6 @@ class _LossModule(nn.Module):
 
 
 # ---- the run folder ------------------------------------------------------------------------------
-def _holds_run(out: Path) -> bool:
-    return any((out / name).exists() for name in (OPTIONS_FILE, METRICS_FILE, CHECKPOINTS, FINAL))
-
-
-def _check_resumable(options: TrainOptions, out: Path) -> Path:
-    try:
-        before = TrainOptions.from_dict(json.loads((out / OPTIONS_FILE).read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError) as e:
-        raise ValueError(f"cannot resume {out}: no readable {OPTIONS_FILE} ({e})") from None
-    changed = [k for k in MODEL_OPTIONS if getattr(before, k) != getattr(options, k)]
-    if changed:
-        raise ValueError(f"cannot resume {out}: options that change the model differ: "
-                         + ", ".join(f"{k} {getattr(before, k)!r} -> {getattr(options, k)!r}" for k in changed))
-    checkpoint = latest_checkpoint(out)
-    if checkpoint is None:
-        raise ValueError(f"cannot resume {out}: it has no checkpoint yet")
-    return checkpoint
-
-
 def _save_checkpoint(folder: Path, policy: DiffusionPolicy, ema, optimizer, scheduler, scaler,
                      step: int, elapsed_s: float) -> Path:
     """Write `folder` atomically (a temporary folder renamed into place)."""
@@ -296,12 +278,7 @@ def train_policy(options: TrainOptions, progress: Callable[[int, int, dict], Non
     from diffusers.training_utils import EMAModel
 
     out = Path(options.out)
-    if options.resume:
-        checkpoint = _check_resumable(options, out)
-    elif _holds_run(out):
-        raise ValueError(f"{out} already holds a training run; resume it or choose another folder")
-    else:
-        checkpoint = None
+    checkpoint = starting_checkpoint(options, TrainOptions.from_dict, MODEL_OPTIONS)
     paths = find_episodes(options.data)
     if not paths:
         raise ValueError(f"no episodes (*.h5) found in {', '.join(options.data) or 'no data'}")
