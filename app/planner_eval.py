@@ -1,9 +1,10 @@
-"""Evaluating a learned planner: closed-loop with the oracle skills (the paper's "VLM + Oracle"),
-and offline next-call accuracy on recorded episodes.
+"""Evaluating a learned planner: closed loop with the oracle skills (the paper's "VLM + Oracle") or
+with a learned policy, and offline next-call accuracy on recorded episodes.
 
 Closed loop, per episode: render the front camera, ask the planner for the next call given the
 task, the calls made so far and the memory keys, validate it against the scene, execute it with the
-scripted skill (source "planner"), until done() or MAX_CALLS; success comes from simulator state.
+scripted skill or the learned policy (source "planner"), until done() or MAX_CALLS; success comes
+from simulator state.
 """
 from __future__ import annotations
 
@@ -36,15 +37,30 @@ def planner_proposer(planner, instruction: str, scene):
     """`propose(api) -> Call` for RobotAPI.run_planned: the planner's next call given the front
     camera's frame now, the task, the calls made so far and the keys in memory."""
     from models.planner_data import SceneNames, remembered_keys
-    from recorders.robot_api_spec import Call
+    from recorders.call_log import SkillFailed
+    from recorders.robot_api_spec import Call, InvalidCallError
 
     names = SceneNames(tuple(scene.object_names), tuple(scene.zone_names))
+    known = set(names.objects) | set(names.zones)
 
     def propose(api) -> Call:
         image, _depth = api.cell.render(FRONT_CAMERA)
         history = list(api.memory.history)
-        return Call.from_code(planner.next_call(image, instruction, history, remembered_keys(history), names))
+        code = planner.next_call(image, instruction, history, remembered_keys(history), names)
+        try:  # constrained decoding only proposes valid calls; a planner object from elsewhere might not
+            return Call.from_code(code, known)
+        except InvalidCallError as e:
+            raise SkillFailed(f"the planner proposed an invalid call {code}: {e}") from None
     return propose
+
+
+def _noting(propose, episode: PlannedEpisode):
+    """`propose`, also writing each proposal into `episode.program`."""
+    def noted(api):
+        call = propose(api)
+        episode.program.append(call.code)
+        return call
+    return noted
 
 
 def plan_and_execute(inst, planner, robot: str = "sim", max_calls: int = MAX_CALLS) -> PlannedEpisode:
@@ -59,24 +75,30 @@ def plan_and_execute(inst, planner, robot: str = "sim", max_calls: int = MAX_CAL
     with open_workcell(robot, inst.scene) as cell:
         monitor = TaskMonitor(inst, cell.object_poses())
         api = RobotAPI(cell, CallLog(clock=cell.arm.time), on_tick=lambda cmd: monitor.update(cell.object_poses()))
-        ask = planner_proposer(planner, inst.instruction, inst.scene)
-
-        def propose(api_):
-            call = ask(api_)
-            episode.program.append(call.code)
-            return call
         try:
-            api.run_planned(propose, max_calls)
+            api.run_planned(_noting(planner_proposer(planner, inst.instruction, inst.scene), episode), max_calls)
         except (SkillFailed, CallAborted) as e:
             episode.failure = str(e)
         episode.success = monitor.success(cell.object_poses())
     return episode
 
 
-def evaluate_planner(tasks: Sequence[str], episodes: int, planner, *, seed: int = 0, split: str = "train",
-                     robot: str = "sim", progress=None) -> dict:
-    """Success per task (95% Wilson intervals) and closed-loop program exact match of a planner
-    with the oracle skills, over seeds seed .. seed + episodes - 1."""
+def plan_with_policy(inst, planner, policy, robot: str = "sim", max_call_s: float = 30.0,
+                     max_calls: int = MAX_CALLS) -> PlannedEpisode:
+    """One episode of `planner` writing the program, the learned `policy` executing each motion call."""
+    from app.policy_rollout import rollout
+
+    episode = PlannedEpisode(inst.task.id, inst.seed, False, oracle_program=[c.code for c in inst.program])
+    r = rollout(inst, policy, None, max_call_s, robot=robot, source="planner", max_calls=max_calls,
+                propose=_noting(planner_proposer(planner, inst.instruction, inst.scene), episode))
+    episode.success, episode.failure = r.success, r.failure
+    return episode
+
+
+def evaluate_planner(tasks: Sequence[str], episodes: int, planner, *, policy=None, seed: int = 0,
+                     split: str = "train", robot: str = "sim", max_call_s: float = 30.0, progress=None) -> dict:
+    """Success per task (95% Wilson intervals) and closed-loop program exact match of a planner with
+    the oracle skills (`policy` None) or a learned policy, over seeds seed .. seed + episodes - 1."""
     from app.eval_command import wilson_interval
     from recorders.task_suite import make_instance
 
@@ -84,7 +106,9 @@ def evaluate_planner(tasks: Sequence[str], episodes: int, planner, *, seed: int 
     for task in tasks:
         results = []
         for s in range(seed, seed + episodes):
-            results.append(plan_and_execute(make_instance(task, s, split), planner, robot))
+            inst = make_instance(task, s, split)
+            results.append(plan_and_execute(inst, planner, robot) if policy is None
+                           else plan_with_policy(inst, planner, policy, robot, max_call_s))
             if progress is not None:
                 progress(results[-1])
         wins = sum(r.success for r in results)
@@ -93,33 +117,34 @@ def evaluate_planner(tasks: Sequence[str], episodes: int, planner, *, seed: int 
                      "program_exact_match": sum(r.exact_match for r in results) / episodes,
                      "seeds": [{"seed": r.seed, "success": r.success, "program": r.program, "failure": r.failure}
                                for r in results]})
-    return {"policy": "oracle", "split": split, "robot": robot, "tasks": rows}
+    return {"split": split, "robot": robot, "tasks": rows}
 
 
 def run_planner_eval(args, tasks: list[str]) -> int:
     """`eval --planner RUN ...`: rollouts with the oracle skills, or `--data`: next-call accuracy."""
     from tqdm import tqdm
 
+    from app.run_command import load_policy
     from models.planner import Planner
 
-    if args.policy != "oracle":
-        raise UserError("a learned planner runs with --policy oracle for now (learned planner + learned policy "
-                        "is not wired yet)")
     try:
         planner = Planner.load(args.planner)
     except ValueError as e:
         raise UserError(str(e)) from None
     if args.data:
         return _offline(args, planner, tasks)
+    policy = None if args.policy == "oracle" else load_policy(args.policy)
+    if policy is not None and policy.config.cond == "flat":
+        raise UserError(f"{args.policy} is a flat policy: it takes no calls, so a planner has nothing to give it")
     bar = tqdm(total=len(tasks) * args.episodes, unit="episode", desc="eval", file=sys.stderr, disable=None)
-    result = evaluate_planner(tasks, args.episodes, planner, seed=args.seed, split=args.split, robot=args.robot,
-                              progress=lambda _r: bar.update(1))
+    result = evaluate_planner(tasks, args.episodes, planner, policy=policy, seed=args.seed, split=args.split,
+                              robot=args.robot, max_call_s=args.max_call_s, progress=lambda _r: bar.update(1))
     bar.close()
-    result = {"planner": str(args.planner), **result}
+    result = {"planner": str(args.planner), "policy": str(args.policy), **result}
     if args.json:
         print_json(result)
         return 0
-    print(f"planner={args.planner} policy=oracle split={args.split} robot={args.robot}")
+    print(f"planner={args.planner} policy={args.policy} split={args.split} robot={args.robot}")
     print(f"{'task':<11} {'success':>9}  95% interval  program exact match")
     for r in result["tasks"]:
         print(f"{r['task']:<11} {r['successes']:>3}/{r['episodes']:<3} {100 * r['rate']:5.1f}%  "

@@ -255,8 +255,12 @@ def rollout(inst: TaskInstance, policy: "DiffusionPolicy", out_path: Path | None
             *, robot: str = "sim", control_hz: float = 10.0, lead_steps: int = DEFAULT_LEAD_STEPS,
             min_call_ticks: int = MIN_CALL_TICKS, done_threshold: float = 0.5, source: str = "script",
             stop_on_failure: bool = True, policy_name: str | None = None, seed: int | None = None,
-            fixed_noise: bool = True, cell_factory: Callable[..., Workcell] = open_workcell) -> RolloutResult:
+            fixed_noise: bool = True, cell_factory: Callable[..., Workcell] = open_workcell,
+            propose: Callable[[RobotAPI], Call] | None = None, max_calls: int = 20) -> RolloutResult:
     """Run `inst`'s oracle program with `policy` executing each motion call (see the module docstring).
+
+    `propose`: instead of the oracle program, ask a planner for each next call (`propose(api)`, as
+    RobotAPI.run_planned does) until done() or `max_calls` calls.
 
     `source`: the call log's source for the program's calls ("script" for the oracle program,
     "planner" when a planner produced them). `stop_on_failure`: end the episode at the first failed
@@ -292,7 +296,11 @@ def rollout(inst: TaskInstance, policy: "DiffusionPolicy", out_path: Path | None
                              done_threshold, inst.seed if seed is None else seed, fixed_noise)
             max_ticks = max(1, math.ceil(max_call_s * control_hz - 1e-9))
             try:
-                ticks, failure = _run_program(runner, api, log, inst, max_ticks, max_call_s, source, stop_on_failure)
+                calls = inst.program if propose is None else _proposals(api, propose, max_calls)
+                ticks, failure = _run_program(runner, api, log, inst, calls, max_ticks, max_call_s, source,
+                                              stop_on_failure)
+                if propose is not None and failure is None and not api.finished:
+                    failure = f"no done() after {max_calls} calls"
             finally:
                 runner.close()
             success = monitor.success(cell.object_poses())
@@ -312,9 +320,16 @@ def rollout(inst: TaskInstance, policy: "DiffusionPolicy", out_path: Path | None
                              clock(), s.inference_ms, s.stalls, s.stall_ms, path, failure)
 
 
-def _run_program(runner: _Runner, api: RobotAPI, log: CallLog, inst: TaskInstance, max_ticks: int,
+def _proposals(api: RobotAPI, propose: Callable[[RobotAPI], Call], max_calls: int):
+    """The planner's calls, one at a time, each asked for when the previous one has run."""
+    for _ in range(max_calls):
+        yield propose(api)
+
+
+def _run_program(runner: _Runner, api: RobotAPI, log: CallLog, inst: TaskInstance, calls, max_ticks: int,
                  max_call_s: float, source: str, stop_on_failure: bool) -> tuple[dict[int, int], str | None]:
-    """Execute the program; returns ticks per motion record (by id) and the first failure."""
+    """Execute `calls` (the program, or a planner's proposals); returns ticks per motion record (by id)
+    and the first failure."""
     ticks: dict[int, int] = {}
     if runner.config.cond == "flat":  # the task alone: one loop over the whole episode
         n_motions = sum(c.spec.kind == "motion" for c in inst.program)
@@ -322,7 +337,15 @@ def _run_program(runner: _Runner, api: RobotAPI, log: CallLog, inst: TaskInstanc
         _, finished = runner.drive(max_ticks * max(1, n_motions))
         return ticks, None if finished else f"the flat policy did not finish within {n_motions * max_call_s:g} s"
     failure = None
-    for call in inst.program:
+    upcoming = iter(calls)
+    while True:
+        try:
+            call = next(upcoming)  # a planner's proposal may be refused (SkillFailed)
+        except StopIteration:
+            break
+        except SkillFailed as e:
+            failure = failure or str(e)
+            break
         try:
             if call.spec.kind != "motion":
                 api.execute(call, source)

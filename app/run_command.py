@@ -59,21 +59,18 @@ def run_run(args) -> int:
     if out.exists():
         raise UserError(f"{out} already exists; choose another --out")
     print(f"{inst.instruction}  (seed {args.seed}, {args.split} split)")
-    if args.planner != "oracle" and args.policy != "oracle":
-        raise UserError("a learned planner runs with --policy oracle for now (learned planner + learned policy "
-                        "is not wired yet)")
+    propose = None
+    if args.planner != "oracle":
+        from app.planner_eval import planner_proposer
+        from models.planner import Planner
+
+        try:
+            propose = planner_proposer(Planner.load(args.planner), inst.instruction, inst.scene)
+        except ValueError as e:
+            raise UserError(str(e)) from None
     if args.policy == "oracle":
         from recorders.demo_recorder import RecordOptions, record_demo
 
-        propose = None
-        if args.planner != "oracle":
-            from app.planner_eval import planner_proposer
-            from models.planner import Planner
-
-            try:
-                propose = planner_proposer(Planner.load(args.planner), inst.instruction, inst.scene)
-            except ValueError as e:
-                raise UserError(str(e)) from None
         r = record_demo(inst, out, RecordOptions(obs=args.obs), propose=propose)
         if r.frames == 0:  # e.g. a planner that said done() first: an episode needs at least one tick
             r.path.unlink(missing_ok=True)
@@ -89,8 +86,11 @@ def run_run(args) -> int:
         return 0
     from app.policy_rollout import rollout
 
-    result = rollout(inst, load_policy(args.policy), out, max_call_s=args.max_call_s, policy_name=str(args.policy),
-                     seed=args.seed)
+    policy = load_policy(args.policy)
+    if propose is not None and policy.config.cond == "flat":
+        raise UserError(f"{args.policy} is a flat policy: it takes no calls, so a planner has nothing to give it")
+    result = rollout(inst, policy, out, max_call_s=args.max_call_s, policy_name=str(args.policy), seed=args.seed,
+                     propose=propose, source="script" if propose is None else "planner")
     for c in result.calls:
         print(f"  {c.code:<45} {c.status:<7} {c.ticks:>4} ticks  {c.reason or ''}")
     ms = sorted(result.inference_ms)

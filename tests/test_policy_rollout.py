@@ -224,3 +224,27 @@ def test_async_chunks_stall_when_inference_outlasts_the_chunk(tmp_path):
     result = rollout(make_instance("stack", 0), HoldPolicy(delay_s=0.55), None, max_call_s=2.0)
     assert len(result.inference_ms) == 3 and result.stalls == 2
     assert result.stall_ms == pytest.approx(2 * 150, abs=120)
+
+
+def test_a_planner_can_propose_the_calls_the_policy_executes(demos, tmp_path):
+    inst = make_instance("swap", 0)
+    program = iter(inst.program)
+    result = rollout(inst, ReplayPolicy(demos["swap"]), tmp_path / "planned.h5", max_call_s=10.0,
+                     source="planner", propose=lambda _api: next(program))
+    assert result.success, result.failure
+    with open_episode(result.path) as ep:
+        assert {c["source"] for c in ep.calls} == {"planner"}
+        assert ep.memory["history"] == [c.code for c in inst.program]
+
+
+def test_a_refused_proposal_or_no_done_ends_the_rollout_with_a_reason(demos, tmp_path):
+    from recorders.call_log import SkillFailed
+
+    def refuse(_api):
+        raise SkillFailed("the planner proposed an invalid call pick(\"unicorn\")")
+    inst = make_instance("stack", 0)
+    result = rollout(inst, ReplayPolicy(demos["stack"]), None, max_call_s=10.0, source="planner", propose=refuse)
+    assert not result.success and "unicorn" in result.failure
+    result = rollout(inst, ReplayPolicy(demos["stack"]), None, max_call_s=10.0, source="planner", max_calls=2,
+                     propose=lambda _api: Call("remember", ("k", inst.roles["A"])))
+    assert not result.success and result.failure == "no done() after 2 calls"
