@@ -1,4 +1,5 @@
-"""`python main.py bench inference [--json]`: milliseconds per action chunk, and stalls during `run`.
+"""`python main.py bench inference [--json]`: milliseconds per action chunk, and stalls during `run`;
+with `--planner RUN`, milliseconds per next call of a planner instead.
 
 Times `DiffusionPolicy.predict` (DDIM, batch 1) for the default state and rgb configurations
 (weights untrained: the time does not depend on them), then runs one `stack` rollout of the
@@ -57,8 +58,50 @@ def chunk_latency_ms(policy, chunks: int = CHUNKS) -> dict:
             "inference_steps": policy.config.inference_steps}
 
 
+def planner_latency_ms(planner, task: str = "swap", seed: int = 0) -> dict:
+    """ms per next call (constrained greedy decoding) along the oracle program of one episode, the
+    history growing call by call, on that scene's front-camera image."""
+    from models.planner_data import SceneNames, remembered_keys
+    from recorders.task_suite import make_instance
+    from recorders.workcell import open_workcell
+
+    inst = make_instance(task, seed)
+    names = SceneNames(tuple(inst.scene.object_names), tuple(inst.scene.zone_names))
+    with open_workcell("sim", inst.scene) as cell:
+        image, _ = cell.render("front")
+    history: list[str] = []
+    times, right = [], 0
+    for call in inst.program:
+        t = time.perf_counter()
+        code = planner.next_call(image, inst.instruction, history, remembered_keys(history), names)
+        times.append(1000 * (time.perf_counter() - t))
+        right += code == call.code
+        history.append(call.code)
+    times.sort()
+    return {"median_ms": round(statistics.median(times), 1), "max_ms": round(times[-1], 1), "calls": len(times),
+            "parameters": sum(p.numel() for p in planner.model.parameters()), "task": task}
+
+
 def run_bench_inference(args) -> int:
     import torch
+
+    if getattr(args, "planner", None):
+        from models.planner import Planner
+
+        try:
+            planner = Planner.load(args.planner)
+        except ValueError as e:
+            from app.cli import UserError
+
+            raise UserError(str(e)) from None
+        result = {"threads": torch.get_num_threads(), "planner": planner_latency_ms(planner)}
+        r = result["planner"]
+        if args.json:
+            print_json(result)
+        else:
+            print(f"planner: {r['median_ms']} ms per next call (max {r['max_ms']} ms over the {r['calls']} calls of "
+                  f"a {r['task']} episode, {r['parameters'] / 1e6:.2f}M parameters)")
+        return 0
 
     from app.policy_rollout import DEFAULT_LEAD_STEPS, rollout
     from models.diffusion_policy import DiffusionPolicy, PolicyConfig

@@ -174,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recording: demo and live-recording speed; annotate: opening and scrubbing a long episode; "
                         "inference: ms per action chunk and stalls during run")
     b.add_argument("--policy", default=None, help="bench inference: a trained policy instead of the defaults")
+    b.add_argument("--planner", default=None, help="bench inference: ms per next call of a planner run")
     b.add_argument("--json", action="store_true")
     b.add_argument("--seconds", type=float, default=60.0, help="length of the synthetic recording")
     return p

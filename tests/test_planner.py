@@ -332,3 +332,11 @@ def test_record_demo_with_a_proposer_records_the_planner_calls(tmp_path):
         top = [c for c in ep.calls if not c["code"].startswith(("recall", "free_space"))]
         assert [c["code"] for c in top] == [c.code for c in inst.program]
         assert {c["source"] for c in ep.calls} == {"planner"}
+
+
+def test_bench_inference_times_a_planner(tiny_run, capsys):
+    from app.cli import main
+
+    assert main(["bench", "inference", "--planner", str(tiny_run), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)["planner"]
+    assert r["calls"] == len(make_instance("swap", 0).program) and r["median_ms"] > 0 and r["parameters"] > 0
