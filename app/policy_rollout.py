@@ -374,8 +374,9 @@ def _run_program(runner: _Runner, api: RobotAPI, log: CallLog, inst: TaskInstanc
 
 
 def _capture(api: RobotAPI, call: Call, args: Sequence) -> None:
-    """Key poses on gripper events, as the robot API's scripted pick and place store them."""
+    """Key poses of pick and place, as the robot API's scripted skills store them; here at the end of
+    the call (a learned policy's gripper events are not marked), so a pick's pose is the lifted one."""
     if call.name == "pick":
-        api.memory.capture("pick", args[0], api.cell.arm.state().ee_pose, api.log.clock())
+        api.memory.capture("pick", args[0], api.cell.object_pose(args[0]), api.log.clock())
     elif call.name == "place":
         api.memory.capture("place", args[0], api.cell.object_pose(args[0]), api.log.clock())

@@ -29,7 +29,7 @@ class RobotAPI:
         self.cell = cell
         self.log = log or CallLog(clock=lambda: cell.arm.time())
         self.memory = memory or Memory()
-        self.skills = Skills(cell, on_tick, should_abort)
+        self.skills = Skills(cell, on_tick, should_abort, on_gripper=self._capture)
         self.finished = False  # done() was called
 
     # ---- dispatch ------------------------------------------------------------------------------
@@ -78,13 +78,11 @@ class RobotAPI:
     def _pick(self, obj: str) -> None:
         self._require_object(obj)
         self.skills.pick(obj)
-        self.memory.capture("pick", obj, self.cell.arm.state().ee_pose, self.log.clock())
 
     def _place(self, obj: str, target) -> None:
         self._require_object(obj)
         position, yaw = self._place_goal(obj, target)
         self.skills.place(obj, position, yaw)
-        self.memory.capture("place", obj, self.cell.object_pose(obj), self.log.clock())
 
     def _push(self, obj: str, direction: str, distance: float) -> None:
         self._require_object(obj)
@@ -106,6 +104,10 @@ class RobotAPI:
     def _free_space(self, near: str) -> Pose:
         self._require_object(near)
         return self.free_space_near(self.cell.object_pose(near))
+
+    def _capture(self, event: str, obj: str) -> None:
+        """Memory keeps where the object was when the gripper closed on it (pick) or let it go (place)."""
+        self.memory.capture(event, obj, self.cell.object_pose(obj), self.log.clock())
 
     def _done(self) -> None:
         self.finished = True

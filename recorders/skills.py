@@ -99,10 +99,12 @@ class Skills:
     """pick / place / push / home on a workcell."""
 
     def __init__(self, cell: Workcell, on_tick: TickCallback | None = None,
-                 should_abort: Callable[[], bool] | None = None):
+                 should_abort: Callable[[], bool] | None = None,
+                 on_gripper: Callable[[str, str], None] | None = None):
         self.cell = cell
         self.on_tick = on_tick
         self.should_abort = should_abort
+        self.on_gripper = on_gripper  # ("pick" | "place", obj) right after the gripper closed on / released obj
         self.held: str | None = None
 
     def _motion(self) -> Motion:
@@ -132,6 +134,8 @@ class Skills:
         m.move((x, y, max(CARRY_Z, z + APPROACH_DZ)), yaw)
         m.move((x, y, z + 0.002), yaw, speed=SLOW, settle=2)
         m.gripper(True, 5)
+        if self.on_gripper is not None:
+            self.on_gripper("pick", obj)
         m.move((x, y, CARRY_Z), speed=SLOW, settle=1)
         if not self._is_held(obj):
             raise SkillFailed(f"the {obj} slipped out of the gripper")
@@ -150,6 +154,8 @@ class Skills:
         m.move((x, y, z + 0.006), yaw, speed=SLOW, settle=2)
         m.gripper(False, 4)
         self.held = None
+        if self.on_gripper is not None:
+            self.on_gripper("place", obj)
         m.move((x, y, max(CARRY_Z, z + APPROACH_DZ)), speed=SLOW)
         placed = self.cell.object_pose(obj).xyz
         if np.hypot(placed[0] - x, placed[1] - y) > 0.03 or abs(placed[2] - z) > 0.02:

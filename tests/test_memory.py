@@ -36,6 +36,9 @@ def test_a_recorded_swap_stores_its_memory_and_inspect_shows_it(tmp_path, capsys
     assert list(memory.poses) == [f"{a} start", f"{b} start"]
     assert np.allclose(memory.recall(f"{a} start").xyz, first[names.index(a), :3], atol=1e-3)
     assert [k.source for k in memory.captured] == ["pick", "place"] * 3
+    grasped = memory.captured[0]  # captured when the gripper closed: the cube still where it lay
+    assert grasped.key == f"pick {a}" and np.allclose(grasped.pose.xyz, memory.recall(f"{a} start").xyz, atol=0.01)
+    assert 0 < grasped.time < memory.captured[1].time
     assert memory.history == [c.code for c in inst.program]
     assert main(["inspect", str(path), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
