@@ -59,6 +59,8 @@ def eval_table(result: dict) -> list[EvalRow]:
 
 def eval_summary(result: dict) -> str:
     parts = [f"policy {Path(str(result.get('policy', '?'))).name}", f"{result.get('split', '?')} split"]
+    if result.get("planner") not in (None, "oracle"):
+        parts.insert(0, f"planner {Path(str(result['planner'])).name}")
     inference = result.get("inference_ms")
     if inference and inference.get("chunks"):
         parts.append(f"inference {inference['mean']:.0f} ms mean over {inference['chunks']} chunks")

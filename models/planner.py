@@ -128,6 +128,7 @@ class Planner:
     # ---- construction --------------------------------------------------------------------------
     @staticmethod
     def scratch(config: PlannerConfig, corpus: Sequence[str]) -> "Planner":
+        _quiet_transformers()
         tokenizer = train_tokenizer(corpus, config.vocab_size)
         model, processor = _scratch_model_and_processor(config, tokenizer)
         return Planner(replace(config, base=None), model, processor)

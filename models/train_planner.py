@@ -77,7 +77,7 @@ class PlannerTrainOptions:
         return self.lr if self.lr is not None else (2e-4 if self.base else 1e-3)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"model": "planner", **asdict(self)}  # the Train workspace tells planner runs by this
 
     @staticmethod
     def from_dict(d: dict) -> "PlannerTrainOptions":

@@ -11,9 +11,9 @@ import pytest
 
 from app.cli import parse_args
 from app.eval_results import eval_table, latest_eval, parse_eval_output, save_eval
+from app.train_launch import TrainSettings, eval_argv, parse_tasks, resume_argv, train_argv
 from app.train_runs import (CHECKPOINTS, FINAL, METRICS_FILE, OPTIONS_FILE, STATE_JSON, MetricsReader, RunError,
-                            RunProgress, TrainSettings, eval_argv, list_checkpoints, list_runs, parse_tasks,
-                            resume_argv, train_argv)
+                            RunProgress, list_checkpoints, list_runs)
 
 
 # ---- app/train_runs.py ---------------------------------------------------------------------------
@@ -22,22 +22,26 @@ def test_run_folder_names_and_choices_match_the_trainer():
     from models.diffusion_policy import WEIGHTS_FILE
     from models.policy_dataset import OBS_KINDS
 
+    import app.train_launch as tl
     import app.train_runs as tr
+    import models.run_folder as rf
 
+    assert (tr.OPTIONS_FILE, tr.METRICS_FILE, tr.CHECKPOINTS, tr.FINAL, tr.STATE_JSON) == \
+        (rf.OPTIONS_FILE, rf.METRICS_FILE, rf.CHECKPOINTS, rf.FINAL, rf.STATE_JSON)
     assert (tr.OPTIONS_FILE, tr.METRICS_FILE, tr.CHECKPOINTS, tr.FINAL, tr.STATE_JSON) == \
         (tp.OPTIONS_FILE, tp.METRICS_FILE, tp.CHECKPOINTS, tp.FINAL, tp.STATE_JSON)
     from models.anchor_frame import FRAMES
 
-    assert tr.WEIGHTS_FILE == WEIGHTS_FILE and tr.OBS_KINDS == OBS_KINDS and tr.DEVICES == tp.DEVICES
+    assert tr.WEIGHTS_FILE == WEIGHTS_FILE and tl.OBS_KINDS == OBS_KINDS and tl.DEVICES == tp.DEVICES
     from models.diffusion_policy import PREDICTIONS
 
-    assert set(tr.FRAMES) == set(FRAMES) and set(tr.PREDICTIONS) == set(PREDICTIONS)
+    assert set(tl.FRAMES) == set(FRAMES) and set(tl.PREDICTIONS) == set(PREDICTIONS)
     assert set(tp.MODEL_OPTIONS) <= {"obs", "cond", "memory", "frame", "prediction", "state_objects", "embed_dim",
                                      "down_dims", "tiny"}  # resume_argv keeps these
 
 
 def test_commands_leave_a_core_to_the_app_unless_the_user_chose_threads():
-    from app.train_runs import command_env
+    from app.train_launch import command_env
 
     assert command_env({}, cpus=8) == {"OMP_NUM_THREADS": "7"}
     assert command_env({}, cpus=1) == {"OMP_NUM_THREADS": "1"}
@@ -399,3 +403,73 @@ def test_a_training_command_that_fails_shows_its_error_line(make_panel, episodes
     assert finished.args == [2]
     assert panel.message.text() == "training failed (exit 2): device mps was asked for, but torch sees no Apple GPU"
     assert panel.train_button.isEnabled() and not panel.stop_button.isEnabled()
+
+
+# ---- the planner ---------------------------------------------------------------------------------
+def test_planner_commands_are_what_the_cli_parses_and_resume_keeps_the_runs_options(tmp_path):
+    from app.train_launch import PLANNER, default_run_name, is_planner_run
+
+    s = TrainSettings(data=("a.h5", "b.h5"), out=tmp_path / "runs" / "v", tasks=("swap",), variant=PLANNER, steps=7,
+                      batch_size=3, lr=1e-3, device="cpu", checkpoint_every=2, tiny=True)
+    args = parse_args(train_argv(s))
+    assert (args.model, args.steps, args.batch_size, args.lr, args.tasks, args.tiny) == ("planner", 7, 3, 1e-3,
+                                                                                         "swap", True)
+    run = tmp_path / "runs" / "v"
+    (run / CHECKPOINTS / "step_000002").mkdir(parents=True)
+    (run / CHECKPOINTS / "step_000002" / STATE_JSON).write_text("{}")
+    from models.train_planner import PlannerTrainOptions
+
+    options = PlannerTrainOptions(data=("a.h5",), out=str(run), val=("c.h5",), memory=False, steps=7, tiny=True)
+    (run / OPTIONS_FILE).write_text(json.dumps(options.to_dict()))
+    assert is_planner_run(run) and not is_planner_run(tmp_path)
+    again = parse_args(resume_argv(run))
+    assert (again.model, again.resume, again.no_memory, again.tiny, [str(v) for v in again.val]) == \
+        ("planner", True, True, True, ["c.h5"])
+    evaluate = parse_args(eval_argv(run, ("swap",), 2, planner=True))
+    assert (evaluate.planner, evaluate.policy, evaluate.episodes) == (str(run), "oracle", 2)
+    assert default_run_name(PLANNER, "state", now=0).startswith("planner-")
+
+
+@pytest.fixture(scope="module")
+def camera_episodes(tmp_path_factory) -> Path:
+    """Two pick_place demonstrations with small front-camera frames (the planner's input)."""
+    from recorders.demo_recorder import record_demo
+    from recorders.sim.scene import CameraSettings
+    from recorders.task_suite import make_instance
+
+    folder = tmp_path_factory.mktemp("train_gui_camera_episodes")
+    for seed in (0, 1):
+        record_demo(make_instance("pick_place", seed, cameras=CameraSettings(48, 48)), folder / f"pick_place_{seed:04d}.h5")
+    return folder
+
+
+@pytest.mark.slow
+def test_train_a_planner_then_evaluate_it_with_the_oracle_skills(make_panel, camera_episodes, qtbot, tmp_path):
+    from PySide6.QtCore import Qt
+
+    panel = make_panel(camera_episodes)
+    form = panel.form
+    form.variant.setCurrentIndex(form.variant.findData("planner"))
+    assert not form.obs.isEnabled() and not form.frame.isEnabled() and not form.widths.isEnabled()
+    assert form.steps.value() == 2000 and form.lr.text() == "1e-3"  # the planner's defaults
+    tiny_settings(panel, steps=6, checkpoint_every=3, name="vlm")
+    with qtbot.waitSignal(panel.training_finished, timeout=150_000) as finished:
+        qtbot.mouseClick(panel.train_button, Qt.MouseButton.LeftButton)
+    assert finished.args == [0], panel.message.text()
+    run = panel.runs_dir / "vlm"
+    assert json.loads((run / OPTIONS_FILE).read_text())["model"] == "planner"
+    assert panel.runs_view.checkpoint_names() == ["step_000003", "step_000006", "final"]
+    assert panel.plot.points("loss") >= 1
+    box = panel.evaluation
+    assert box.planner and "newest planner" in box.target.text()
+    box.tasks.setText("pick_place")
+    box.episodes.setValue(1)
+    with qtbot.waitSignal(box.evaluation_finished, timeout=120_000) as evaluated:
+        qtbot.mouseClick(box.evaluate_button, Qt.MouseButton.LeftButton)
+    assert evaluated.args[0] is not None, box.status.text()
+    assert box.table.item(0, 0).text() == "pick_place" and box.table.item(0, 1).text() in ("0/1", "1/1")
+    saved = latest_eval(run)
+    assert saved["planner"] == str(run) and saved["policy"] == "oracle"
+    form.variant.setCurrentIndex(form.variant.findData("call"))
+    assert form.obs.isEnabled() and form.steps.value() == 6  # what the user typed stays
+    panel.grab().save(str(tmp_path / "train_planner.png"))

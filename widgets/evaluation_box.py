@@ -1,8 +1,9 @@
-"""Evaluation of a trained policy from the Train workspace: `main.py eval --policy ... --json` as a
-subprocess, its result as a table (success per task with 95% intervals, then per call type).
+"""Evaluation of a trained policy or planner from the Train workspace: `main.py eval --policy ...
+--json` (a planner: `--planner ... --policy oracle`) as a subprocess, its result as a table
+(success per task with 95% intervals, then per call type).
 
-The panel hands it a target (a run folder, whose newest policy is evaluated, or one checkpoint);
-the result is kept beside the run (app/train_runs.save_eval) and shown again when the run is
+The panel hands it a target (a run folder, whose newest model is evaluated, or one checkpoint);
+the result is kept beside the run (app/eval_results.save_eval) and shown again when the run is
 selected later.
 """
 from __future__ import annotations
@@ -18,7 +19,8 @@ from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayo
                                QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout)
 
 from app.eval_results import eval_summary, eval_table, latest_eval, parse_eval_output, save_eval
-from app.train_runs import RunError, command_env, eval_argv, parse_tasks
+from app.train_launch import command_env, eval_argv, is_planner_run, parse_tasks
+from app.train_runs import RunError
 from widgets.command_process import INFO_STYLE, CommandProcess, show_status
 
 COLUMNS = ("task / call", "success", "rate", "95% interval")
@@ -32,6 +34,7 @@ class EvaluationWidget(QGroupBox):
         super().__init__("Evaluation", parent)
         self.run: Path | None = None
         self.policy: Path | None = None
+        self.planner = False  # the target is a planner run (evaluated with the oracle skills)
         self.result: dict | None = None
         self._evaluated: tuple[Path | None, Path | None] = (None, None)
         self._cancelled = False
@@ -96,10 +99,14 @@ class EvaluationWidget(QGroupBox):
         """Evaluate `policy` (a run folder or a checkpoint folder) of `run`; None: nothing to evaluate."""
         changed_run = run != self.run
         self.run, self.policy = run, policy
+        self.planner = run is not None and is_planner_run(run)
+        self.evaluate_button.setToolTip("Run the tasks with this planner writing the calls and the scripted skills "
+                                        "doing them" if self.planner else
+                                        "Run the tasks with the oracle planner and this policy doing each call")
         if policy is None:
             self.target.setText("select a run with a checkpoint" if run is None else f"{run.name}: no checkpoint yet")
         elif policy == run:
-            self.target.setText(f"{run.name}: its newest policy")
+            self.target.setText(f"{run.name}: its newest {'planner' if self.planner else 'policy'}")
         else:
             self.target.setText(f"{run.name} / {policy.name}")
         if changed_run and not self.process.is_running():
@@ -117,7 +124,7 @@ class EvaluationWidget(QGroupBox):
             return False
         try:
             argv = eval_argv(self.policy, parse_tasks(self.tasks.text()), self.episodes.value(), self.seed.value(),
-                             self.max_call_s.value())
+                             self.max_call_s.value(), planner=self.planner)
         except RunError as e:
             self._error(str(e))
             return False

@@ -43,15 +43,20 @@ class LossPlotWidget(QWidget):
                        for key, name, colour, width in LOSS_CURVES}
         self.curves["lr"] = self.lr_plot.plot(pen=pg.mkPen(LR_COLOUR, width=2), antialias=True)
         self._checkpoint_lines: list[pg.InfiniteLine] = []
+        self._drawn: set[str] = set()  # curves with data
+        self._title = ""
         self.set_title("no run selected")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.view)
 
     def set_title(self, text: str) -> None:
-        """The run's name, then the key of the curves (a legend inside the plot would cover them)."""
+        """The run's name, then the key of the curves it has (a planner logs the total loss only; a
+        legend inside the plot would cover them)."""
+        self._title = text
+        shown = [c for c in LOSS_CURVES if c[0] in self._drawn] or LOSS_CURVES
         key = "&nbsp;&nbsp;".join(f"<span style='color:{colour}'>&#9632; {name}</span>"
-                                  for _, name, colour, _ in LOSS_CURVES)
+                                  for _, name, colour, _ in shown)
         self.loss_plot.setTitle(f"<b>{html.escape(text)}</b>&nbsp;&nbsp;&nbsp;{key}", color="#424242", size="9pt")
         self.loss_plot.titleLabel.setMinimumWidth(0)  # a narrow window clips the title, not the plot
 
@@ -62,6 +67,11 @@ class LossPlotWidget(QWidget):
             y = np.fromiter((s.get(key, np.nan) for s in steps), float, len(steps))
             keep = np.isfinite(y) & ((y > 0) if key != "lr" else True)  # log axis: positive losses only
             curve.setData(x[keep], y[keep])
+            if keep.any():
+                self._drawn.add(key)
+            else:
+                self._drawn.discard(key)
+        self.set_title(self._title)
         if steps:
             self.loss_plot.enableAutoRange()
             self.lr_plot.enableAutoRange()

@@ -1,11 +1,11 @@
-"""The Train workspace: choose episodes and settings, train the diffusion policy in a subprocess,
+"""The Train workspace: choose episodes and settings, train the diffusion policy or the planner in a subprocess,
 watch it (progress, ETA, loss curves, checkpoints), stop / resume it, and evaluate it.
 
     episodes (filter, ticks)      progress bar, step / loss / ETA     runs of the runs folder
     model and training settings   loss and learning-rate curves        checkpoints of the selected run
     Train  Stop  Resume           output of the commands               evaluation and its table
 
-Training is `python main.py train policy ...` (app/train_runs.py builds the command) in a
+Training is `python main.py train policy|planner ...` (app/train_launch.py builds the command) in a
 `CommandProcess`; Stop sends SIGINT, which makes the trainer write a checkpoint and exit. Progress
 comes from the run's metrics.jsonl, read incrementally on a 2 Hz timer, never from parsing the
 progress bar. The panel keeps only what it last read of each run's log.
@@ -22,8 +22,9 @@ from PySide6.QtGui import QAction, QFont, QKeySequence
 from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea,
                                QSplitter, QVBoxLayout, QWidget)
 
-from app.train_runs import (METRICS_FILE, MetricsReader, RunError, RunProgress, command_env, format_duration,
-                            holds_run, list_checkpoints, resume_argv, train_argv)
+from app.train_launch import command_env, resume_argv, train_argv
+from app.train_runs import (METRICS_FILE, MetricsReader, RunError, RunProgress, format_duration, holds_run,
+                            list_checkpoints)
 from widgets.command_process import INFO_STYLE, CommandProcess, show_status
 from widgets.episode_chooser import EpisodeChooserWidget
 from widgets.evaluation_box import EvaluationWidget

@@ -1,9 +1,9 @@
-"""The model and training settings of a new run (observations, model variant, position frame, U-Net
-widths, steps, batch size, learning rate, seed, device, checkpoint interval, tiny, run name), with
-defaults and tooltips.
+"""The model and training settings of a new run (observations, model variant or the planner, position
+frame, U-Net widths, steps, batch size, learning rate, seed, device, checkpoint interval, tiny, run
+name), with defaults and tooltips.
 
 `settings(...)` turns the fields and the chosen episodes into a validated
-`app.train_runs.TrainSettings`, or raises ValueError with one line saying what is wrong.
+`app.train_launch.TrainSettings`, or raises ValueError with one line saying what is wrong.
 """
 from __future__ import annotations
 
@@ -12,11 +12,16 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QSpinBox
 
-from app.train_runs import TrainSettings, default_run_name
+from app.train_launch import PLANNER, TrainSettings, default_run_name
 
 VARIANT_CHOICES = (("call-conditioned (the policy)", "call", "Conditioned on the current call, its arguments and memory"),
                    ("flat baseline (task text only)", "flat", "--flat: conditioned on the task text alone, no calls"),
-                   ("no memory (ablation)", "no-memory", "--no-memory: calls without the remembered poses"))
+                   ("no memory (ablation)", "no-memory", "--no-memory: calls without the remembered poses"),
+                   ("VLM planner (writes the calls)", PLANNER, "train planner: image + task + past calls -> the next "
+                                                            "call as code (needs episodes with the front camera)"))
+# Defaults that differ between the two trainers: (steps, batch size, learning rate)
+POLICY_DEFAULTS = (3000, 64, "2e-4")
+PLANNER_DEFAULTS = (2000, 32, "1e-3")
 
 
 def _spin(low: int, high: int, value: int, tip: str) -> QSpinBox:
@@ -38,7 +43,8 @@ class TrainSettingsForm(QGroupBox):
         for text, value, tip in VARIANT_CHOICES:
             self.variant.addItem(text, value)
             self.variant.setItemData(self.variant.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
-        self.variant.setToolTip("Which model to train: the call-conditioned policy or one of the paper's baselines")
+        self.variant.setToolTip("Which model to train: the call-conditioned policy, one of the paper's baselines, or "
+                                "the planner that writes the calls")
         self.frame = QComboBox()
         self.frame.addItem("call's object", "anchor")
         self.frame.addItem("robot base", "world")
@@ -63,7 +69,7 @@ class TrainSettingsForm(QGroupBox):
                                                           "and when stopped)")
         self.tiny = QCheckBox("tiny model (smoke runs, tests)")
         self.tiny.setToolTip("A few-thousand-parameter network: trains in seconds, learns little")
-        self.tiny.toggled.connect(lambda on: self.widths.setEnabled(not on))  # tiny has its own widths
+        self.tiny.toggled.connect(lambda on: self.widths.setEnabled(not on and self.variant.currentData() != PLANNER))
         self.run_name = QLineEdit()
         self.run_name.setPlaceholderText("automatic: variant-obs-date-time")
         self.run_name.setToolTip("Folder of the new run inside the runs folder")
@@ -83,6 +89,20 @@ class TrainSettingsForm(QGroupBox):
         form.addRow("checkpoint every", self.checkpoint_every)
         form.addRow("", self.tiny)
         form.addRow("run name", self.run_name)
+        self.variant.currentIndexChanged.connect(self._on_variant)
+
+    def _on_variant(self) -> None:
+        """The planner has no observation kind, frame, prediction or U-Net; its defaults differ."""
+        planner = self.variant.currentData() == PLANNER
+        for w in (self.obs, self.frame, self.prediction):
+            w.setEnabled(not planner)
+        self.widths.setEnabled(not planner and not self.tiny.isChecked())
+        old, new = (POLICY_DEFAULTS, PLANNER_DEFAULTS) if planner else (PLANNER_DEFAULTS, POLICY_DEFAULTS)
+        for box, before, after in ((self.steps, old[0], new[0]), (self.batch_size, old[1], new[1])):
+            if box.value() == before:  # a value the user chose stays
+                box.setValue(after)
+        if self.lr.text().strip() == old[2]:
+            self.lr.setText(new[2])
 
     def settings(self, episodes: list[Path], runs_dir: Path, task: str | None = None,
                  edited_only: bool = False) -> TrainSettings:
