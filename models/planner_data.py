@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from recorders.episode_file import EpisodeError, open_episode
-from recorders.robot_api_spec import API, Call, InvalidCallError
+from recorders.robot_api_spec import API, Call, InvalidCallError, is_zone
 
 IMAGE_STREAM = "front_rgb"
 IMAGE_MARK = "<image>"
@@ -73,7 +73,7 @@ def scene_names(scene: dict, codes: Sequence[str] = ()) -> SceneNames:
             for call in _with_nested(Call.from_code(code)):
                 for p, a in zip(API[call.name].params, call.args):
                     if isinstance(a, str) and p.type in ("object", "target"):
-                        (zones if a.endswith(" zone") else objects).append(a)
+                        (zones if is_zone(a) else objects).append(a)
     return SceneNames(tuple(dict.fromkeys(objects)), tuple(dict.fromkeys(zones)))
 
 
