@@ -142,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     tl.add_argument("--lora-rank", type=_positive_int, default=8)
     tl.add_argument("--seed", type=_nonneg_int, default=0)
     tl.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    tl.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no")
     tl.add_argument("--checkpoint-every", type=_nonneg_int, default=500)
     tl.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     tl.add_argument("--tiny", action="store_true", help="a very small model (tests, smoke runs)")

@@ -80,7 +80,8 @@ def run_train_planner(args) -> int:
             base=str(args.base) if args.base else None, memory=not args.no_memory,
             tasks=tuple(args.tasks.split(",")) if args.tasks else None, edited_only=args.edited_only,
             steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
-            checkpoint_every=args.checkpoint_every, lora_rank=args.lora_rank, resume=args.resume, tiny=args.tiny)
+            mixed_precision=args.mixed_precision, checkpoint_every=args.checkpoint_every, lora_rank=args.lora_rank,
+            resume=args.resume, tiny=args.tiny)
     except ValueError as e:
         raise UserError(str(e)) from None
     result = _run_with_progress(train_planner, options, "train planner")

@@ -125,7 +125,8 @@ def resume_argv(run) -> list[str]:
     if o.get("model") == PLANNER:
         argv = ["train", "planner", "--data", *map(str, o["data"]), "--out", str(run), "--steps", str(o["steps"]),
                 "--batch-size", str(o["batch_size"]), "--seed", str(o["seed"]), "--device", o.get("device", "auto"),
-                "--checkpoint-every", str(o["checkpoint_every"]), "--lora-rank", str(o.get("lora_rank", 8))]
+                "--checkpoint-every", str(o["checkpoint_every"]), "--lora-rank", str(o.get("lora_rank", 8)),
+                "--mixed-precision", o.get("mixed_precision", "no")]
         argv += ["--lr", repr(float(o["lr"]))] if o.get("lr") is not None else []
         argv += ["--val", *map(str, o["val"])] if o.get("val") else []
         argv += ["--base", str(o["base"])] if o.get("base") else []

@@ -88,3 +88,19 @@ def starting_checkpoint(options, from_dict: Callable[[dict], object], model_opti
     if checkpoint is None:
         raise ValueError(f"cannot resume {out}: it has no checkpoint yet")
     return checkpoint
+
+
+def make_accelerator(device: str, mixed_precision: str = "no"):
+    """An HF Accelerate `Accelerator` for `device` (auto | cpu | cuda | mps); one process, or one per
+    GPU under `accelerate launch`. ValueError when the device is not there."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, PartialState
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda was asked for, but torch sees no CUDA GPU")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device mps was asked for, but torch sees no Apple GPU")
+    # Accelerate keeps one process-wide state; a single process may train again with other settings.
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1 and PartialState._shared_state:
+        AcceleratorState._reset_state(reset_partial_state=True)
+    return Accelerator(cpu=device == "cpu", mixed_precision=mixed_precision)

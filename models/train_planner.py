@@ -5,7 +5,7 @@
         -> examples (query + answer tokens) -> seeded batches -> AdamW + warmup/cosine LR
         -> metrics.jsonl, checkpoints/step_NNNNNN/, final/ (+ validation.json with --val)
 
-Run folder:
+Run folder (only the main process writes; `accelerate launch main.py train planner ...` for several GPUs):
 ```
 options.json                 the options of the latest invocation
 metrics.jsonl                {"event": "started"|"resumed"|"stopped"|"finished"|"validation", ...} and one line
@@ -32,8 +32,8 @@ from models.planner import Planner, PlannerConfig
 from models.planner_data import PlannerStep, SceneNames, load_steps, prompt_text
 from models.planner_grammar import CallVocabulary
 from models.run_folder import (CHECKPOINTS, FINAL, METRICS_FILE, OPTIONS_FILE, STATE_JSON, MetricsLog,
-                               latest_checkpoint, load_optimizer, optimizer_tensors, starting_checkpoint,
-                               write_json)
+                               latest_checkpoint, load_optimizer, make_accelerator, optimizer_tensors,
+                               starting_checkpoint, write_json)
 from models.train_policy import find_episodes, select_episodes
 
 STATE_TENSORS = "trainer_state.safetensors"
@@ -60,6 +60,7 @@ class PlannerTrainOptions:
     weight_decay: float = 0.01
     seed: int = 0
     device: str = "cpu"
+    mixed_precision: str = "no"  # no | fp16 | bf16 (GPU)
     checkpoint_every: int = 500
     log_every: int = 10
     lora_rank: int = 8
@@ -71,6 +72,8 @@ class PlannerTrainOptions:
             raise ValueError("steps and batch size must be positive")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise ValueError(f"unknown device {self.device!r}")
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise ValueError(f"unknown mixed precision {self.mixed_precision!r}")
 
     @property
     def learning_rate(self) -> float:
@@ -97,14 +100,6 @@ class PlannerTrainResult:
     final: Path | None
     metrics: dict
     validation: dict | None
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda was asked for, but torch sees no CUDA GPU")
-    return torch.device(name)
 
 
 def _episodes(data: Sequence[str], tasks, edited_only: bool) -> tuple[list[Path], list[str]]:
@@ -193,9 +188,11 @@ def train_planner(options: PlannerTrainOptions, progress: Callable[[int, int, di
     if not steps:
         reasons = dropped + skipped
         raise ValueError(f"no planner steps in {len(paths)} episodes" + (f"; e.g. {reasons[0]}" if reasons else ""))
-    device = _device(options.device)
+    accelerator = make_accelerator(options.device, options.mixed_precision)
+    device, main = accelerator.device, accelerator.is_main_process
+    rank, world = accelerator.process_index, accelerator.num_processes
     torch.manual_seed(options.seed)
-    planner = _build_planner(options, steps, checkpoint)
+    planner = _build_planner(options, steps, checkpoint)  # the same on every process: same seed, same data
     planner.model.to(device).train()
     examples = [planner.example(s) for s in steps]
     params = [p for p in planner.model.parameters() if p.requires_grad]
@@ -214,14 +211,15 @@ def train_planner(options: PlannerTrainOptions, progress: Callable[[int, int, di
         load_optimizer(optimizer, load_file(str(checkpoint / STATE_TENSORS), device=str(device)), meta["optimizer"])
         scheduler.load_state_dict(meta["lr_scheduler"])
         step, elapsed_before = int(meta["step"]), float(meta["elapsed_s"])
+    model, optimizer = accelerator.prepare(planner.model, optimizer)  # DDP-wrapped with several processes
 
-    out.mkdir(parents=True, exist_ok=True)
-    (out / CHECKPOINTS).mkdir(exist_ok=True)
-    write_json(out / OPTIONS_FILE, options.to_dict())
-    log = MetricsLog(out / METRICS_FILE)
+    if main:
+        (out / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+        write_json(out / OPTIONS_FILE, options.to_dict())
+    log = MetricsLog(out / METRICS_FILE, main)
     n_params = sum(p.numel() for p in planner.model.parameters())
     log.write({"event": "resumed" if checkpoint else "started", "step": step, "steps": options.steps,
-               "device": str(device), "episodes": len(paths) - len(skipped), "samples": len(examples),
+               "device": str(device), "processes": world, "episodes": len(paths) - len(skipped), "samples": len(examples),
                "skipped": len(skipped) + len(dropped), "parameters": n_params, "trainable": sum(p.numel() for p in params),
                "checkpoint": str(checkpoint) if checkpoint else None})
 
@@ -229,19 +227,22 @@ def train_planner(options: PlannerTrainOptions, progress: Callable[[int, int, di
     window_loss, window_n, last, stopped, saved_at = 0.0, 0, {}, False, step if checkpoint else -1
 
     def save(at: int) -> None:
-        _save_checkpoint(out / CHECKPOINTS / f"step_{at:06d}", planner, optimizer, scheduler, at,
-                         elapsed_before + time.monotonic() - started)
+        if main:
+            _save_checkpoint(out / CHECKPOINTS / f"step_{at:06d}", planner, optimizer, scheduler, at,
+                             elapsed_before + time.monotonic() - started)
+        accelerator.wait_for_everyone()
 
     while step < options.steps:
         step += 1
-        rng = random.Random(options.seed * 1_000_003 + step)
+        rng = random.Random(f"{options.seed}:{step}:{rank}")  # batches are a function of (seed, step, process)
         batch = planner.collate(rng.sample(examples, min(options.batch_size, len(examples))))
         batch = {k: v.to(device) for k, v in batch.items()}
         lr = scheduler.get_last_lr()[0]
-        loss = planner.loss(batch)
+        with accelerator.autocast():
+            loss = model(**batch).loss
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(params, 1.0)
         optimizer.step()
         scheduler.step()
         window_loss += float(loss.detach())
@@ -249,14 +250,17 @@ def train_planner(options: PlannerTrainOptions, progress: Callable[[int, int, di
         if step % options.log_every == 0 or step == options.steps:
             now = time.monotonic()
             rate = window_n / max(now - window_start, 1e-9)
-            last = {"step": step, "loss": window_loss / window_n, "lr": lr,
-                    "samples_per_s": rate * options.batch_size, "elapsed_s": elapsed_before + now - started,
-                    "eta_s": (options.steps - step) / rate}
+            mean = float(accelerator.reduce(torch.tensor(window_loss / window_n, device=device), "mean"))
+            last = {"step": step, "loss": mean, "lr": lr, "samples_per_s": rate * options.batch_size * world,
+                    "elapsed_s": elapsed_before + now - started, "eta_s": (options.steps - step) / rate}
             log.write(last)
             window_loss, window_n, window_start = 0.0, 0, now
-        if progress is not None:
+        if main and progress is not None:
             progress(step, options.steps, last)
-        if should_stop is not None and should_stop() and step < options.steps:
+        stop = should_stop() if should_stop is not None else False
+        if world > 1:  # every process must leave the loop together
+            stop = bool(accelerator.reduce(torch.tensor(float(stop), device=device), "sum") > 0)
+        if stop and step < options.steps:
             stopped = True
             break
         if options.checkpoint_every and step % options.checkpoint_every == 0:
@@ -265,7 +269,7 @@ def train_planner(options: PlannerTrainOptions, progress: Callable[[int, int, di
     if saved_at != step:
         save(step)
     final, validation = None, None
-    if not stopped:
+    if not stopped and main:
         planner.model.eval()
         final = planner.save(out / FINAL)
         if options.val:

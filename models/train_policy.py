@@ -38,7 +38,8 @@ from models.anchor_frame import FRAMES
 from models.diffusion_policy import PREDICTIONS, DiffusionPolicy, PolicyConfig
 from models.policy_dataset import COND_KINDS, NORM_STATS_FILE, OBS_KINDS, NormStats, PolicyDataset
 from models.run_folder import (CHECKPOINTS, FINAL, METRICS_FILE, OPTIONS_FILE, STATE_JSON, MetricsLog,
-                               latest_checkpoint, load_optimizer, optimizer_tensors, starting_checkpoint,
+                               latest_checkpoint, load_optimizer, make_accelerator, optimizer_tensors,
+                               starting_checkpoint,
                                write_json)
 from models.vision_encoder import VisionConfig
 from recorders.episode_file import EpisodeError, open_episode
@@ -254,20 +255,6 @@ def _load_checkpoint(folder: Path, policy: DiffusionPolicy, ema, optimizer, sche
     return meta
 
 
-def _accelerator(options: TrainOptions):
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState, PartialState
-
-    if options.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda was asked for, but torch sees no CUDA GPU")
-    if options.device == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("device mps was asked for, but torch sees no Apple GPU")
-    # Accelerate keeps one process-wide state; a single process may train again with other settings.
-    if int(os.environ.get("WORLD_SIZE", "1")) == 1 and PartialState._shared_state:
-        AcceleratorState._reset_state(reset_partial_state=True)
-    return Accelerator(cpu=options.device == "cpu", mixed_precision=options.mixed_precision)
-
-
 # ---- training ------------------------------------------------------------------------------------
 def train_policy(options: TrainOptions, progress: Callable[[int, int, dict], None] | None = None,
                  should_stop: Callable[[], bool] | None = None) -> TrainResult:
@@ -291,7 +278,7 @@ def train_policy(options: TrainOptions, progress: Callable[[int, int, dict], Non
         raise ValueError(f"no training windows after filtering ({len(paths)} episodes kept"
                          + (f"; e.g. {reasons[0]}" if reasons else "") + ")")
 
-    accelerator = _accelerator(options)
+    accelerator = make_accelerator(options.device, options.mixed_precision)
     main, rank, world = accelerator.is_main_process, accelerator.process_index, accelerator.num_processes
     if len(dataset) < world:
         raise ValueError(f"{len(dataset)} training windows cannot be shared by {world} processes")
