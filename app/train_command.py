@@ -29,11 +29,20 @@ def run_train_policy(args) -> int:
         raise UserError(str(e)) from None
 
     result = _run_with_progress(train_policy, options, "train policy")
+    if not _main_process():
+        return 0
     if result.stopped:
         print(f"stopped at step {result.step}; checkpoint {result.checkpoint} (continue with --resume)")
     else:
         print(f"trained {result.step} steps; policy in {result.final}")
     return 0
+
+
+def _main_process() -> bool:
+    """False on the other processes of a multi-process run (accelerate launch / torchrun): one report."""
+    from accelerate.state import PartialState
+
+    return PartialState().is_main_process
 
 
 def _run_with_progress(train, options, desc: str):
@@ -85,6 +94,8 @@ def run_train_planner(args) -> int:
     except ValueError as e:
         raise UserError(str(e)) from None
     result = _run_with_progress(train_planner, options, "train planner")
+    if not _main_process():
+        return 0
     if result.stopped:
         print(f"stopped at step {result.step}; continue with --resume")
         return 0

@@ -90,10 +90,11 @@ def starting_checkpoint(options, from_dict: Callable[[dict], object], model_opti
     return checkpoint
 
 
-def make_accelerator(device: str, mixed_precision: str = "no"):
+def make_accelerator(device: str, mixed_precision: str = "no", unused_parameters: bool = False):
     """An HF Accelerate `Accelerator` for `device` (auto | cpu | cuda | mps); one process, or one per
-    GPU under `accelerate launch`. ValueError when the device is not there."""
-    from accelerate import Accelerator
+    GPU under `accelerate launch`. `unused_parameters`: the model has weights no loss reaches (DDP
+    must not wait for their gradients). ValueError when the device is not there."""
+    from accelerate import Accelerator, DistributedDataParallelKwargs
     from accelerate.state import AcceleratorState, PartialState
 
     if device == "cuda" and not torch.cuda.is_available():
@@ -103,4 +104,5 @@ def make_accelerator(device: str, mixed_precision: str = "no"):
     # Accelerate keeps one process-wide state; a single process may train again with other settings.
     if int(os.environ.get("WORLD_SIZE", "1")) == 1 and PartialState._shared_state:
         AcceleratorState._reset_state(reset_partial_state=True)
-    return Accelerator(cpu=device == "cpu", mixed_precision=mixed_precision)
+    handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)] if unused_parameters else []
+    return Accelerator(cpu=device == "cpu", mixed_precision=mixed_precision, kwargs_handlers=handlers)

@@ -188,7 +188,8 @@ def train_planner(options: PlannerTrainOptions, progress: Callable[[int, int, di
     if not steps:
         reasons = dropped + skipped
         raise ValueError(f"no planner steps in {len(paths)} episodes" + (f"; e.g. {reasons[0]}" if reasons else ""))
-    accelerator = make_accelerator(options.device, options.mixed_precision)
+    # LLaVA leaves parts of its vision tower unused (features come from a layer before the last norm)
+    accelerator = make_accelerator(options.device, options.mixed_precision, unused_parameters=True)
     device, main = accelerator.device, accelerator.is_main_process
     rank, world = accelerator.process_index, accelerator.num_processes
     torch.manual_seed(options.seed)

@@ -340,3 +340,27 @@ def test_bench_inference_times_a_planner(tiny_run, capsys):
     assert main(["bench", "inference", "--planner", str(tiny_run), "--json"]) == 0
     r = json.loads(capsys.readouterr().out)["planner"]
     assert r["calls"] == len(make_instance("swap", 0).program) and r["median_ms"] > 0 and r["parameters"] > 0
+
+
+@pytest.mark.slow
+def test_two_processes_train_one_planner_through_accelerate(planner_episodes, tmp_path):
+    """torchrun starts two CPU processes (gloo): the batches are split, one process writes the run."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           str(root / "main.py"), "train", "planner", "--data", str(planner_episodes),
+                           "--out", str(out), "--steps", "4", "--tiny", "--batch-size", "2", "--checkpoint-every", "2",
+                           "--device", "cpu"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert lines[0]["event"] == "started" and lines[0]["processes"] == 2
+    assert [x["event"] for x in lines if "event" in x] == ["started", "finished"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_000002", "step_000004"]
+    assert proc.stdout.count("trained 4 steps") == 1
+    assert Planner.load(out).config.memory
