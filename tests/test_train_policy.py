@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -154,3 +155,24 @@ def test_clear_errors(episodes, reference, tmp_path):
         options_for(episodes, tmp_path / "a", tasks=("juggle",))
     with pytest.raises(ValueError, match="mixed_precision must be one of"):
         replace(options_for(episodes, tmp_path / "a"), mixed_precision="fp8")
+
+
+@pytest.mark.slow
+def test_two_processes_train_one_policy_through_accelerate(episodes, tmp_path):
+    """torchrun starts two CPU processes (gloo): the windows are sharded, one process writes the run."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "ddp"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           str(root / "main.py"), "train", "policy", "--data", str(episodes), "--out", str(out),
+                           "--steps", "4", "--tiny", "--batch-size", "4", "--checkpoint-every", "2", "--device", "cpu"],
+                          cwd=root, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    events = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert events[0]["processes"] == 2 and [e["event"] for e in events if "event" in e] == ["started", "finished"]
+    assert latest_checkpoint(out).name == "step_000004" and (out / "final" / "model.safetensors").is_file()
+    assert proc.stdout.count("trained 4 steps") == 1
