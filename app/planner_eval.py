@@ -34,24 +34,29 @@ class PlannedEpisode:
 
 
 def planner_proposer(planner, instruction: str, scene):
-    """`propose(api) -> Call` for RobotAPI.run_planned: the planner's next call given the front
-    camera's frame now, the task, the calls made so far and the keys in memory."""
+    """`propose(api) -> Call` for RobotAPI.run_planned / proposals (which check it against the scene):
+    the planner's next call given the front camera's frame now, the task, the calls made so far and
+    the keys in memory."""
     from models.planner_data import SceneNames, remembered_keys
-    from recorders.call_log import SkillFailed
-    from recorders.robot_api_spec import Call, InvalidCallError
+    from recorders.robot_api_spec import Call
 
     names = SceneNames(tuple(scene.object_names), tuple(scene.zone_names))
-    known = set(names.objects) | set(names.zones)
 
     def propose(api) -> Call:
         image, _depth = api.cell.render(FRONT_CAMERA)
         history = list(api.memory.history)
-        code = planner.next_call(image, instruction, history, remembered_keys(history), names)
-        try:  # constrained decoding only proposes valid calls; a planner object from elsewhere might not
-            return Call.from_code(code, known)
-        except InvalidCallError as e:
-            raise SkillFailed(f"the planner proposed an invalid call {code}: {e}") from None
+        return Call.from_code(planner.next_call(image, instruction, history, remembered_keys(history), names))
     return propose
+
+
+def load_planner(path):
+    """A planner run or checkpoint folder; UserError (one line) when it is not one."""
+    from models.planner import Planner
+
+    try:
+        return Planner.load(path)
+    except ValueError as e:
+        raise UserError(str(e)) from None
 
 
 def _noting(propose, episode: PlannedEpisode):
@@ -125,17 +130,11 @@ def run_planner_eval(args, tasks: list[str]) -> int:
     from tqdm import tqdm
 
     from app.run_command import load_policy
-    from models.planner import Planner
 
-    try:
-        planner = Planner.load(args.planner)
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    planner = load_planner(args.planner)
     if args.data:
         return _offline(args, planner, tasks)
-    policy = None if args.policy == "oracle" else load_policy(args.policy)
-    if policy is not None and policy.config.cond == "flat":
-        raise UserError(f"{args.policy} is a flat policy: it takes no calls, so a planner has nothing to give it")
+    policy = None if args.policy == "oracle" else load_policy(args.policy, for_planner=True)
     bar = tqdm(total=len(tasks) * args.episodes, unit="episode", desc="eval", file=sys.stderr, disable=None)
     result = evaluate_planner(tasks, args.episodes, planner, policy=policy, seed=args.seed, split=args.split,
                               robot=args.robot, max_call_s=args.max_call_s, progress=lambda _r: bar.update(1))

@@ -296,11 +296,9 @@ def rollout(inst: TaskInstance, policy: "DiffusionPolicy", out_path: Path | None
                              done_threshold, inst.seed if seed is None else seed, fixed_noise)
             max_ticks = max(1, math.ceil(max_call_s * control_hz - 1e-9))
             try:
-                calls = inst.program if propose is None else _proposals(api, propose, max_calls)
+                calls = inst.program if propose is None else api.proposals(propose, max_calls)
                 ticks, failure = _run_program(runner, api, log, inst, calls, max_ticks, max_call_s, source,
                                               stop_on_failure)
-                if propose is not None and failure is None and not api.finished:
-                    failure = f"no done() after {max_calls} calls"
             finally:
                 runner.close()
             success = monitor.success(cell.object_poses())
@@ -318,12 +316,6 @@ def rollout(inst: TaskInstance, policy: "DiffusionPolicy", out_path: Path | None
         s = runner.stats
         return RolloutResult(inst.task.id, inst.seed, inst.split, success, outcomes, len(runner.frame_times),
                              clock(), s.inference_ms, s.stalls, s.stall_ms, path, failure)
-
-
-def _proposals(api: RobotAPI, propose: Callable[[RobotAPI], Call], max_calls: int):
-    """The planner's calls, one at a time, each asked for when the previous one has run."""
-    for _ in range(max_calls):
-        yield propose(api)
 
 
 def _run_program(runner: _Runner, api: RobotAPI, log: CallLog, inst: TaskInstance, calls, max_ticks: int,

@@ -12,23 +12,23 @@ from pathlib import Path
 from app.cli import UserError, print_json
 
 
-def load_policy(path: str, device: str = "cpu"):
-    from models.diffusion_policy import DiffusionPolicy
+def load_policy(path: str, device: str = "cpu", for_planner: bool = False):
+    """A policy checkpoint, or a run folder's newest policy; UserError (one line) when it is not one,
+    or, `for_planner`, when it is a flat policy (it takes no calls, so a planner cannot drive it)."""
+    from models.diffusion_policy import WEIGHTS_FILE, DiffusionPolicy
+    from models.run_folder import newest_saved
 
     folder = Path(path)
     if not folder.exists():
         raise UserError(f"no such policy: {folder}")
-    if (folder / "final").is_dir() or (folder / "checkpoints").is_dir():  # a run folder: its newest policy
-        from models.train_policy import latest_checkpoint
-
-        candidates = [p for p in (folder / "final", latest_checkpoint(folder))
-                      if p is not None and (p / "model.safetensors").is_file()]
-        # after a resumed run was stopped, final/ is older than the newest checkpoint: the newer one wins
-        folder = max(candidates, key=lambda p: (p / "model.safetensors").stat().st_mtime) if candidates else folder
+    folder = newest_saved(folder, WEIGHTS_FILE) or folder  # a run folder: its newest policy
     try:
-        return DiffusionPolicy.load(folder, device=device)
+        policy = DiffusionPolicy.load(folder, device=device)
     except ValueError as e:
         raise UserError(str(e)) from None
+    if for_planner and policy.config.cond == "flat":
+        raise UserError(f"{path} is a flat policy: it takes no calls, so a planner has nothing to give it")
+    return policy
 
 
 def run_policy_eval(args, tasks: list[str]) -> int:
@@ -61,13 +61,9 @@ def run_run(args) -> int:
     print(f"{inst.instruction}  (seed {args.seed}, {args.split} split)")
     propose = None
     if args.planner != "oracle":
-        from app.planner_eval import planner_proposer
-        from models.planner import Planner
+        from app.planner_eval import load_planner, planner_proposer
 
-        try:
-            propose = planner_proposer(Planner.load(args.planner), inst.instruction, inst.scene)
-        except ValueError as e:
-            raise UserError(str(e)) from None
+        propose = planner_proposer(load_planner(args.planner), inst.instruction, inst.scene)
     if args.policy == "oracle":
         from recorders.demo_recorder import RecordOptions, record_demo
 
@@ -77,18 +73,13 @@ def run_run(args) -> int:
             print(f"{'success' if r.success else 'failed: ' + str(r.failure)}; no motion, nothing saved")
             return 0
         if propose is not None:
-            from recorders.episode_file import open_episode
-
-            with open_episode(r.path) as ep:
-                for c in ep.calls:
-                    print(f"  {c['code']:<50} {c['status']}")
+            for code, status in r.calls:
+                print(f"  {code:<50} {status}")
         print(f"{'success' if r.success else 'failed: ' + str(r.failure)}; saved {r.path}")
         return 0
     from app.policy_rollout import rollout
 
-    policy = load_policy(args.policy)
-    if propose is not None and policy.config.cond == "flat":
-        raise UserError(f"{args.policy} is a flat policy: it takes no calls, so a planner has nothing to give it")
+    policy = load_policy(args.policy, for_planner=propose is not None)
     result = rollout(inst, policy, out, max_call_s=args.max_call_s, policy_name=str(args.policy), seed=args.seed,
                      propose=propose, source="script" if propose is None else "planner")
     for c in result.calls:

@@ -32,6 +32,7 @@ PLANNER_FILE = "planner.json"
 FORMAT = "code2act-planner"
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<s>", "</s>", IMAGE_MARK)
 IGNORE = -100
+GRAMMAR_CACHE = 256  # scenes x memory states whose call grammar is kept
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ class Planner:
         if self.tokenizer.eos_token_id is None:
             raise ValueError("the planner's tokenizer has no end-of-sequence token")
         self.image_mark = getattr(processor, "image_token", None) or IMAGE_MARK
+        self._grammars: dict[tuple, tuple[list[str], CallTrie]] = {}  # (scene names, memory keys) -> grammar
 
     # ---- construction --------------------------------------------------------------------------
     @staticmethod
@@ -191,14 +193,25 @@ class Planner:
 
     # ---- planning ------------------------------------------------------------------------------
     def candidates(self, names: SceneNames, memory_keys: Sequence[str]) -> list[str]:
-        return candidate_calls(names.objects, names.zones, memory_keys, self.config.calls)
+        return self._grammar(names, memory_keys)[0]
+
+    def _grammar(self, names: SceneNames, memory_keys: Sequence[str]) -> tuple[list[str], CallTrie]:
+        """The valid calls and their token trie; built once per scene and memory (about 10 ms), then
+        reused for every call of an episode while the memory's keys stay the same."""
+        key = (names, tuple(memory_keys))
+        if key not in self._grammars:
+            if len(self._grammars) >= GRAMMAR_CACHE:
+                self._grammars.clear()
+            codes = candidate_calls(names.objects, names.zones, memory_keys, self.config.calls)
+            trie = CallTrie.build(codes, lambda c: self.answer_ids(c)[:-1], self.tokenizer.eos_token_id)
+            self._grammars[key] = (codes, trie)
+        return self._grammars[key]
 
     @torch.no_grad()
     def next_call(self, image: np.ndarray, task: str, history: Sequence[str], memory_keys: Sequence[str],
                   names: SceneNames) -> str:
         """The next call's canonical code: greedy decoding restricted to the scene's valid calls."""
-        codes = self.candidates(names, memory_keys)
-        trie = CallTrie.build(codes, lambda c: self.answer_ids(c)[:-1], self.tokenizer.eos_token_id)
+        trie = self._grammar(names, memory_keys)[1]
         q = self.encode_prompt(image, task, history, memory_keys)
         device = next(self.model.parameters()).device
         ids = q["input_ids"][None].to(device)
@@ -237,12 +250,9 @@ class Planner:
         from transformers import AutoProcessor
 
         _quiet_transformers()
-        folder = Path(folder)
-        if (folder / "checkpoints").is_dir():  # a run folder: its final planner, else its newest checkpoint
-            from models.run_folder import latest_checkpoint
+        from models.run_folder import newest_saved
 
-            final = folder / "final"
-            folder = final if (final / PLANNER_FILE).is_file() else latest_checkpoint(folder) or folder
+        folder = newest_saved(folder, PLANNER_FILE) or Path(folder)  # a run folder: its newest planner
         try:
             meta = json.loads((folder / PLANNER_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):

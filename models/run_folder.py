@@ -1,15 +1,17 @@
 """Pieces every training run folder shares (policy and planner trainers): atomic JSON files, the
 JSON-lines metrics log, the newest complete checkpoint, and optimiser state as safetensors + JSON
-(never pickled).
+(never pickled). torch is imported only where it is used, so the Train workspace can list runs
+with these names without loading it.
 """
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 METRICS_FILE = "metrics.jsonl"
 OPTIONS_FILE = "options.json"
@@ -44,8 +46,10 @@ def latest_checkpoint(out) -> Path | None:
     return done[-1] if done else None
 
 
-def optimizer_tensors(optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+def optimizer_tensors(optimizer) -> tuple[dict[str, "torch.Tensor"], dict]:
     """(tensors named optimizer.INDEX.NAME, the JSON part) of an optimiser's state."""
+    import torch
+
     opt = optimizer.state_dict()
     tensors = {}
     for index, state in opt["state"].items():
@@ -53,7 +57,7 @@ def optimizer_tensors(optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, {"param_groups": opt["param_groups"], "state_keys": sorted(map(int, opt["state"]))}
 
 
-def load_optimizer(optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+def load_optimizer(optimizer, tensors: dict[str, "torch.Tensor"], meta: dict) -> None:
     """Restore what `optimizer_tensors` gave."""
     state = {}
     for index in meta["state_keys"]:
@@ -61,6 +65,15 @@ def load_optimizer(optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> N
         state[index] = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in meta["param_groups"]]
     optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def newest_saved(run, marker: str) -> Path | None:
+    """final/ or the newest complete checkpoint of a run folder, whichever was written last (a
+    finished run that was resumed and stopped has an older final/); `marker` is the file every saved
+    model holds. None when there is neither."""
+    run = Path(run)
+    found = [p for p in (run / FINAL, latest_checkpoint(run)) if p is not None and (p / marker).is_file()]
+    return max(found, key=lambda p: (p / marker).stat().st_mtime) if found else None
 
 
 def holds_run(out: Path) -> bool:
@@ -94,6 +107,7 @@ def make_accelerator(device: str, mixed_precision: str = "no", unused_parameters
     """An HF Accelerate `Accelerator` for `device` (auto | cpu | cuda | mps); one process, or one per
     GPU under `accelerate launch`. `unused_parameters`: the model has weights no loss reaches (DDP
     must not wait for their gradients). ValueError when the device is not there."""
+    import torch
     from accelerate import Accelerator, DistributedDataParallelKwargs
     from accelerate.state import AcceleratorState, PartialState
 

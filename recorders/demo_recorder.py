@@ -49,6 +49,7 @@ class EpisodeResult:
     episode_seconds: float  # on the workcell's clock
     wall_seconds: float
     failure: str | None = None
+    calls: tuple[tuple[str, str], ...] = ()  # (code, status) of every logged call
 
 
 class _TickRecorder:
@@ -106,7 +107,7 @@ def record_demo(inst: TaskInstance, path: Path, options: RecordOptions = RecordO
             labels = segment_calls(log.records, np.asarray(ticks.frame_times))
             final = writer.finish(success, [s.to_dict() for s in labels], api.memory.to_json())
         return EpisodeResult(final, success, len(ticks.frame_times), ticks.clock(),
-                             time.perf_counter() - wall0, failure)
+                             time.perf_counter() - wall0, failure, tuple((r.code, r.status) for r in log.records))
 
 
 def _scene_meta(inst: TaskInstance) -> dict:

@@ -44,13 +44,20 @@ class RobotAPI:
     def run_planned(self, propose: Callable[["RobotAPI"], Call], max_calls: int, source: str = "planner") -> None:
         """Ask `propose(self)` for the next call and run it, until done() or `max_calls` calls;
         SkillFailed on the first failure, an invalid proposal, or no done() in time."""
-        for _ in range(max_calls):
-            call = propose(self)
-            try:
-                call.validate(self.cell.spec.object_names + self.cell.spec.zone_names)
-            except InvalidCallError as e:
-                raise SkillFailed(f"the planner proposed an invalid call {call.code}: {e}") from None
+        for call in self.proposals(propose, max_calls):
             self.execute(call, source)
+
+    def proposals(self, propose: Callable[["RobotAPI"], Call], max_calls: int):
+        """A planner's calls, each asked for (`propose(self)`) when the previous one has run and
+        checked against the scene; ends after done(). SkillFailed for an invalid proposal, and when
+        `max_calls` calls brought no done()."""
+        names = self.cell.spec.object_names + self.cell.spec.zone_names
+        for _ in range(max_calls):
+            try:
+                call = propose(self).validate(names)
+            except InvalidCallError as e:
+                raise SkillFailed(f"the planner proposed an invalid call: {e}") from None
+            yield call
             if self.finished:
                 return
         raise SkillFailed(f"no done() after {max_calls} calls")
