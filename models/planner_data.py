@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from recorders.episode_file import EpisodeError, open_episode
+from recorders.episode_file import CONTROL_STREAM, EpisodeError, open_episode
 from recorders.robot_api_spec import API, Call, InvalidCallError, is_zone
 
 IMAGE_STREAM = "front_rgb"
@@ -115,13 +115,13 @@ def episode_program(labels: list[dict], calls: list[dict], times: np.ndarray, su
 def episode_steps(path, with_images: bool = True) -> tuple[list[PlannerStep], SceneNames]:
     """The planner steps of one episode file and its scene's names; ValueError when it has none."""
     with open_episode(path) as ep:
-        times = ep.stream_time("action") if "action" in ep.stream_names else np.arange(ep.frames) / ep.control_hz
+        times = ep.stream_time(CONTROL_STREAM)  # every episode has it (open_episode refuses one without)
         program = episode_program(ep.labels, ep.calls, times, ep.success)
         if not program:
             raise ValueError(f"{path}: no labelled calls")
         if with_images and IMAGE_STREAM not in ep.stream_names:
             raise ValueError(f"{path}: no {IMAGE_STREAM} camera stream (record with --obs rgb)")
-        images = _frames_at(ep, [f for f, _ in program]) if with_images else [None] * len(program)
+        images = _frames_at(ep, times, [f for f, _ in program]) if with_images else [None] * len(program)
         task = ep.instruction or ep.task
         names = scene_names(ep.scene, [c for _, c in program])
     steps, history = [], []
@@ -131,15 +131,14 @@ def episode_steps(path, with_images: bool = True) -> tuple[list[PlannerStep], Sc
     return steps, names
 
 
-def _frames_at(ep, control_frames: list[int]) -> list[np.ndarray]:
+def _frames_at(ep, control_t: np.ndarray, control_frames: list[int]) -> list[np.ndarray]:
     """Front-camera frames nearest in time to control frames (cameras may run at their own rate)."""
-    control_t = ep.stream_time("action") if "action" in ep.stream_names else None
     cam_t = ep.stream_time(IMAGE_STREAM)
     data = ep.stream_data(IMAGE_STREAM)
     out = []
     for f in control_frames:
-        t = control_t[min(f, len(control_t) - 1)] if control_t is not None else cam_t[min(f, len(cam_t) - 1)]
-        i = min(int(np.searchsorted(cam_t, t - _EPS_S, side="left")), len(cam_t) - 1)
+        i = min(int(np.searchsorted(cam_t, control_t[min(f, len(control_t) - 1)] - _EPS_S, side="left")),
+                len(cam_t) - 1)
         out.append(np.asarray(data[i], np.uint8))
     return out
 
