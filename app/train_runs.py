@@ -3,8 +3,7 @@
 No Qt and no torch: the panel starts commands built by app/train_launch.py, tails the run's
 `metrics.jsonl` with a `MetricsReader` into a `RunProgress` and lists the runs of a folder with
 `list_runs` (evaluation results: app/eval_results.py). The run folder layout is the one
-models/run_folder.py defines for both trainers (policy and planner); the names are repeated here so
-that listing runs does not import torch, and a test keeps both in step.
+models/run_folder.py defines for both trainers (policy and planner); it loads no torch.
 
     run folder -> MetricsReader (new complete lines only) -> RunProgress -> progress bar, loss curves
     run folder -> list_runs / list_checkpoints -> run and checkpoint tables
@@ -17,16 +16,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# The run folder's layout (STATE_JSON is written last: a checkpoint without it is half-written);
+# OPTIONS_FILE is re-exported for app/train_launch.py.
+from models.run_folder import CHECKPOINTS, FINAL, METRICS_FILE, OPTIONS_FILE, STATE_JSON, holds_run  # noqa: F401
+
 ROOT = Path(__file__).resolve().parents[1]
 MAIN_SCRIPT = ROOT / "main.py"
 
-# The run folder (models/train_policy.py)
-OPTIONS_FILE = "options.json"
-METRICS_FILE = "metrics.jsonl"
-CHECKPOINTS = "checkpoints"
-FINAL = "final"
-STATE_JSON = "trainer_state.json"  # written last: a checkpoint without it is half-written
-WEIGHTS_FILE = "model.safetensors"
+WEIGHTS_FILE = "model.safetensors"  # models/diffusion_policy.py (which imports torch); a test keeps both in step
 
 # Keys of metrics.jsonl
 EVENT, STEP, TOTAL_STEPS = "event", "step", "steps"
@@ -35,11 +32,6 @@ STARTED, RESUMED, STOPPED, FINISHED = "started", "resumed", "stopped", "finished
 
 class RunError(Exception):
     """A run that cannot be started, resumed, read or evaluated; one-line message."""
-
-
-def holds_run(folder) -> bool:
-    folder = Path(folder)
-    return any((folder / name).exists() for name in (OPTIONS_FILE, METRICS_FILE, CHECKPOINTS, FINAL))
 
 
 def choose_episodes(entries, task: str | None = None, edited_only: bool = False) -> list:

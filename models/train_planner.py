@@ -19,6 +19,7 @@ Batches are functions of (seed, step), so resuming continues the same sequence. 
 """
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import time
@@ -202,8 +203,6 @@ def train_planner(options: PlannerTrainOptions, progress: Callable[[int, int, di
                                                 options.steps)
     step, elapsed_before = 0, 0.0
     if checkpoint is not None:
-        import json
-
         from safetensors.torch import load_file
 
         meta = json.loads((checkpoint / STATE_JSON).read_text(encoding="utf-8"))

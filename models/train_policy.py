@@ -39,8 +39,7 @@ from models.diffusion_policy import PREDICTIONS, DiffusionPolicy, PolicyConfig
 from models.policy_dataset import COND_KINDS, NORM_STATS_FILE, OBS_KINDS, NormStats, PolicyDataset
 from models.run_folder import (CHECKPOINTS, FINAL, METRICS_FILE, OPTIONS_FILE, STATE_JSON, MetricsLog,
                                latest_checkpoint, load_optimizer, make_accelerator, optimizer_tensors,
-                               starting_checkpoint,
-                               write_json)
+                               starting_checkpoint, write_json)
 from models.vision_encoder import VisionConfig
 from recorders.episode_file import EpisodeError, open_episode
 from recorders.task_suite import TASKS
