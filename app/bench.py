@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from app.cli import print_json
+from app.errors import print_json
 
 DEMO_TASKS = ("stack", "swap")
 DEMO_SEEDS = (0, 1)

@@ -12,7 +12,7 @@ import statistics
 import sys
 import time
 
-from app.cli import print_json
+from app.errors import print_json
 
 CHUNKS = 30
 

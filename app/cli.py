@@ -7,33 +7,16 @@ command that needs them, so `--help` and `tasks` answer at once.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
-EXIT_USER_ERROR = 2
+from app.errors import EXIT_USER_ERROR, Parser, UserError, nonneg_int, positive_int
+from app.train_command import add_train_parsers
+
 GUI_COMMANDS = ("gui", "screenshots")  # handled by widgets/launcher.py (app/ never imports widgets)
 
 
-class UserError(Exception):
-    """Bad input from the user: printed as one line, exit code 2."""
-
-
-def _int_at_least(minimum: int, what: str):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {what} integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a {what} integer, got {value}")
-        return value
-    return parse
-
-
-_nonneg_int = _int_at_least(0, "non-negative")
-_positive_int = _int_at_least(1, "positive")
 
 
 def _camera_size(text: str) -> tuple[int, int]:
@@ -44,24 +27,9 @@ def _camera_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def _widths(text: str) -> tuple[int, ...]:
-    try:
-        widths = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        widths = ()
-    if not widths or min(widths) < 1:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive widths such as 64,128,256, got {text!r}")
-    return widths
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2, no usage dump
-        raise UserError(f"{self.prog}: {message}")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="code2act", description="Record, segment, annotate, train and run code-to-action policies.")
-    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    p = Parser(prog="code2act", description="Record, segment, annotate, train and run code-to-action policies.")
+    sub = p.add_subparsers(dest="command", parser_class=Parser)
 
     g = sub.add_parser("gui", help="the desktop app (default when no command is given)")
     g.add_argument("--robot", choices=("sim", "franky-sim", "franky"), default="sim")
@@ -76,9 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("record", help="scripted oracle demonstrations, headless")
     r.add_argument("--task", required=True)
-    r.add_argument("--episodes", type=_positive_int, default=1)
+    r.add_argument("--episodes", type=positive_int, default=1)
     r.add_argument("--out", required=True, type=Path)
-    r.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the first episode (default 0)")
+    r.add_argument("--seed", type=nonneg_int, default=0, help="seed of the first episode (default 0)")
     r.add_argument("--split", choices=("train", "test"), default="train")
     r.add_argument("--robot", choices=("sim", "franky-sim"), default="sim")
     r.add_argument("--obs", choices=("state", "rgb"), default="rgb",
@@ -97,55 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="validate a program against the robot API")
     c.add_argument("program", type=Path)
 
-    t = sub.add_parser("train", help="train a model on recorded episodes")
-    tsub = t.add_subparsers(dest="model", required=True, parser_class=_Parser)
-    tp = tsub.add_parser("policy", help="the call-conditioned diffusion policy")
-    tp.add_argument("--data", required=True, type=Path, nargs="+", help="episode folders or files")
-    tp.add_argument("--out", required=True, type=Path, help="the run folder")
-    tp.add_argument("--obs", choices=("state", "rgb"), default="state")
-    tp.add_argument("--flat", action="store_true", help="condition on the task text only (the baseline)")
-    tp.add_argument("--no-memory", action="store_true", help="withhold memory (the ablation)")
-    tp.add_argument("--frame", choices=("anchor", "world"), default="anchor",
-                    help="positions relative to the call's object or target (default) or to the robot base")
-    tp.add_argument("--tasks", default=None, help="comma-separated task ids to train on (default all)")
-    tp.add_argument("--edited-only", action="store_true", help="only episodes whose labels were edited")
-    tp.add_argument("--steps", type=_positive_int, default=3000)
-    tp.add_argument("--batch-size", type=_positive_int, default=64)
-    tp.add_argument("--lr", type=float, default=2e-4)
-    tp.add_argument("--seed", type=_nonneg_int, default=0)
-    tp.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
-    tp.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no")
-    tp.add_argument("--checkpoint-every", type=_nonneg_int, default=500)
-    tp.add_argument("--workers", type=_nonneg_int, default=0, help="data-loading processes")
-    tp.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
-    tp.add_argument("--prediction", choices=("sample", "epsilon"), default="sample",
-                    help="the U-Net predicts the clean action chunk (default; learns faster) or the noise")
-    tp.add_argument("--down-dims", type=_widths, default=(64, 128, 256), metavar="W1,W2,...",
-                    help="U-Net channel widths per level (default 64,128,256; wider learns more, 128,256,512 "
-                         "trains ~3x slower)")
-    tp.add_argument("--tiny", action="store_true", help="a very small model (tests, smoke runs)")
-
-    tl = tsub.add_parser("planner", help="the code-writing VLM planner")
-    tl.add_argument("--data", required=True, type=Path, nargs="+", help="episode folders or files (with front camera)")
-    tl.add_argument("--out", required=True, type=Path, help="the run folder")
-    tl.add_argument("--val", type=Path, nargs="+", default=None,
-                    help="held-out episodes: next-call accuracy and program exact match at the end")
-    tl.add_argument("--base", type=Path, default=None,
-                    help="a local pretrained image-text-to-text checkpoint to fine-tune with LoRA "
-                         "(default: a tiny model trained from scratch)")
-    tl.add_argument("--no-memory", action="store_true", help="withhold past calls and memory (the ablation)")
-    tl.add_argument("--tasks", default=None, help="comma-separated task ids to train on (default all)")
-    tl.add_argument("--edited-only", action="store_true", help="only episodes whose labels were edited")
-    tl.add_argument("--steps", type=_positive_int, default=2000)
-    tl.add_argument("--batch-size", type=_positive_int, default=32)
-    tl.add_argument("--lr", type=float, default=None, help="default 1e-3 from scratch, 2e-4 with --base")
-    tl.add_argument("--lora-rank", type=_positive_int, default=8)
-    tl.add_argument("--seed", type=_nonneg_int, default=0)
-    tl.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
-    tl.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no")
-    tl.add_argument("--checkpoint-every", type=_nonneg_int, default=500)
-    tl.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
-    tl.add_argument("--tiny", action="store_true", help="a very small model (tests, smoke runs)")
+    add_train_parsers(sub)
 
     e = sub.add_parser("eval", help="success rates of planner x policy combinations")
     e.add_argument("--planner", default="oracle", help="oracle (the scripted programs) or a planner run folder")
@@ -153,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --planner RUN: next-call accuracy on these recorded episodes instead of rollouts")
     e.add_argument("--policy", default="oracle", help="oracle (scripted skills) or a policy run folder")
     e.add_argument("--tasks", default="all", help="comma-separated task ids, or all")
-    e.add_argument("--episodes", type=_positive_int, default=20)
-    e.add_argument("--seed", type=_nonneg_int, default=0)
+    e.add_argument("--episodes", type=positive_int, default=20)
+    e.add_argument("--seed", type=nonneg_int, default=0)
     e.add_argument("--split", choices=("train", "test"), default="train")
     e.add_argument("--robot", choices=("sim", "franky-sim"), default="sim")
     e.add_argument("--json", action="store_true")
@@ -164,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--task", required=True, help="a task of the suite")
     rn.add_argument("--planner", default="oracle", help="oracle (the scripted program) or a planner run folder")
     rn.add_argument("--policy", default="oracle", help="oracle (scripted skills) or a policy run folder")
-    rn.add_argument("--seed", type=_nonneg_int, default=0)
+    rn.add_argument("--seed", type=nonneg_int, default=0)
     rn.add_argument("--split", choices=("train", "test"), default="train")
     rn.add_argument("--out", type=Path, default=None, help="episode file (default TASK_SEED_run.h5)")
     rn.add_argument("--obs", choices=("state", "rgb"), default="rgb", help="streams saved with --policy oracle")
@@ -266,7 +186,3 @@ def _one_line(e: BaseException) -> str:
     if isinstance(e, OSError) and e.filename:
         return f"{e.strerror or type(e).__name__}: {e.filename}"
     return " ".join(str(e).split()) or type(e).__name__
-
-
-def print_json(obj) -> None:
-    print(json.dumps(obj, indent=None, separators=(",", ":")))

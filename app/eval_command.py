@@ -9,7 +9,7 @@ import math
 import sys
 from collections import Counter
 
-from app.cli import UserError, print_json
+from app.errors import UserError, print_json
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from app.cli import UserError, print_json
+from app.errors import UserError, print_json
 
 
 def run_inspect(path: Path, as_json: bool) -> int:

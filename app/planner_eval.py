@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from app.cli import UserError, print_json
+from app.errors import UserError, print_json
 
 MAX_CALLS = 20  # the longest oracle program (swap) has 9 calls
 FRONT_CAMERA = "front"

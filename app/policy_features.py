@@ -16,7 +16,7 @@ from models.call_encoding import CallEncoding, encode_memory, zone_pose
 from recorders.memory import Memory
 from recorders.observation import Observation
 from recorders.robot_api_spec import Call
-from recorders.sim.scene import SceneSpec
+from recorders.cell.scene import SceneSpec
 
 if TYPE_CHECKING:
     from models.diffusion_policy import PolicyConfig

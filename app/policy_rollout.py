@@ -47,7 +47,7 @@ from recorders.observation import Observation, append_tick, observe, stream_spec
 from recorders.pose import Pose
 from recorders.robot_api import RobotAPI
 from recorders.robot_api_spec import Call
-from recorders.sim.scene import CUBE_SIZE
+from recorders.cell.scene import CUBE_SIZE
 from recorders.skills import DIRECTIONS, HOME_POSITION
 from recorders.task_suite import PLACE_TOLERANCE, TaskInstance, TaskMonitor, in_zone
 from recorders.workcell import Workcell, open_workcell

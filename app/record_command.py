@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from app.cli import UserError
+from app.errors import UserError
 
 
 def episode_path(out: Path, task: str, seed: int) -> Path:
@@ -33,7 +33,7 @@ def run_record(args) -> int:
     from tqdm import tqdm
 
     from recorders.demo_recorder import RecordOptions, record_demo
-    from recorders.sim.scene import CameraSettings
+    from recorders.cell.scene import CameraSettings
     from recorders.task_suite import make_instance, task_def
 
     task_def(args.task)  # unknown task: one-line error before anything is created

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from app.cli import UserError, print_json
+from app.errors import UserError, print_json
 
 
 def load_policy(path: str, device: str = "cpu", for_planner: bool = False):

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from recorders.robot_api_spec import API, DIRECTIONS, Call, vocabulary
-from recorders.sim.scene import COLOURS
+from recorders.cell.scene import COLOURS
 
 POSE_DIM = 7  # xyz + quaternion wxyz
 COLOUR_VOCAB = ("other", *COLOURS)  # index 0: a name without a known colour word

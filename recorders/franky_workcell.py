@@ -12,7 +12,7 @@ from recorders.arms.base import DEFAULT_CONTROL_HZ, ArmError
 from recorders.arms.franky_arm import FrankyArm
 from recorders.pose import Pose
 from recorders.safety import SafeArm, SafetyLimits
-from recorders.sim.scene import SceneSpec
+from recorders.cell.scene import SceneSpec
 from recorders.workcell import Workcell
 
 EMPTY_SCENE = SceneSpec(cubes=(), zones=())

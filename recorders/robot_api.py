@@ -14,7 +14,7 @@ from recorders.call_log import CallLog, SkillFailed
 from recorders.memory import Memory
 from recorders.pose import Pose, quat_yaw
 from recorders.robot_api_spec import API, Call, InvalidCallError
-from recorders.sim.scene import CUBE_SIZE, TABLE_AREA
+from recorders.cell.scene import CUBE_SIZE, TABLE_AREA
 from recorders.skills import Skills, TickCallback
 from recorders.workcell import Workcell
 

@@ -160,7 +160,8 @@ class SafeArm(Arm):
     def time(self) -> float:
         return self.inner.time()
 
-    def command(self, cmd: ArmCommand) -> None:
+    def command(self, cmd: ArmCommand) -> ArmCommand:
+        """Send `cmd` within every limit; returns the command actually sent (what an episode records)."""
         with self._lock:
             if self._estop_reason is not None:
                 self.events[EVENT_REFUSED_ESTOP] += 1
@@ -172,6 +173,7 @@ class SafeArm(Arm):
             self._moving = True
             self._last_command_wall = time.monotonic()
             self._last_command_clock = self.inner.time() if self.stepped else None
+            return safe
 
     def wait_tick(self) -> None:
         self.inner.wait_tick()

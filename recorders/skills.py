@@ -15,7 +15,7 @@ import numpy as np
 from recorders.arms.base import DEFAULT_GRASP_FORCE_N, ArmCommand, ArmError
 from recorders.call_log import SkillFailed
 from recorders.pose import Pose, quat_yaw
-from recorders.sim.scene import CUBE_SIZE
+from recorders.cell.scene import CUBE_SIZE
 from recorders.workcell import Workcell
 
 CARRY_Z = 0.16  # m, TCP height for moving between places (clears a two-cube tower)

@@ -13,7 +13,7 @@ import numpy as np
 
 from recorders.pose import Pose
 from recorders.robot_api_spec import Call
-from recorders.sim.scene import COLOURS, CUBE_SIZE, CameraSettings, SceneSpec, sample_layout
+from recorders.cell.scene import COLOURS, CUBE_SIZE, CameraSettings, SceneSpec, sample_layout
 from recorders.skills import DIRECTIONS
 
 SPLITS = ("train", "test")

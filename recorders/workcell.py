@@ -13,7 +13,7 @@ import numpy as np
 
 from recorders.arms.base import Arm, ArmError
 from recorders.pose import Pose
-from recorders.sim.scene import CAMERA_NAMES, SceneSpec
+from recorders.cell.scene import CAMERA_NAMES, SceneSpec
 
 ROBOT_KINDS = ("sim", "franky-sim")
 

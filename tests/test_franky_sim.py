@@ -9,7 +9,7 @@ import pytest
 from recorders.arms.base import ArmCommand, ArmError
 from recorders.pose import Pose, quat_angle
 from recorders.sim.franky_sim_server import FrankySimUnavailable
-from recorders.sim.scene import CUBE_SIZE, CubeSpec, SceneSpec
+from recorders.cell.scene import CUBE_SIZE, CubeSpec, SceneSpec
 
 pytestmark = pytest.mark.slow
 

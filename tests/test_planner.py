@@ -14,7 +14,7 @@ from models.planner_data import (SceneNames, episode_program, episode_steps, loa
 from models.planner_grammar import CallTrie, CallVocabulary, candidate_calls
 from models.train_planner import TINY, evaluate_steps
 from recorders.robot_api_spec import Call
-from recorders.sim.scene import CameraSettings
+from recorders.cell.scene import CameraSettings
 from recorders.task_suite import TASKS, make_instance
 
 SMALL_CAMERAS = CameraSettings(48, 48)

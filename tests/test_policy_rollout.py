@@ -21,7 +21,7 @@ from recorders.memory import Memory
 from recorders.observation import Observation
 from recorders.pose import Pose
 from recorders.robot_api_spec import Call, vocabulary
-from recorders.sim.scene import SceneSpec
+from recorders.cell.scene import SceneSpec
 from recorders.task_suite import make_instance
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ from recorders.arms.base import Arm, ArmCommand, ArmError, ArmInfo, ArmState
 from recorders.arms.sim_arm import SimArm
 from recorders.pose import Pose, quat_angle
 from recorders.safety import SafeArm, SafetyLimits
-from recorders.sim.scene import sample_layout
+from recorders.cell.scene import sample_layout
 
 START = Pose.top_down((0.45, 0.0, 0.35))
 TOL = 1e-9

@@ -7,7 +7,7 @@ import pytest
 from recorders.arms.base import ArmCommand
 from recorders.arms.sim_arm import SimArm
 from recorders.pose import Pose
-from recorders.sim.scene import CUBE_SIZE, CameraSettings, SceneSpec, sample_layout
+from recorders.cell.scene import CUBE_SIZE, CameraSettings, SceneSpec, sample_layout
 from recorders.workcell import SimWorkcell, open_workcell
 
 

@@ -434,7 +434,7 @@ def test_planner_commands_are_what_the_cli_parses_and_resume_keeps_the_runs_opti
 def camera_episodes(tmp_path_factory) -> Path:
     """Two pick_place demonstrations with small front-camera frames (the planner's input)."""
     from recorders.demo_recorder import record_demo
-    from recorders.sim.scene import CameraSettings
+    from recorders.cell.scene import CameraSettings
     from recorders.task_suite import make_instance
 
     folder = tmp_path_factory.mktemp("train_gui_camera_episodes")

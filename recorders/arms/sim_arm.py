@@ -13,7 +13,8 @@ import numpy as np
 
 from recorders.arms.base import Arm, ArmCommand, ArmError, ArmInfo, ArmState, DEFAULT_CONTROL_HZ
 from recorders.pose import Pose
-from recorders.sim.scene import ROBOT_PREFIX, SceneSpec
+from recorders.cell.scene import SceneSpec
+from recorders.sim.scene import ROBOT_PREFIX
 from recorders.sim.world import HOME_JOINTS, SimWorld
 
 FINGER_OPEN = 0.04  # m per finger (tendon length of a fully open hand)

@@ -39,7 +39,7 @@ import numpy as np
 
 from recorders.arms.base import ArmError
 from recorders.pose import Pose
-from recorders.sim.scene import SceneSpec
+from recorders.cell.scene import SceneSpec
 
 DEFAULT_HOST = "127.0.0.1"
 ROBOT_PORT = 1337  # libfranka's command port; the gripper server listens on 1338

@@ -19,7 +19,7 @@ from recorders.arms.franky_arm import DEFAULT_DYNAMICS_FACTOR, FrankyArm
 from recorders.pose import Pose
 from recorders.safety import SafeArm, SafetyLimits
 from recorders.sim.franky_sim_server import DEFAULT_HOST, FrankySimServer
-from recorders.sim.scene import SceneSpec
+from recorders.cell.scene import SceneSpec
 from recorders.workcell import Workcell
 
 

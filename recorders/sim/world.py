@@ -14,15 +14,8 @@ import mujoco
 import numpy as np
 
 from recorders.pose import Pose
-from recorders.sim.scene import (
-    CAMERA_NAMES,
-    CUBE_SIZE,
-    ROBOT_PREFIX,
-    SceneSpec,
-    add_workcell,
-    apply_layout,
-    cube_body_name,
-)
+from recorders.cell.scene import CAMERA_NAMES, CUBE_SIZE, SceneSpec
+from recorders.sim.scene import ROBOT_PREFIX, add_workcell, apply_layout, cube_body_name
 
 # franky-sim's home configuration; the hand's fingers then point straight down.
 HOME_JOINTS = np.array([0.0, 0.0, 0.0, -1.57, 0.0, 1.57, 0.785])
@@ -53,7 +46,7 @@ def compiled_workcell() -> mujoco.MjModel:
     global _template
     with _template_lock:
         if _template is None:
-            from recorders.sim.scene import CameraSettings, sample_layout
+            from recorders.cell.scene import CameraSettings, sample_layout
             import numpy as _np
 
             any_spec = sample_layout(_np.random.default_rng(0), ["red"], [], CameraSettings())
