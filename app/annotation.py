@@ -7,8 +7,9 @@ and after; redo/undo install a state, assert that the segments tile the episode,
 clean again. `save()` writes through `recorders.episode_file.write_labels` (atomic inside the file).
 
 Trim: the kept range is [trim_start, trim_end). Frames outside it are covered by `idle` segments
-with source "edited" that are saved with an extra key `"trimmed": true` (readers that only know
-{start, end, code, source} see ordinary idle frames; loading restores the trim range from the flag).
+with source "edited" that are saved with `Segment.trimmed` set (the row's extra key `"trimmed": true`:
+readers that only know {start, end, code, source} see ordinary idle frames; loading restores the
+trim range from the flag).
 Edits never reach into the trimmed frames; dragging the boundary of a trimmed segment moves the trim.
 
 Merge keeps the first segment's code unless it is idle (then the second's). Delete turns a segment
@@ -18,11 +19,13 @@ gets source "edited".
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
+from recorders.call_log import CallRecord
 from recorders.episode_file import CONTROL_STREAM, Episode, open_episode, write_labels
 from recorders.robot_api_spec import API, Call, InvalidCallError
 from recorders.segmentation import IDLE, Segment, check_tiling, resegment, segment_calls
@@ -30,7 +33,6 @@ from recorders.segmentation import IDLE, Segment, check_tiling, resegment, segme
 SNAP_FRAMES = 3  # a boundary within this many frames of a gripper event lands on it
 GRIPPER_COLUMN = 7  # the action stream's gripper command (0 open, 1 closed)
 EDITED = "edited"
-TRIMMED_KEY = "trimmed"
 
 
 class AnnotationError(ValueError):
@@ -55,16 +57,17 @@ class EpisodeTimeline:
     path: object
     frames: int
     frame_times: np.ndarray  # (N,) seconds of the control timeline
-    calls: list
+    calls: tuple[CallRecord, ...]
     objects: tuple[str, ...]  # cube and zone names valid as call arguments
     gripper_events: tuple[int, ...]  # frames at which the gripper command changes
+    calls_missing: str | None = None  # why segments cannot be derived from the calls (Episode.calls_missing)
 
     @staticmethod
     def from_episode(ep: Episode) -> "EpisodeTimeline":
-        spec = ep.scene.get("spec", {})
-        objects = tuple(c["name"] for c in spec.get("cubes", [])) + tuple(z["name"] for z in spec.get("zones", []))
-        return EpisodeTimeline(ep.path, ep.frames, ep.stream_time(CONTROL_STREAM), ep.calls, objects,
-                               tuple(gripper_events(ep)))
+        scene = ep.meta.scene
+        objects = () if scene is None else (*scene.object_names, *scene.zone_names)
+        return EpisodeTimeline(ep.path, ep.frames, ep.stream_time(CONTROL_STREAM), ep.calls, tuple(objects),
+                               tuple(gripper_events(ep)), ep.calls_missing)
 
 
 def gripper_events(ep: Episode) -> list[int]:
@@ -142,16 +145,16 @@ class AnnotationModel(QObject):
                      parent: QObject | None = None) -> "AnnotationModel":
         timeline = EpisodeTimeline.from_episode(ep)
         labels = ep.labels
-        segments = [Segment.from_dict(d) for d in labels]
         try:
-            check_tiling(segments, timeline.frames)
+            check_tiling(list(labels), timeline.frames)
         except ValueError:  # no or broken labels: start from the logged calls
-            segments, labels = segment_calls(timeline.calls, timeline.frame_times), []
+            labels = tuple(segment_calls(timeline.calls, timeline.frame_times))
         start, end = 0, timeline.frames
-        if labels and labels[0].get(TRIMMED_KEY):
-            start = int(labels[0]["end"])
-        if labels and labels[-1].get(TRIMMED_KEY) and int(labels[-1]["start"]) > start:
-            end = int(labels[-1]["start"])
+        if labels and labels[0].trimmed:
+            start = labels[0].end
+        if labels and labels[-1].trimmed and labels[-1].start > start:
+            end = labels[-1].start
+        segments = [replace(s, trimmed=False) for s in labels]  # the model knows the trim from its range
         return AnnotationModel(timeline, segments, (start, end), undo_stack, parent)
 
     def detach(self) -> None:
@@ -201,13 +204,7 @@ class AnnotationModel(QObject):
         return int(ev[i]) if abs(int(ev[i]) - frame) <= SNAP_FRAMES else frame
 
     def to_labels(self) -> list[dict]:
-        out = []
-        for k, s in enumerate(self._state.segments):
-            d = s.to_dict()
-            if self.is_trimmed(k):
-                d[TRIMMED_KEY] = True
-            out.append(d)
-        return out
+        return [replace(s, trimmed=self.is_trimmed(k)).to_dict() for k, s in enumerate(self._state.segments)]
 
     # ---- edits -------------------------------------------------------------------------------
     def move_boundary(self, k: int, frame: int, snap: bool = True) -> int:
@@ -293,8 +290,11 @@ class AnnotationModel(QObject):
         self._retrim(self.trim[0], int(frame), f"trim end at frame {frame}")
 
     def resegment(self, keep_edits: bool = True) -> None:
-        """Derive segments from the logged calls again, keeping edited segments (and the trim) or not."""
+        """Derive segments from the logged calls again, keeping edited segments (and the trim) or not.
+        Refused (AnnotationError) for an episode whose calls are missing: it would lose its labels."""
         t = self.timeline
+        if t.calls_missing is not None:
+            raise AnnotationError(f"cannot re-segment {Path(t.path).name}: {t.calls_missing}")
         if keep_edits:
             segs = resegment(t.calls, t.frame_times, self.segments)
             trim = self.trim

@@ -20,7 +20,8 @@ CHUNKS = 30
 def _norm():
     import numpy as np
 
-    from models.policy_dataset import ACTION_DIM, STATE_DIM, NormStats
+    from models.norm_stats import NormStats
+    from models.policy_layout import ACTION_DIM, STATE_DIM
 
     return NormStats.from_arrays({"action": np.stack([-np.ones(ACTION_DIM), np.ones(ACTION_DIM)]),
                                   "obs_state": np.stack([-np.ones(STATE_DIM), np.ones(STATE_DIM)])})
@@ -30,7 +31,7 @@ def _batch(policy, size: int = 128) -> dict:
     import torch
 
     from models.call_encoding import MEMORY_DIM, CallEncoding
-    from models.policy_dataset import MAX_OBJECTS, STATE_DIM
+    from models.policy_layout import MAX_OBJECTS, STATE_DIM
 
     c = policy.config
     batch = {"obs_state": torch.zeros(1, c.obs_horizon, STATE_DIM), "call": torch.zeros(1, CallEncoding().dim),
@@ -63,7 +64,7 @@ def planner_latency_ms(planner, task: str = "swap", seed: int = 0) -> dict:
     history growing call by call, on that scene's front-camera image."""
     from models.planner_data import SceneNames, remembered_keys
     from recorders.task_suite import make_instance
-    from recorders.workcell import open_workcell
+    from recorders.cell.registry import open_workcell
 
     inst = make_instance(task, seed)
     names = SceneNames(tuple(inst.scene.object_names), tuple(inst.scene.zone_names))
@@ -85,7 +86,7 @@ def run_bench_inference(args) -> int:
     import torch
 
     if args.planner:
-        from app.planner_eval import load_planner
+        from app.model_loading import load_planner
 
         result = {"threads": torch.get_num_threads(), "planner": planner_latency_ms(load_planner(args.planner))}
         r = result["planner"]
@@ -97,12 +98,13 @@ def run_bench_inference(args) -> int:
         return 0
 
     from app.policy_rollout import DEFAULT_LEAD_STEPS, rollout
-    from models.diffusion_policy import DiffusionPolicy, PolicyConfig
+    from models.diffusion_policy import DiffusionPolicy
+    from models.policy_config import PolicyConfig
     from recorders.task_suite import make_instance
 
     result = {"threads": torch.get_num_threads()}
     if args.policy:
-        from app.run_command import load_policy
+        from app.model_loading import load_policy
 
         models = {"policy": load_policy(args.policy)}
     else:

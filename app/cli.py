@@ -1,22 +1,69 @@
 """The command line (DESIGN.md section 2): argument parsing, dispatch and the error contract.
 
 Every command prints a one-line error and exits 2 on bad input (unknown task, bad path, bad seed,
-corrupt episode); no user error ever shows a traceback. Heavy modules are imported inside the
-command that needs them, so `--help` and `tasks` answer at once.
+corrupt episode); no user error ever shows a traceback. Dispatch is one table, `HANDLERS`, from a
+command to the module and function that run it; that module is imported only when its command runs,
+so `--help` and `tasks` answer at once, and the commands import what they share from app/errors.py,
+never from here (no import cycle). The `--robot` choices and help come from the workcell registry
+(recorders/cell/registry.py).
+
+    argv -> build_parser() -> args -> HANDLERS[command key] -> import module -> function(*arguments(args))
 """
 from __future__ import annotations
 
 import argparse
-import os
+import importlib
 import sys
 from pathlib import Path
+from typing import Callable, NamedTuple
 
+from app.bench_estop import DEFAULT_TRIALS as DEFAULT_ESTOP_TRIALS
 from app.errors import EXIT_USER_ERROR, Parser, UserError, nonneg_int, positive_int
 from app.train_command import add_train_parsers
+from recorders.cell.registry import ROBOT_KINDS, SCRIPTED_DEMO_KINDS, WORKCELL_KINDS, workcell_kind
 
-GUI_COMMANDS = ("gui", "screenshots")  # handled by widgets/launcher.py (app/ never imports widgets)
+# Commands handled by widgets/launcher.py (app/ never imports widgets), by command key.
+GUI_COMMANDS = ("gui", "screenshots", "bench annotate")
+# Commands whose subcommand picks the handler, and the parser attribute that holds the subcommand.
+SUBCOMMAND_ATTRIBUTES = {"train": "model", "bench": "what"}
 
 
+def _given_the_namespace(args: argparse.Namespace) -> tuple:
+    return (args,)
+
+
+class Handler(NamedTuple):
+    """Where a command's code lives (imported when the command runs) and the arguments it is given."""
+
+    module: str
+    function: str
+    arguments: Callable[[argparse.Namespace], tuple] = _given_the_namespace
+
+
+HANDLERS: dict[str, Handler] = {
+    "tasks": Handler("app.task_listing", "print_tasks", lambda args: ()),
+    "record": Handler("app.record_command", "run_record"),
+    "inspect": Handler("app.inspect_command", "run_inspect", lambda args: (args.episode, args.json)),
+    "segment": Handler("app.inspect_command", "run_segment", lambda args: (args.path,)),
+    "check": Handler("app.inspect_command", "run_check", lambda args: (args.program,)),
+    "train policy": Handler("app.train_command", "run_train_policy"),
+    "train planner": Handler("app.train_command", "run_train_planner"),
+    "run": Handler("app.run_command", "run_run"),
+    "eval": Handler("app.eval_command", "run_eval"),
+    "bench inference": Handler("app.bench_inference", "run_bench_inference"),
+    "bench recording": Handler("app.bench", "run_bench"),
+    "bench estop": Handler("app.bench_estop", "run_bench_estop"),
+}
+
+
+def command_key(args: argparse.Namespace) -> str | None:
+    """The key of a parsed command line in HANDLERS or GUI_COMMANDS: "record", "train policy", ..."""
+    attribute = SUBCOMMAND_ATTRIBUTES.get(args.command)
+    return args.command if attribute is None else f"{args.command} {getattr(args, attribute)}"
+
+
+def _robot_help(kinds: tuple[str, ...]) -> str:
+    return "; ".join(f"{kind}: {WORKCELL_KINDS[kind].description}" for kind in kinds)
 
 
 def _camera_size(text: str) -> tuple[int, int]:
@@ -32,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", parser_class=Parser)
 
     g = sub.add_parser("gui", help="the desktop app (default when no command is given)")
-    g.add_argument("--robot", choices=("sim", "franky-sim", "franky"), default="sim")
+    g.add_argument("--robot", choices=ROBOT_KINDS, default="sim", help=_robot_help(ROBOT_KINDS))
     g.add_argument("--robot-ip", default=None, help="IP of a real arm (with --robot franky)")
     g.add_argument("--camera", choices=("sim", "realsense"), default="sim")
     g.add_argument("--data", type=Path, default=Path("data"), help="dataset folder (default ./data)")
@@ -48,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, type=Path)
     r.add_argument("--seed", type=nonneg_int, default=0, help="seed of the first episode (default 0)")
     r.add_argument("--split", choices=("train", "test"), default="train")
-    r.add_argument("--robot", choices=("sim", "franky-sim"), default="sim")
+    r.add_argument("--robot", choices=SCRIPTED_DEMO_KINDS, default="sim", help=_robot_help(SCRIPTED_DEMO_KINDS))
     r.add_argument("--obs", choices=("state", "rgb"), default="rgb",
                    help="rgb (default) also records the front and wrist cameras")
     r.add_argument("--camera-size", type=_camera_size, default=(128, 128), metavar="WxH")
@@ -76,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--episodes", type=positive_int, default=20)
     e.add_argument("--seed", type=nonneg_int, default=0)
     e.add_argument("--split", choices=("train", "test"), default="train")
-    e.add_argument("--robot", choices=("sim", "franky-sim"), default="sim")
+    e.add_argument("--robot", choices=SCRIPTED_DEMO_KINDS, default="sim", help=_robot_help(SCRIPTED_DEMO_KINDS))
     e.add_argument("--json", action="store_true")
     e.add_argument("--max-call-s", type=float, default=30.0, help="time a learned policy gets per call")
 
@@ -91,27 +138,45 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--max-call-s", type=float, default=30.0, help="time the policy gets per call")
 
     b = sub.add_parser("bench", help="speed and resource figures")
-    b.add_argument("what", choices=("recording", "annotate", "inference"),
+    b.add_argument("what", choices=("recording", "annotate", "inference", "estop"),
                    help="recording: demo and live-recording speed; annotate: opening and scrubbing a long episode; "
-                        "inference: ms per action chunk and stalls during run")
+                        "inference: ms per action chunk and stalls during run; estop: e-stop latency on sim and "
+                        "franky-sim")
     b.add_argument("--policy", default=None, help="bench inference: a trained policy instead of the defaults")
     b.add_argument("--planner", default=None, help="bench inference: ms per next call of a planner run")
     b.add_argument("--json", action="store_true")
     b.add_argument("--seconds", type=float, default=60.0, help="length of the synthetic recording")
+    b.add_argument("--trials", type=positive_int, default=DEFAULT_ESTOP_TRIALS,
+                   help="bench estop: e-stops per robot kind (default %(default)s)")
     return p
 
 
 def parse_args(argv: list[str]):
     """Parse a command line; raises UserError with one line on bad input."""
-    return build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
+    robot = getattr(args, "robot", None)
+    if robot is not None and workcell_kind(robot).needs_ip and not getattr(args, "robot_ip", None):
+        raise UserError(f"--robot {robot} needs --robot-ip (the arm's FCI address)")
+    if getattr(args, "camera", None) == "realsense":
+        raise UserError(_realsense_not_streamed())
+    return args
+
+
+def _realsense_not_streamed() -> str:
+    """Why `--camera realsense` cannot be used yet: no camera (and why), or no streaming in Record yet."""
+    from recorders.realsense_cameras import list_cameras
+
+    found = list_cameras()
+    return (f"--camera realsense: {found.reason}" if not found else
+            f"--camera realsense: found {', '.join(c.name for c in found)}, but the Record workspace "
+            "does not stream RealSense cameras yet; use --camera sim")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    os.environ.setdefault("MUJOCO_GL", "egl")
     try:
         args = parse_args(argv)
-        if args.command is None or args.command in GUI_COMMANDS or _is_gui_bench(args):
+        if args.command is None or command_key(args) in GUI_COMMANDS:
             raise UserError("the desktop app is started by main.py (python main.py gui)")
         return _dispatch(args)
     except UserError as e:
@@ -120,66 +185,29 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-def _is_gui_bench(args) -> bool:
-    return args.command == "bench" and args.what == "annotate"
+    except BrokenPipeError:  # the reader went away (`tasks | head`): nothing more to say
+        sys.stdout = None
+        return 0
 
 
 def is_gui_command(argv: list[str]) -> bool:
     """Commands that need Qt widgets; main.py hands these to widgets/launcher.py."""
-    return not argv or argv[0] in GUI_COMMANDS or argv[:2] == ["bench", "annotate"]
+    return not argv or argv[0] in GUI_COMMANDS or " ".join(argv[:2]) in GUI_COMMANDS
 
 
 def _dispatch(args) -> int:
     from recorders.episode_file import EpisodeError
     from recorders.task_suite import TaskError
 
+    handler = HANDLERS.get(command_key(args))
+    if handler is None:
+        raise UserError(f"unknown command {args.command!r}")
+    run = getattr(importlib.import_module(handler.module), handler.function)
     try:
-        if args.command == "tasks":
-            from app.task_listing import print_tasks
-
-            return print_tasks()
-        if args.command == "record":
-            from app.record_command import run_record
-
-            return run_record(args)
-        if args.command == "inspect":
-            from app.inspect_command import run_inspect
-
-            return run_inspect(args.episode, as_json=args.json)
-        if args.command == "segment":
-            from app.inspect_command import run_segment
-
-            return run_segment(args.path)
-        if args.command == "check":
-            from app.inspect_command import run_check
-
-            return run_check(args.program)
-        if args.command == "train":
-            from app.train_command import run_train_planner, run_train_policy
-
-            return run_train_policy(args) if args.model == "policy" else run_train_planner(args)
-        if args.command == "run":
-            from app.run_command import run_run
-
-            return run_run(args)
-        if args.command == "eval":
-            from app.eval_command import run_eval
-
-            return run_eval(args)
-        if args.command == "bench" and args.what == "inference":
-            from app.bench_inference import run_bench_inference
-
-            return run_bench_inference(args)
-        if args.command == "bench":
-            from app.bench import run_bench
-
-            return run_bench(args)
+        return run(*handler.arguments(args))
     except (EpisodeError, TaskError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
             PermissionError) as e:
         raise UserError(_one_line(e)) from None
-    raise UserError(f"unknown command {args.command!r}")
 
 
 def _one_line(e: BaseException) -> str:

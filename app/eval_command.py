@@ -5,21 +5,11 @@ app/run_command.py (the learned policy doing each call), `--planner RUN` to app/
 """
 from __future__ import annotations
 
-import math
 import sys
 from collections import Counter
 
 from app.errors import UserError, print_json
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a success rate."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+from app.eval_results import wilson_interval
 
 
 def run_eval(args) -> int:
@@ -28,7 +18,7 @@ def run_eval(args) -> int:
     from recorders.call_log import CallAborted, CallLog, SkillFailed
     from recorders.robot_api import RobotAPI
     from recorders.task_suite import TASKS, TaskMonitor, make_instance, task_def
-    from recorders.workcell import open_workcell
+    from recorders.cell.registry import open_workcell
 
     tasks = list(TASKS) if args.tasks == "all" else [t.strip() for t in args.tasks.split(",") if t.strip()]
     if not tasks:

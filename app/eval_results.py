@@ -1,12 +1,14 @@
 """Evaluation results as the Train workspace shows and keeps them: `eval --json` output -> table rows.
 
-No Qt. `parse_eval_output` finds the result object in the command's stdout, `eval_table` turns it
+No Qt. `wilson_interval` gives every evaluation's 95% intervals (eval, planner and policy
+evaluation alike); `parse_eval_output` finds the result object in the command's stdout, `eval_table` turns it
 into rows (tasks, then call types), and `save_eval` / `latest_eval` keep results beside the run in
 `<run>/evals/eval_YYYYmmdd-HHMMSS.json`, so an old run shows its last evaluation.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -15,6 +17,16 @@ from pathlib import Path
 from app.train_runs import RunError
 
 EVALS_DIR = "evals"
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a success rate."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from app.errors import UserError, print_json
+from app.errors import EXIT_USER_ERROR, UserError, print_json
 
 
 def run_inspect(path: Path, as_json: bool) -> int:
-    from recorders.episode_file import episode_summary, open_episode
+    from recorders.episode_file import PARTIAL_SUFFIX, episode_summary, open_episode
 
     with open_episode(path) as ep:
         summary = episode_summary(ep)
@@ -16,6 +16,9 @@ def run_inspect(path: Path, as_json: bool) -> int:
         print_json(summary)
         return 0
     ok = {True: "yes", False: "no", None: "unknown"}[summary["success"]]
+    if summary["unfinished"]:
+        print(f"{path} is an UNFINISHED recording ({PARTIAL_SUFFIX}: killed or still running); `record` into its "
+              f"folder recovers it", file=sys.stderr)
     print(f"{path}\n  task: {summary['task']} ({summary['instruction']})\n  robot: {summary['robot']}, "
           f"{summary['frames']} frames at {summary['control_hz']:g} Hz = {summary['duration_s']:.1f} s, success: {ok}")
     print("  streams:")
@@ -52,18 +55,27 @@ def run_segment(path: Path) -> int:
     import numpy as np
 
     from recorders.episode_file import open_episode, write_labels
-    from recorders.segmentation import Segment, resegment
+    from recorders.segmentation import resegment
 
-    for f in _episode_files(path):
+    files = _episode_files(path)
+    refused = 0
+    for f in files:
         with open_episode(f) as ep:
+            missing = ep.calls_missing
             calls = ep.calls
             times = np.asarray(ep.stream_time("action"))
-            current = [Segment.from_dict(d) for d in ep.labels]
+            current = list(ep.labels)
+        if missing is not None:
+            if len(files) == 1:
+                raise UserError(f"{f}: {missing}; its labels are left as they are")
+            print(f"error: {f}: {missing}; its labels are left as they are", file=sys.stderr)
+            refused += 1
+            continue
         labels = resegment(calls, times, current)
         write_labels(f, [s.to_dict() for s in labels])
         edited = sum(s.source == "edited" for s in labels)
         print(f"{f}: {len(labels)} segments ({edited} edited kept)")
-    return 0
+    return EXIT_USER_ERROR if refused else 0
 
 
 def run_check(program: Path) -> int:

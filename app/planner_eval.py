@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from app.errors import UserError, print_json
+from app.model_loading import load_planner, load_policy
 
 MAX_CALLS = 20  # the longest oracle program (swap) has 9 calls
 FRONT_CAMERA = "front"
@@ -49,16 +50,6 @@ def planner_proposer(planner, instruction: str, scene):
     return propose
 
 
-def load_planner(path):
-    """A planner run or checkpoint folder; UserError (one line) when it is not one."""
-    from models.planner import Planner
-
-    try:
-        return Planner.load(path)
-    except ValueError as e:
-        raise UserError(str(e)) from None
-
-
 def _noting(propose, episode: PlannedEpisode):
     """`propose`, also writing each proposal into `episode.program`."""
     def noted(api):
@@ -74,7 +65,7 @@ def plan_and_execute(inst, planner, robot: str = "sim", max_calls: int = MAX_CAL
     from recorders.call_log import CallAborted, CallLog, SkillFailed
     from recorders.robot_api import RobotAPI
     from recorders.task_suite import TaskMonitor
-    from recorders.workcell import open_workcell
+    from recorders.cell.registry import open_workcell
 
     episode = PlannedEpisode(inst.task.id, inst.seed, False, oracle_program=[c.code for c in inst.program])
     with open_workcell(robot, inst.scene) as cell:
@@ -104,7 +95,7 @@ def evaluate_planner(tasks: Sequence[str], episodes: int, planner, *, policy=Non
                      split: str = "train", robot: str = "sim", max_call_s: float = 30.0, progress=None) -> dict:
     """Success per task (95% Wilson intervals) and closed-loop program exact match of a planner with
     the oracle skills (`policy` None) or a learned policy, over seeds seed .. seed + episodes - 1."""
-    from app.eval_command import wilson_interval
+    from app.eval_results import wilson_interval
     from recorders.task_suite import make_instance
 
     rows = []
@@ -128,8 +119,6 @@ def evaluate_planner(tasks: Sequence[str], episodes: int, planner, *, policy=Non
 def run_planner_eval(args, tasks: list[str]) -> int:
     """`eval --planner RUN ...`: rollouts with the oracle skills, or `--data`: next-call accuracy."""
     from tqdm import tqdm
-
-    from app.run_command import load_policy
 
     planner = load_planner(args.planner)
     if args.data:

@@ -19,7 +19,7 @@ def evaluate(tasks: Sequence[str], episodes: int, policy, *, seed: int = 0, spli
     """Success per task and per call type (95% Wilson intervals) of `policy` (a checkpoint folder or
     a loaded DiffusionPolicy) executing the oracle programs of seeds seed .. seed + episodes - 1.
     With `out_dir`, every rollout is saved there as TASK_SEED.h5. Returns a JSON-able dict."""
-    from app.eval_command import wilson_interval
+    from app.eval_results import wilson_interval
     from recorders.task_suite import make_instance, task_def
 
     if episodes < 1:
@@ -27,9 +27,9 @@ def evaluate(tasks: Sequence[str], episodes: int, policy, *, seed: int = 0, spli
     for t in tasks:
         task_def(t)
     if isinstance(policy, (str, Path)):
-        from models.diffusion_policy import DiffusionPolicy
+        from app.model_loading import load_policy
 
-        name, policy = str(policy), DiffusionPolicy.load(policy, device=device)
+        name, policy = str(policy), load_policy(policy, device=device)
     else:
         name = describe_policy(policy)
     ci = lambda k, n: [round(v, 3) for v in wilson_interval(k, n)]  # noqa: E731

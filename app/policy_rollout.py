@@ -4,11 +4,12 @@ it over seeds).
 
 Per motion call (pick, place, push, home) data flows
 ```
-observe (arm state, object poses[, cameras]) -> FeatureBuilder (app/policy_features.py): the features PolicyDataset
+observe (arm state, object poses[, cameras]) -> FeatureBuilder (models/policy_features.py): the features PolicyDataset
     builds at training time (window clamped to the call's first frame, call vector with poses of the
     latest frame and the target resolved by the robot API, memory from the live Memory)
     -> policy.predict (a background thread) -> chunk (Tp, 8) + P(finished) per step
-    -> ArmCommand per tick -> safety layer (cell.arm.command) -> cell.arm.wait_tick
+    -> ArmCommand per tick -> safety layer (cell.arm.command, returns what it sent) -> the take
+    records that command with the observation -> cell.arm.wait_tick
 ```
 until the termination head's P(finished) for the step about to run exceeds `done_threshold` (after
 `min_call_ticks`) or `max_call_s` of workcell time pass. The call's postcondition, read from
@@ -30,7 +31,6 @@ never counts as a stall.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -40,17 +40,20 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from app.policy_features import FeatureBuilder, remembered, state_row
+from models.policy_features import FeatureBuilder, remembered, state_row
 from recorders.arms.base import ArmCommand, ArmError
 from recorders.call_log import CallAborted, CallLog, SkillFailed
-from recorders.observation import Observation, append_tick, observe, stream_specs
+from recorders.episode_meta import ModelRef, Provenance
+from recorders.observation import Observation, observe
 from recorders.pose import Pose
 from recorders.robot_api import RobotAPI
 from recorders.robot_api_spec import Call
 from recorders.cell.scene import CUBE_SIZE
 from recorders.skills import DIRECTIONS, HOME_POSITION
+from recorders.take import Take
 from recorders.task_suite import PLACE_TOLERANCE, TaskInstance, TaskMonitor, in_zone
-from recorders.workcell import Workcell, open_workcell
+from recorders.cell.registry import open_workcell
+from recorders.cell.workcell import Workcell
 
 if TYPE_CHECKING:
     from models.diffusion_policy import DiffusionPolicy
@@ -117,12 +120,12 @@ class _Stats:
 class _Runner:
     """One rollout: the workcell, robot API, feature builder, inference thread and optional writer."""
 
-    def __init__(self, inst, policy, cell: Workcell, api: RobotAPI, monitor: TaskMonitor, clock, writer,
+    def __init__(self, inst, policy, cell: Workcell, api: RobotAPI, monitor: TaskMonitor, take: Take | None,
                  lead_steps: int, min_call_ticks: int, done_threshold: float, seed: int, fixed_noise: bool):
         import torch
 
         self.inst, self.policy, self.cell, self.api, self.monitor = inst, policy, cell, api, monitor
-        self.clock, self.writer = clock, writer
+        self.take = take
         self.config = c = policy.config
         self.features = FeatureBuilder.for_scene(c, inst.scene, inst.task.id)
         self.lead = max(0, min(lead_steps, c.action_horizon, c.pred_horizon - c.action_horizon))
@@ -134,7 +137,7 @@ class _Runner:
         self.seed, self.fixed_noise = seed, fixed_noise
         self.dt = cell.arm.control_period
         self.cameras = c.obs == "rgb"
-        self.frame_times: list[float] = []
+        self.frames = 0
         self.stats = _Stats()
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-inference")
 
@@ -199,12 +202,12 @@ class _Runner:
 
     def _tick(self, ob: Observation, action: np.ndarray) -> None:
         cmd = ArmCommand(Pose.from_array(action[:7]), bool(action[7] > GRIPPER_CLOSED_ABOVE))
-        t = self.clock()
-        self.monitor.update(ob.object_poses)
-        if self.writer is not None:
-            append_tick(self.writer, t, cmd, ob)
-        self.frame_times.append(t)
-        self.cell.arm.command(cmd)  # the safety layer clamps it
+        sent = self.cell.arm.command(cmd)  # the safety layer clamps it
+        if self.take is not None:
+            self.take.tick(sent, ob)  # updates the take's task monitor, which is self.monitor
+        else:
+            self.monitor.update(ob.object_poses)
+        self.frames += 1
         self.cell.arm.wait_tick()
 
 
@@ -256,7 +259,8 @@ def rollout(inst: TaskInstance, policy: "DiffusionPolicy", out_path: Path | None
             min_call_ticks: int = MIN_CALL_TICKS, done_threshold: float = 0.5, source: str = "script",
             stop_on_failure: bool = True, policy_name: str | None = None, seed: int | None = None,
             fixed_noise: bool = True, cell_factory: Callable[..., Workcell] = open_workcell,
-            propose: Callable[[RobotAPI], Call] | None = None, max_calls: int = 20) -> RolloutResult:
+            propose: Callable[[RobotAPI], Call] | None = None, max_calls: int = 20,
+            models: tuple[ModelRef, ...] = ()) -> RolloutResult:
     """Run `inst`'s oracle program with `policy` executing each motion call (see the module docstring).
 
     `propose`: instead of the oracle program, ask a planner for each next call (`propose(api)`, as
@@ -266,11 +270,9 @@ def rollout(inst: TaskInstance, policy: "DiffusionPolicy", out_path: Path | None
     "planner" when a planner produced them). `stop_on_failure`: end the episode at the first failed
     call, as `RobotAPI.run_program` does. `out_path`: also save the rollout as an episode file.
     `fixed_noise`: every chunk starts DDIM from the same noise (deterministic sampling: consecutive
-    chunks agree instead of switching between the modes of the demonstrations)."""
-    from recorders.episode_file import EpisodeMeta
-    from recorders.episode_writer import EpisodeWriter
-    from recorders.segmentation import segment_calls
-
+    chunks agree instead of switching between the modes of the demonstrations). `models`: the
+    models behind the rollout (the policy's checkpoint, the planner of `propose`), for the episode's
+    provenance; without a policy entry the policy is named by `policy_name`."""
     if max_call_s <= 0:
         raise ValueError(f"max_call_s must be > 0, got {max_call_s}")
     if hasattr(policy, "eval"):
@@ -279,20 +281,16 @@ def rollout(inst: TaskInstance, policy: "DiffusionPolicy", out_path: Path | None
     with cell_factory(robot, inst.scene, control_hz) as cell:
         t0 = cell.arm.time()
         clock = lambda: cell.arm.time() - t0  # noqa: E731
-        writer = None
+        take = None
         if out_path is not None:
-            scene = {"spec": json.loads(inst.scene.to_json()), "roles": inst.roles,
-                     "program": inst.program_code, "policy": name}
-            meta = EpisodeMeta(task=inst.task.id, instruction=inst.instruction, robot=cell.kind,
-                               control_hz=control_hz, seed=inst.seed, split=inst.split, clock=cell.clock_name,
-                               scene=scene)
-            writer = EpisodeWriter(out_path, meta, stream_specs(cell, policy.config.obs, control_hz),
-                                   drop_when_full=False)
+            given = () if any(m.role == "policy" for m in models) else (ModelRef("policy", name),)
+            provenance = Provenance("policy", cell.kind, (*given, *models))
+            take = Take(out_path, cell, provenance, obs=policy.config.obs, control_hz=control_hz, inst=inst)
         try:
-            monitor = TaskMonitor(inst, cell.object_poses())
-            log = CallLog(clock=clock, sink=None if writer is None else writer.log_call)
+            monitor = take.monitor if take is not None else TaskMonitor(inst, cell.object_poses())
+            log = take.log if take is not None else CallLog(clock=clock)
             api = RobotAPI(cell, log)
-            runner = _Runner(inst, policy, cell, api, monitor, clock, writer, lead_steps, min_call_ticks,
+            runner = _Runner(inst, policy, cell, api, monitor, take, lead_steps, min_call_ticks,
                              done_threshold, inst.seed if seed is None else seed, fixed_noise)
             max_ticks = max(1, math.ceil(max_call_s * control_hz - 1e-9))
             try:
@@ -305,24 +303,25 @@ def rollout(inst: TaskInstance, policy: "DiffusionPolicy", out_path: Path | None
             if failure is None and not success:
                 failure = "the program ran but the task's success check failed"
             path = None
-            if writer is not None:
-                labels = segment_calls(log.records, np.asarray(runner.frame_times))
-                path = writer.finish(success, [s.to_dict() for s in labels], api.memory.to_json())
-                writer = None
+            if take is not None:
+                path = take.finish(api.memory).path
+                take = None
         finally:
-            if writer is not None:
-                writer.finish(False, [])
-        outcomes = [CallOutcome(r.code, r.name, r.status, ticks.get(id(r), 0), r.reason) for r in log.records]
+            if take is not None:  # the rollout broke off: save what ran, as a failure
+                take.finish(failed=True)
+        outcomes = [CallOutcome(r.code, r.name, r.status, ticks.get((r.code, r.t_start), 0), r.reason)
+                    for r in log.records]
         s = runner.stats
-        return RolloutResult(inst.task.id, inst.seed, inst.split, success, outcomes, len(runner.frame_times),
+        return RolloutResult(inst.task.id, inst.seed, inst.split, success, outcomes, runner.frames,
                              clock(), s.inference_ms, s.stalls, s.stall_ms, path, failure)
 
 
 def _run_program(runner: _Runner, api: RobotAPI, log: CallLog, inst: TaskInstance, calls, max_ticks: int,
-                 max_call_s: float, source: str, stop_on_failure: bool) -> tuple[dict[int, int], str | None]:
-    """Execute `calls` (the program, or a planner's proposals); returns ticks per motion record (by id)
-    and the first failure."""
-    ticks: dict[int, int] = {}
+                 max_call_s: float, source: str,
+                 stop_on_failure: bool) -> tuple[dict[tuple[str, float], int], str | None]:
+    """Execute `calls` (the program, or a planner's proposals); returns ticks per motion call (by its
+    record's code and start time) and the first failure."""
+    ticks: dict[tuple[str, float], int] = {}
     if runner.config.cond == "flat":  # the task alone: one loop over the whole episode
         n_motions = sum(c.spec.kind == "motion" for c in inst.program)
         runner.features.begin_call(None, None)
@@ -348,7 +347,7 @@ def _run_program(runner: _Runner, api: RobotAPI, log: CallLog, inst: TaskInstanc
                 with log.record(call, source) as rec:
                     runner.features.begin_call(call, resolved)
                     n, finished = runner.drive(max_ticks)
-                    ticks[id(rec)] = n
+                    ticks[rec.code, rec.t_start] = n
                     if not finished:
                         raise SkillFailed(f"the policy did not finish {call.code} within {max_call_s:g} s")
                     reason = check_outcome(api.cell, call, args, before)

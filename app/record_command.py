@@ -1,7 +1,10 @@
 """`python main.py record`: scripted oracle demonstrations into a folder of episode files.
 
 Seeds run upwards from --seed until --episodes successful demonstrations exist (a failed oracle
-run is skipped unless --keep-failed). Partial files left by a killed recording are recovered first.
+run is skipped unless --keep-failed). Partial files left by a killed recording are recovered first,
+and those killed before their first frame are removed. A finished episode is never overwritten:
+running `record` again into the folder keeps each seed's episode (a successful one counts towards
+--episodes, so an interrupted run resumes) and records only the seeds that have none.
 """
 from __future__ import annotations
 
@@ -16,17 +19,40 @@ def episode_path(out: Path, task: str, seed: int) -> Path:
 
 
 def recover_leftovers(out: Path) -> list[Path]:
-    """Turn partial files of killed recordings in `out` into episodes marked recovered."""
-    from recorders.episode_file import EpisodeError, find_partials, recover_partial
+    """Turn partial files of killed recordings in `out` into episodes marked recovered; remove those
+    with no frames (killed before their first flush: nothing to recover)."""
+    from recorders.episode_file import EmptyEpisodeError, EpisodeError, find_partials, recover_partial
 
     recovered = []
     for partial in find_partials(out):
         try:
             recovered.append(recover_partial(partial))
             print(f"recovered an interrupted recording: {recovered[-1]}", file=sys.stderr)
+        except EmptyEpisodeError:
+            partial.unlink()
+            print(f"removed an interrupted recording with no frames: {partial}", file=sys.stderr)
         except EpisodeError as e:
             print(f"could not recover {partial}: {e}", file=sys.stderr)
     return recovered
+
+
+def existing_take(path: Path, keep_failed: bool) -> tuple[bool, str] | None:
+    """What is already recorded at `path` (None: nothing): whether it counts as a saved episode, and
+    the line that says so."""
+    from recorders.episode_file import PARTIAL_SUFFIX, EpisodeError, open_episode
+
+    partial = path.with_name(path.name + PARTIAL_SUFFIX)
+    if partial.exists():  # recover_leftovers could not recover it
+        return False, f"{partial} is an unfinished recording that could not be recovered; left as it is"
+    if not path.exists():
+        return None
+    try:
+        with open_episode(path) as ep:
+            success = ep.success
+    except (EpisodeError, OSError) as e:
+        return False, f"{path} exists but cannot be read ({e}); kept as it is"
+    verdict = {True: "ok", False: "FAILED", None: "success unknown"}[success]
+    return success is True or keep_failed, f"{path}  {verdict}, already recorded: kept"
 
 
 def run_record(args) -> int:
@@ -53,8 +79,16 @@ def run_record(args) -> int:
     bar = tqdm(total=args.episodes, unit="episode", desc=f"record {args.task}", file=sys.stderr,
                disable=None)
     while saved < args.episodes and attempts < max_attempts:
-        inst = make_instance(args.task, seed, args.split, cameras)
         path = episode_path(out, args.task, seed)
+        existing = existing_take(path, args.keep_failed)
+        if existing is not None:
+            counts, line = existing
+            saved += counts
+            bar.update(int(counts))
+            bar.write(line if counts else f"seed {seed}: {line}; trying the next seed")
+            seed += 1
+            continue
+        inst = make_instance(args.task, seed, args.split, cameras)
         bar.set_postfix_str(f"seed {seed}")
         result = record_demo(inst, path, options)
         attempts += 1

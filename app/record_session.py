@@ -5,10 +5,14 @@ and read snapshots, so a window that uses it never waits on a device.
                                               robot-API calls, recording, e-stop
     caller <--snapshot() / drain_events()---  (copied under a lock, never blocks on a device)
 
-Every control tick, whether teleop or a skill drives the arm, goes through `_on_tick`: keep the
-pace (simulated arms run in real time here), observe, write the tick if recording, publish.
+Every control tick, whether teleop or a skill drives the arm, goes the same way: `_observe_tick`
+keeps the pace (simulated arms run in real time here, unless `realtime=False`) and observes; the
+command goes through the safety layer; `_record_tick` writes the command actually sent, with that
+observation, into the take if recording, and publishes.
 Calls from the skill palette are logged with source "gui"; stretches labelled with hotkeys with
 source "hotkey". The e-stop acts from the caller's thread at once, without waiting for the worker.
+Callers and tests wait on the session's condition (`wait_for`, `wait_for_event`), notified whenever
+the snapshot changes or an event is posted, never on the wall clock.
 """
 from __future__ import annotations
 
@@ -29,9 +33,9 @@ from recorders.robot_api import RobotAPI
 from recorders.robot_api_spec import Call, InvalidCallError  # noqa: F401 - Call is re-exported for widgets
 from recorders.task_suite import TASKS, TaskError, TaskInstance, make_instance
 from recorders.teleop import TeleopIntegrator, TeleopIntent
-from recorders.workcell import Workcell
+from recorders.cell.workcell import Workcell
 
-ROBOTS = ("sim", "franky-sim", "franky")
+from recorders.cell.registry import ROBOT_KINDS as ROBOTS, workcell_kind  # the registry owns the robot kinds
 TASK_IDS = tuple(TASKS)
 CONNECTIONS = ("disconnected", "connecting", "live", "error")
 HISTORY_S = 30.0  # seconds of state curves kept for the plots
@@ -81,17 +85,19 @@ class RecordSession:
 
     def __init__(self, out_dir, robot: str = "sim", robot_ip: str | None = None, task: str = "stack",
                  seed: int = 0, control_hz: float = 10.0, obs: str = "rgb",
-                 workcell_factory: Callable[..., Workcell] | None = None):
+                 workcell_factory: Callable[..., Workcell] | None = None, realtime: bool = True):
         if robot not in ROBOTS:
             raise ValueError(f"robot must be one of {', '.join(ROBOTS)}, got {robot!r}")
         self.out_dir = Path(out_dir)
         self.control_hz = float(control_hz)
         self.obs = obs
+        self.realtime = realtime  # False: a stepped simulation runs as fast as it can (logic tests)
         self._robot, self._robot_ip = robot, robot_ip
         self._inst: TaskInstance | None = make_instance(task, seed)
         self._factory = workcell_factory or _open_workcell
         self._requests: queue.Queue = queue.Queue()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: a `wait_for` predicate may read the snapshot again
+        self._changed = threading.Condition(self._lock)  # notified on every snapshot change and event
         self._events: deque[SessionEvent] = deque(maxlen=1000)
         self._abort = threading.Event()
         self._closing = threading.Event()
@@ -106,6 +112,7 @@ class RecordSession:
         self._integrator = TeleopIntegrator(self.control_hz)
         self._samples: deque[TickSample] = deque(maxlen=int(HISTORY_S * self.control_hz))
         self._next_tick: float | None = None
+        self._observed: Observation | None = None  # this tick's observation, until its command is recorded
         self._late = 0
         self._warmup_ticks = WARMUP_TICKS  # the first ticks after connecting warm caches up: never counted late
         self._tick = 0
@@ -182,7 +189,7 @@ class RecordSession:
         """Stop the arm now, from any thread: the running call is aborted and commands refused."""
         self._abort.set()
         cell = self._cell
-        if cell is not None and hasattr(cell.arm, "estop"):
+        if cell is not None:
             threading.Thread(target=self._estop_arm, args=(cell, reason), name="estop", daemon=True).start()
         self._event("error", f"E-STOP: {reason}")
 
@@ -214,6 +221,20 @@ class RecordSession:
 
     def wait_until_live(self, timeout: float) -> bool:
         return self._live.wait(timeout)
+
+    def wait_for(self, predicate: Callable[[SessionSnapshot], bool], timeout: float) -> bool:
+        """Block until `predicate(snapshot)` holds, checked whenever the snapshot changes; False
+        after `timeout` seconds without it."""
+        with self._changed:
+            return self._changed.wait_for(lambda: predicate(self._snap), timeout)
+
+    def wait_for_event(self, kind: str, timeout: float) -> SessionEvent | None:
+        """The oldest event of `kind` not drained yet, waiting up to `timeout` seconds for one."""
+        def first() -> SessionEvent | None:
+            return next((e for e in self._events if e.kind == kind), None)
+
+        with self._changed:
+            return first() if self._changed.wait_for(lambda: first() is not None, timeout) else None
 
     def wait_until_idle(self, timeout: float) -> bool:
         """True once every request sent so far has been handled (for scripts and tests)."""
@@ -266,7 +287,7 @@ class RecordSession:
             raise RuntimeError("stop the recording before reconnecting")
         self._release_cell()
         self._robot, self._robot_ip = robot, robot_ip
-        where = f" at {robot_ip}" if robot == "franky" else ""
+        where = f" at {robot_ip}" if workcell_kind(robot).needs_ip else ""
         self._update(connection="connecting", message=f"connecting to {robot}{where} ...", robot=robot)
         try:
             cell = self._factory(robot, self._inst, self.control_hz, robot_ip)
@@ -276,7 +297,8 @@ class RecordSession:
             return
         self._cell = cell
         self._idle_log = CallLog(clock=cell.arm.time)
-        self._api = RobotAPI(cell, self._idle_log, on_tick=self._on_tick, should_abort=self._abort.is_set)
+        self._api = RobotAPI(cell, self._idle_log, on_tick=self._record_tick, should_abort=self._abort.is_set,
+                             before_tick=self._observe_tick)
         self._integrator.resync()
         self._samples.clear()
         self._next_tick, self._late, self._warmup_ticks = None, 0, WARMUP_TICKS
@@ -324,7 +346,7 @@ class RecordSession:
             raise RuntimeError(str(e)) from None
         self._instruction = self._inst.instruction
         self._update(task=task, seed=int(seed), instruction=self._instruction)
-        if self._cell is not None or self._robot != "franky":
+        if self._cell is not None or not workcell_kind(self._robot).needs_ip:  # a real arm waits for Connect
             self._connect(self._robot, self._robot_ip)
 
     def _release_cell(self) -> None:
@@ -371,34 +393,38 @@ class RecordSession:
             if getattr(device, "error", None) and self._snap.teleop_devices_note != device.error:
                 self._update(teleop_devices_note=device.error)
                 self._event("error", f"{device.name}: {device.error}")
-        if getattr(cell.arm, "estopped", False):
-            self._on_tick(None)
-            cell.arm.wait_tick()
-            return
-        cmd = self._integrator.step(intent, cell.arm.state())
-        self._on_tick(cmd)
         try:
-            cell.arm.command(cmd)
-        except ArmError:
-            self._integrator.resync()
-            raise
+            ob = self._observe_tick()
+            if cell.arm.estopped:  # nothing is sent: the arm holds where it is
+                self._record_tick(ArmCommand(ob.state.ee_pose, ob.state.gripper_closed))
+                return
+            try:
+                sent = cell.arm.command(self._integrator.step(intent, ob.state))
+            except ArmError:
+                self._integrator.resync()
+                raise
+            self._record_tick(sent)
         finally:
             cell.arm.wait_tick()
 
-    def _on_tick(self, cmd: ArmCommand | None) -> None:
-        """Called once per control tick, just before the command is sent (skills and teleop alike)."""
+    def _observe_tick(self) -> Observation:
+        """Just before a command is sent (skills and teleop alike): keep the pace and observe."""
         self._pace()
         cell = self._cell
-        ob = observe(cell, cameras=bool(cell.cameras))
-        if cmd is None:  # e-stopped: the arm holds where it is
-            cmd = ArmCommand(ob.state.ee_pose, ob.state.gripper_closed)
+        self._observed = observe(cell, cameras=bool(cell.cameras))
+        return self._observed
+
+    def _record_tick(self, sent: ArmCommand) -> None:
+        """After the command: write `sent`, what the safety layer gave the arm, with the observation
+        taken before it, then publish."""
+        ob, self._observed = self._observed, None
         if self._rec is not None:
-            self._rec.write(cmd, ob)
+            self._rec.write(sent, ob)
         self._publish(ob)
 
     def _pace(self) -> None:
-        """Simulated arms advance only when stepped: hold them to the wall clock."""
-        if not getattr(self._cell.arm, "stepped", False):
+        """Simulated arms advance only when stepped: hold them to the wall clock (unless pacing is off)."""
+        if not (self.realtime and self._cell.arm.stepped):
             return
         dt = 1.0 / self.control_hz
         now = time.monotonic()
@@ -418,7 +444,7 @@ class RecordSession:
         log = self._api.log if self._api is not None else None
         open_rec = log.open_record if log is not None else None
         self._update(tick=self._tick, images={cam: rgb.copy() for cam, (rgb, _) in ob.images.items()},
-                     samples=tuple(self._samples), estop_reason=getattr(self._cell.arm, "estop_reason", None),
+                     samples=tuple(self._samples), estop_reason=self._cell.arm.estop_reason,
                      running_call=self._running_call, open_call=open_rec.code if open_rec else None,
                      memory_keys=tuple(self._api.memory.poses) if self._api is not None else (),
                      recording=self._rec.status() if self._rec is not None else None, late_ticks=self._late)
@@ -493,13 +519,11 @@ class RecordSession:
             raise RuntimeError("not recording")
         if self._api is not None:
             self._api.log = self._idle_log
-        cell = self._cell
         if not keep:
             rec.discard()
             self._event("discarded", f"discarded {rec.path.name}")
         else:
-            poses = cell.object_poses() if cell is not None else None
-            result = rec.finish(poses, self._api.memory.to_json() if self._api is not None else None)
+            result = rec.finish(self._api.memory if self._api is not None else None)
             if result.path is None:
                 self._event("discarded", f"nothing recorded in {rec.path.name}; discarded")
             else:
@@ -508,7 +532,7 @@ class RecordSession:
         self._update(recording=None, open_call=None)
 
     def _reset_estop(self) -> None:
-        if self._cell is not None and hasattr(self._cell.arm, "reset_estop"):
+        if self._cell is not None:
             self._cell.arm.reset_estop()
             self._integrator.resync()
             self._event("info", "e-stop reset; the arm accepts commands again")
@@ -529,22 +553,22 @@ class RecordSession:
 
     # ---- shared state ------------------------------------------------------------------------------
     def _update(self, **changes) -> None:
-        with self._lock:
+        with self._changed:
             self._snap = replace(self._snap, **changes)
+            self._changed.notify_all()
 
     def _event(self, kind: str, text: str, path: Path | None = None) -> None:
-        with self._lock:
+        with self._changed:
             self._events.append(SessionEvent(kind, text, path))
+            self._changed.notify_all()
 
 
 def _open_workcell(robot: str, inst: TaskInstance | None, control_hz: float, robot_ip: str | None) -> Workcell:
-    if robot == "franky":
-        from recorders.franky_workcell import FrankyWorkcell
+    """The workcell of `robot` from the registry; a real arm gets its address, a simulated one the task's scene."""
+    from recorders.cell.registry import open_workcell
 
-        return FrankyWorkcell(robot_ip or "", control_hz)
-    from recorders.workcell import open_workcell
-
-    return open_workcell(robot, inst.scene, control_hz)
+    options = {"host": robot_ip or ""} if workcell_kind(robot).needs_ip else {}
+    return open_workcell(robot, inst.scene if inst is not None else None, control_hz, **options)
 
 
 def _one_line(e: BaseException) -> str:

@@ -10,25 +10,7 @@ import sys
 from pathlib import Path
 
 from app.errors import UserError, print_json
-
-
-def load_policy(path: str, device: str = "cpu", for_planner: bool = False):
-    """A policy checkpoint, or a run folder's newest policy; UserError (one line) when it is not one,
-    or, `for_planner`, when it is a flat policy (it takes no calls, so a planner cannot drive it)."""
-    from models.diffusion_policy import WEIGHTS_FILE, DiffusionPolicy
-    from models.run_folder import newest_saved
-
-    folder = Path(path)
-    if not folder.exists():
-        raise UserError(f"no such policy: {folder}")
-    folder = newest_saved(folder, WEIGHTS_FILE) or folder  # a run folder: its newest policy
-    try:
-        policy = DiffusionPolicy.load(folder, device=device)
-    except ValueError as e:
-        raise UserError(str(e)) from None
-    if for_planner and policy.config.cond == "flat":
-        raise UserError(f"{path} is a flat policy: it takes no calls, so a planner has nothing to give it")
-    return policy
+from app.model_loading import load_planner, load_policy, model_ref
 
 
 def run_policy_eval(args, tasks: list[str]) -> int:
@@ -59,15 +41,16 @@ def run_run(args) -> int:
     if out.exists():
         raise UserError(f"{out} already exists; choose another --out")
     print(f"{inst.instruction}  (seed {args.seed}, {args.split} split)")
-    propose = None
+    propose, models = None, ()
     if args.planner != "oracle":
-        from app.planner_eval import load_planner, planner_proposer
+        from app.planner_eval import planner_proposer
 
         propose = planner_proposer(load_planner(args.planner), inst.instruction, inst.scene)
+        models = (model_ref("planner", args.planner),)
     if args.policy == "oracle":
         from recorders.demo_recorder import RecordOptions, record_demo
 
-        r = record_demo(inst, out, RecordOptions(obs=args.obs), propose=propose)
+        r = record_demo(inst, out, RecordOptions(obs=args.obs), propose=propose, models=models)
         if r.frames == 0:  # e.g. a planner that said done() first: an episode needs at least one tick
             r.path.unlink(missing_ok=True)
             print(f"{'success' if r.success else 'failed: ' + str(r.failure)}; no motion, nothing saved")
@@ -81,7 +64,8 @@ def run_run(args) -> int:
 
     policy = load_policy(args.policy, for_planner=propose is not None)
     result = rollout(inst, policy, out, max_call_s=args.max_call_s, policy_name=str(args.policy), seed=args.seed,
-                     propose=propose, source="script" if propose is None else "planner")
+                     propose=propose, source="script" if propose is None else "planner",
+                     models=(model_ref("policy", args.policy), *models))
     for c in result.calls:
         print(f"  {c.code:<45} {c.status:<7} {c.ticks:>4} ticks  {c.reason or ''}")
     ms = sorted(result.inference_ms)

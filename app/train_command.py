@@ -1,17 +1,28 @@
 """`python main.py train policy|planner ...`: the diffusion policy's or the planner's training run.
 
-Declares the two `train` parsers (app/cli.py adds them to its own); turns the arguments into the trainer's options, shows tqdm
-progress with loss and ETA, and prints where the run and its final policy are. Ctrl+C stops the
-run cleanly: a checkpoint is written and `--resume` continues from it.
+Declares the two `train` parsers (app/cli.py adds them to its own), derived from the options'
+declarations (models/policy_config.TrainOptions, models/planner_config.PlannerTrainOptions: flag,
+choices, default and help of every option come from there); turns the arguments into the trainer's
+options, shows tqdm progress with loss and ETA, names every episode left out and why, and prints
+where the run and its final model are. Ctrl+C stops the run cleanly: a checkpoint is written and
+`--resume --out RUN` continues from it with the run's own saved options (options that shape the
+model, the data or the seed may not change; steps, batch size, learning rate, device, workers and
+checkpoint interval given again override the saved ones).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import signal
+import sys
 import threading
 from pathlib import Path
 
-from app.errors import Parser, UserError, nonneg_int, positive_int
+from app.errors import Parser, UserError, int_at_least
+from models.option_fields import NO_SWITCH, default_of, options_of, resumed_options
+from models.planner_config import PlannerTrainOptions
+from models.policy_config import TrainOptions
+from models.run_folder import OPTIONS_FILE
 
 
 def widths(text: str) -> tuple[int, ...]:
@@ -25,75 +36,105 @@ def widths(text: str) -> tuple[int, ...]:
     return values
 
 
+def names(text: str) -> tuple[str, ...]:
+    """An argparse type: comma-separated names ("stack, swap" -> ("stack", "swap"))."""
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def shown_default(value) -> str | None:
+    """How a default reads in --help; None for "nothing" (the help text says what then happens)."""
+    if value is None or value == () or value == "":
+        return None
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def add_option_arguments(parser: argparse.ArgumentParser, options_class) -> None:
+    """One argument per option with a flag. Defaults are left out of the namespace (SUPPRESS), so
+    it holds only what the user gave: the options class supplies the rest, and a resume can tell
+    a repeated option from a default."""
+    for name, o in options_of(options_class).items():
+        if o.flag is None:
+            continue
+        kw = dict(dest=name, default=argparse.SUPPRESS, help=o.help)
+        if o.switch is not NO_SWITCH:
+            parser.add_argument(o.flag, action="store_const", const=o.switch, **kw)
+            continue
+        default = shown_default(default_of(options_class, name))
+        kw["help"] += f" (default {default})" if default is not None else ""
+        if o.kind == "int":
+            kw["type"] = int_at_least(int(o.minimum), "non-negative" if o.minimum == 0 else "positive") \
+                if o.minimum is not None else int
+        else:
+            kw["type"] = {"float": float, "names": names, "widths": widths}.get(o.kind, str)
+        if o.kind == "paths":
+            kw["nargs"] = "+"
+        if o.choices:
+            kw["choices"] = o.choices
+        if o.metavar:
+            kw["metavar"] = o.metavar
+        parser.add_argument(o.flag, required=name == "out", **kw)
+
+
+def option_argv(options) -> list[str]:
+    """The arguments that make the parser give back `options` (the inverse of
+    add_option_arguments): every option with a flag whose value is not its declared default."""
+    argv = []
+    for name, o in options_of(options).items():
+        value = getattr(options, name)
+        if o.flag is None or (value == default_of(type(options), name) and name != "out"):
+            continue
+        if o.switch is not NO_SWITCH:
+            argv += [o.flag] if value == o.switch else []
+        elif o.kind == "paths":
+            argv += [o.flag, *map(str, value)]
+        elif o.kind in ("names", "widths"):
+            argv += [o.flag, ",".join(map(str, value))]
+        else:
+            argv += [o.flag, repr(float(value)) if o.kind == "float" else str(value)]
+    return argv
+
+
 def add_train_parsers(sub) -> None:
     """`train policy` and `train planner` on the CLI's subcommand parsers."""
     t = sub.add_parser("train", help="train a model on recorded episodes")
     tsub = t.add_subparsers(dest="model", required=True, parser_class=Parser)
-    tp = tsub.add_parser("policy", help="the call-conditioned diffusion policy")
-    tp.add_argument("--data", required=True, type=Path, nargs="+", help="episode folders or files")
-    tp.add_argument("--out", required=True, type=Path, help="the run folder")
-    tp.add_argument("--obs", choices=("state", "rgb"), default="state")
-    tp.add_argument("--flat", action="store_true", help="condition on the task text only (the baseline)")
-    tp.add_argument("--no-memory", action="store_true", help="withhold memory (the ablation)")
-    tp.add_argument("--frame", choices=("anchor", "world"), default="anchor",
-                    help="positions relative to the call's object or target (default) or to the robot base")
-    tp.add_argument("--tasks", default=None, help="comma-separated task ids to train on (default all)")
-    tp.add_argument("--edited-only", action="store_true", help="only episodes whose labels were edited")
-    tp.add_argument("--steps", type=positive_int, default=3000)
-    tp.add_argument("--batch-size", type=positive_int, default=64)
-    tp.add_argument("--lr", type=float, default=2e-4)
-    tp.add_argument("--seed", type=nonneg_int, default=0)
-    tp.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
-    tp.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no")
-    tp.add_argument("--checkpoint-every", type=nonneg_int, default=500)
-    tp.add_argument("--workers", type=nonneg_int, default=0, help="data-loading processes")
-    tp.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
-    tp.add_argument("--prediction", choices=("sample", "epsilon"), default="sample",
-                    help="the U-Net predicts the clean action chunk (default; learns faster) or the noise")
-    tp.add_argument("--down-dims", type=widths, default=(64, 128, 256), metavar="W1,W2,...",
-                    help="U-Net channel widths per level (default 64,128,256; wider learns more, 128,256,512 "
-                         "trains ~3x slower)")
-    tp.add_argument("--tiny", action="store_true", help="a very small model (tests, smoke runs)")
+    add_option_arguments(tsub.add_parser("policy", help="the call-conditioned diffusion policy"), TrainOptions)
+    add_option_arguments(tsub.add_parser("planner", help="the code-writing VLM planner"), PlannerTrainOptions)
 
-    tl = tsub.add_parser("planner", help="the code-writing VLM planner")
-    tl.add_argument("--data", required=True, type=Path, nargs="+", help="episode folders or files (with front camera)")
-    tl.add_argument("--out", required=True, type=Path, help="the run folder")
-    tl.add_argument("--val", type=Path, nargs="+", default=None,
-                    help="held-out episodes: next-call accuracy and program exact match at the end")
-    tl.add_argument("--base", type=Path, default=None,
-                    help="a local pretrained image-text-to-text checkpoint to fine-tune with LoRA "
-                         "(default: a tiny model trained from scratch)")
-    tl.add_argument("--no-memory", action="store_true", help="withhold past calls and memory (the ablation)")
-    tl.add_argument("--tasks", default=None, help="comma-separated task ids to train on (default all)")
-    tl.add_argument("--edited-only", action="store_true", help="only episodes whose labels were edited")
-    tl.add_argument("--steps", type=positive_int, default=2000)
-    tl.add_argument("--batch-size", type=positive_int, default=32)
-    tl.add_argument("--lr", type=float, default=None, help="default 1e-3 from scratch, 2e-4 with --base")
-    tl.add_argument("--lora-rank", type=positive_int, default=8)
-    tl.add_argument("--seed", type=nonneg_int, default=0)
-    tl.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
-    tl.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no")
-    tl.add_argument("--checkpoint-every", type=nonneg_int, default=500)
-    tl.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
-    tl.add_argument("--tiny", action="store_true", help="a very small model (tests, smoke runs)")
+
+def options_from_args(options_class, args):
+    """The options the arguments ask for: a new run from the given options and the declared
+    defaults, or (--resume) the run's saved options with the given ones applied; UserError (one
+    line) when they are not valid or conflict with the run's."""
+    given = {name: getattr(args, name) for name in options_of(options_class) if hasattr(args, name)}
+    try:
+        if not given.get("resume"):
+            if not given.get("data"):
+                raise UserError("--data is required for a new run (a resumed run reads its own)")
+            return options_class(**given)
+        out = Path(given["out"])
+        try:
+            saved = options_class.from_dict(json.loads((out / OPTIONS_FILE).read_text(encoding="utf-8")))
+        except OSError as e:
+            raise UserError(f"cannot resume {out}: no readable {OPTIONS_FILE} ({e.strerror or e})") from None
+        except ValueError as e:
+            raise UserError(f"cannot resume {out}: {OPTIONS_FILE}: {str(e).splitlines()[0]}") from None
+        return resumed_options(saved, given)
+    except ValueError as e:
+        raise UserError(str(e).splitlines()[0]) from None
+
+
+def report_line(line: str) -> None:
+    """A line for the user between tqdm's redraws (stderr: the Train workspace's log shows it)."""
+    from tqdm import tqdm
+
+    tqdm.write(line, file=sys.stderr)
 
 
 def run_train_policy(args) -> int:
-    from models.train_policy import TrainOptions, train_policy
+    from models.train_policy import train_policy
 
-    try:
-        options = TrainOptions(
-            data=tuple(str(d) for d in args.data), out=str(args.out), obs=args.obs,
-            cond="flat" if args.flat else "call", memory=not args.no_memory,
-            frame=args.frame, prediction=args.prediction, down_dims=args.down_dims,
-            tasks=tuple(args.tasks.split(",")) if args.tasks else None, edited_only=args.edited_only,
-            steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
-            mixed_precision=args.mixed_precision, checkpoint_every=args.checkpoint_every,
-            num_workers=args.workers, resume=args.resume, tiny=args.tiny,
-            warmup_steps=min(500, max(0, args.steps // 10)))
-    except ValueError as e:
-        raise UserError(str(e)) from None
-
+    options = options_from_args(TrainOptions, args)
     result = _run_with_progress(train_policy, options, "train policy")
     if not _main_process():
         return 0
@@ -121,6 +162,7 @@ def _run_with_progress(train, options, desc: str):
 
     def progress(step: int, total: int, metrics: dict) -> None:
         if not bars:
+            tqdm.monitor_interval = 0  # no monitor thread: a bar redrawn every step needs none, and it outlives the run
             bars.append(tqdm(total=total, initial=step - 1, unit="step", dynamic_ncols=True, desc=desc))
         bar = bars[0]
         bar.n = step
@@ -137,7 +179,7 @@ def _run_with_progress(train, options, desc: str):
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        return train(options, progress=progress, should_stop=stop.is_set)
+        return train(options, progress=progress, should_stop=stop.is_set, report=report_line)
     except ValueError as e:
         raise UserError(str(e)) from None
     finally:
@@ -147,18 +189,9 @@ def _run_with_progress(train, options, desc: str):
 
 
 def run_train_planner(args) -> int:
-    from models.train_planner import PlannerTrainOptions, train_planner
+    from models.train_planner import train_planner
 
-    try:
-        options = PlannerTrainOptions(
-            data=tuple(str(d) for d in args.data), out=str(args.out), val=tuple(str(d) for d in args.val or ()),
-            base=str(args.base) if args.base else None, memory=not args.no_memory,
-            tasks=tuple(args.tasks.split(",")) if args.tasks else None, edited_only=args.edited_only,
-            steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
-            mixed_precision=args.mixed_precision, checkpoint_every=args.checkpoint_every, lora_rank=args.lora_rank,
-            resume=args.resume, tiny=args.tiny)
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    options = options_from_args(PlannerTrainOptions, args)
     result = _run_with_progress(train_planner, options, "train planner")
     if not _main_process():
         return 0

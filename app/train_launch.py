@@ -1,8 +1,14 @@
 """What the Train workspace launches: the settings of a new run and the `main.py` command lines that
 train, resume and evaluate a diffusion policy or a planner. No Qt and no torch.
 
-    widgets -> TrainSettings -> train_argv -> `main.py train policy|planner` -> run folder
-    run folder (options.json) -> resume_argv / eval_argv -> `main.py train ... --resume` / `main.py eval`
+The form's choices, defaults and tooltips, and the settings' validation, come from the trainers'
+own option declarations (models/policy_config.TrainOptions, models/planner_config.PlannerTrainOptions);
+the command line is written from the options the settings make (`option_argv`, the inverse of the
+parser app/train_command.py derives from the same declarations), so the form, the CLI and resume
+cannot disagree.
+
+    widgets -> TrainSettings -> .options() -> option_argv -> `main.py train policy|planner` -> run folder
+    run folder -> resume_argv (`--out RUN --resume`: the run reads its own options) / eval_argv
 """
 from __future__ import annotations
 
@@ -12,36 +18,58 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.train_command import option_argv
 from app.train_runs import OPTIONS_FILE, RunError, list_checkpoints
+from models.option_fields import default_of, options_of
+from models.planner_config import PLANNER, SCRATCH_LR, PlannerTrainOptions
+from models.policy_config import TrainOptions
 from recorders.task_suite import TASKS
 
-OBS_KINDS = ("state", "rgb")
-VARIANTS = ("call", "flat", "no-memory", "planner")  # the policy, its baselines (task only, no memory), the planner
-FRAMES = ("anchor", "world")  # positions relative to the call's object or target, or to the robot base
-PREDICTIONS = ("sample", "epsilon")  # what the U-Net predicts: the clean action chunk, or the noise
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PLANNER = "planner"  # the variant that trains the VLM planner instead of a policy
+# The policy, its baselines (task only, no memory), and the planner: what each sets in the policy's options
+POLICY_VARIANTS = {"call": {}, "flat": {"cond": "flat"}, "no-memory": {"memory": False}}
+VARIANTS = (*POLICY_VARIANTS, PLANNER)
+OBS_KINDS = options_of(TrainOptions)["obs"].choices
+FRAMES = options_of(TrainOptions)["frame"].choices
+PREDICTIONS = options_of(TrainOptions)["prediction"].choices
+DEVICES = options_of(TrainOptions)["device"].choices
+
+
+def help_of(name: str, variant: str = "call") -> str:
+    """The declared help text of a training option (a tooltip)."""
+    return options_of(PlannerTrainOptions if variant == PLANNER else TrainOptions)[name].help
+
+
+def form_defaults(variant: str) -> dict:
+    """The Train form's starting values for `variant`: the trainer's declared defaults (the
+    planner's learning rate: the from-scratch one)."""
+    if variant == PLANNER:
+        values = {n: default_of(PlannerTrainOptions, n) for n in ("steps", "batch_size", "seed", "device",
+                                                                   "checkpoint_every")}
+        return {**values, "lr": SCRATCH_LR}
+    return {n: default_of(TrainOptions, n) for n in ("obs", "frame", "prediction", "down_dims", "steps", "batch_size",
+                                                     "lr", "seed", "device", "checkpoint_every")}
 
 
 # ---- command lines -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrainSettings:
-    """What one `train policy` launch trains on and how; validated on construction."""
+    """What one launch trains on and how; validated on construction by the trainer's options
+    (`options()`). None: the trainer's default."""
     data: tuple[str, ...]  # the chosen episode files (or folders)
     out: str  # the run folder
     tasks: tuple[str, ...] = ()  # the task filter the episodes were chosen with (empty: all tasks)
     edited_only: bool = False
-    obs: str = "state"
+    obs: str | None = None
     variant: str = "call"
-    frame: str = "anchor"
-    prediction: str = "sample"
-    down_dims: tuple[int, ...] | None = None  # U-Net widths; None: the trainer's default
-    steps: int = 3000
-    batch_size: int = 64
-    lr: float = 2e-4
-    seed: int = 0
-    device: str = "auto"
-    checkpoint_every: int = 500
+    frame: str | None = None
+    prediction: str | None = None
+    down_dims: tuple[int, ...] | None = None  # U-Net widths
+    steps: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    seed: int | None = None
+    device: str | None = None
+    checkpoint_every: int | None = None
     tiny: bool = False
 
     def __post_init__(self):
@@ -50,50 +78,28 @@ class TrainSettings:
         object.__setattr__(self, "out", str(self.out))
         if self.down_dims is not None:
             object.__setattr__(self, "down_dims", tuple(self.down_dims))
-            if not self.down_dims or not all(isinstance(w, int) and w >= 1 for w in self.down_dims):
-                raise ValueError(f"U-Net widths must be positive integers such as 64,128,256, got {self.down_dims!r}")
         if not self.data:
             raise ValueError("no episodes selected: tick at least one episode to train on")
         if not self.out.strip():
             raise ValueError("the run needs a folder name")
-        unknown = [t for t in self.tasks if t not in TASKS]
-        if unknown:
-            raise ValueError(f"unknown task(s) {', '.join(unknown)}")
-        for name, allowed in (("obs", OBS_KINDS), ("variant", VARIANTS), ("frame", FRAMES), ("prediction", PREDICTIONS),
-                              ("device", DEVICES)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        for name, low in (("steps", 1), ("batch_size", 1), ("seed", 0), ("checkpoint_every", 0)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < low:
-                raise ValueError(f"{name.replace('_', ' ')} must be an integer >= {low}, got {value!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ValueError(f"learning rate must be a number > 0, got {self.lr!r}")
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
+        self.options()
 
-
-def _common_argv(tasks, edited_only: bool, tiny: bool) -> list[str]:
-    argv = ["--tasks", ",".join(tasks)] if tasks else []
-    return argv + ["--edited-only"] * bool(edited_only) + ["--tiny"] * bool(tiny)
+    def options(self) -> TrainOptions | PlannerTrainOptions:
+        """The trainer's options these settings make; ValueError (one line) naming a bad value."""
+        given = dict(data=self.data, out=self.out, tasks=self.tasks or None, edited_only=self.edited_only,
+                     steps=self.steps, batch_size=self.batch_size, lr=self.lr, seed=self.seed, device=self.device,
+                     checkpoint_every=self.checkpoint_every, tiny=self.tiny)
+        if self.variant == PLANNER:  # the planner learns from the front camera: obs, frame and widths do not apply
+            return PlannerTrainOptions(**{k: v for k, v in given.items() if v is not None})
+        given |= dict(obs=self.obs, frame=self.frame, prediction=self.prediction, down_dims=self.down_dims)
+        return TrainOptions(**{k: v for k, v in given.items() if v is not None}, **POLICY_VARIANTS[self.variant])
 
 
 def train_argv(s: TrainSettings) -> list[str]:
     """The `main.py` arguments that start a new run."""
-    if s.variant == PLANNER:  # the planner learns from the front camera: obs, frame and widths do not apply
-        return ["train", "planner", "--data", *s.data, "--out", s.out, "--steps", str(s.steps),
-                "--batch-size", str(s.batch_size), "--lr", repr(float(s.lr)), "--seed", str(s.seed),
-                "--device", s.device, "--checkpoint-every", str(s.checkpoint_every),
-                *_common_argv(s.tasks, s.edited_only, s.tiny)]
-    argv = ["train", "policy", "--data", *s.data, "--out", s.out, "--obs", s.obs, "--frame", s.frame,
-            "--prediction", s.prediction,
-            "--steps", str(s.steps), "--batch-size", str(s.batch_size), "--lr", repr(float(s.lr)),
-            "--seed", str(s.seed), "--device", s.device, "--checkpoint-every", str(s.checkpoint_every)]
-    if s.variant == "flat":
-        argv.append("--flat")
-    elif s.variant == "no-memory":
-        argv.append("--no-memory")
-    if s.down_dims:
-        argv += ["--down-dims", ",".join(map(str, s.down_dims))]
-    return argv + _common_argv(s.tasks, s.edited_only, s.tiny)
+    return ["train", PLANNER if s.variant == PLANNER else "policy", *option_argv(s.options())]
 
 
 def read_options(run) -> dict:
@@ -117,35 +123,12 @@ def is_planner_run(run) -> bool:
 
 
 def resume_argv(run) -> list[str]:
-    """The `main.py` arguments that continue a run from its newest checkpoint, with the run's own
-    options (those that change the model must not differ, and the rest keep the run reproducible)."""
+    """The `main.py` arguments that continue a run from its newest checkpoint; the run reads its
+    own saved options (models/option_fields.resumed_options)."""
     o = read_options(run)
     if not list_checkpoints(run, include_final=False):
         raise RunError(f"{Path(run).name} has no checkpoint to resume from")
-    if o.get("model") == PLANNER:
-        argv = ["train", "planner", "--data", *map(str, o["data"]), "--out", str(run), "--steps", str(o["steps"]),
-                "--batch-size", str(o["batch_size"]), "--seed", str(o["seed"]), "--device", o.get("device", "auto"),
-                "--checkpoint-every", str(o["checkpoint_every"]), "--lora-rank", str(o.get("lora_rank", 8)),
-                "--mixed-precision", o.get("mixed_precision", "no")]
-        argv += ["--lr", repr(float(o["lr"]))] if o.get("lr") is not None else []
-        argv += ["--val", *map(str, o["val"])] if o.get("val") else []
-        argv += ["--base", str(o["base"])] if o.get("base") else []
-        argv += ["--no-memory"] if o.get("memory") is False else []
-        return argv + _common_argv(o.get("tasks"), o.get("edited_only"), o.get("tiny")) + ["--resume"]
-    argv = ["train", "policy", "--data", *map(str, o["data"]), "--out", str(run), "--obs", o.get("obs", "state"),
-            "--frame", o.get("frame", "world"),  # runs from before the anchor frame have none: world
-            "--prediction", o.get("prediction", "epsilon"),  # nor before clean-chunk prediction: epsilon
-            "--steps", str(o["steps"]), "--batch-size", str(o["batch_size"]), "--lr", repr(float(o["lr"])),
-            "--seed", str(o["seed"]), "--device", o.get("device", "auto"),
-            "--checkpoint-every", str(o["checkpoint_every"]),
-            "--mixed-precision", o.get("mixed_precision", "no"), "--workers", str(o.get("num_workers", 0))]
-    if o.get("down_dims"):
-        argv += ["--down-dims", ",".join(map(str, o["down_dims"]))]
-    if o.get("cond") == "flat":
-        argv.append("--flat")
-    if o.get("memory") is False:
-        argv.append("--no-memory")
-    return argv + _common_argv(o.get("tasks"), o.get("edited_only"), o.get("tiny")) + ["--resume"]
+    return ["train", PLANNER if o.get("model") == PLANNER else "policy", "--out", str(run), "--resume"]
 
 
 def parse_tasks(text: str) -> tuple[str, ...]:

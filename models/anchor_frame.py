@@ -16,7 +16,7 @@ one approach shape instead of one per table position.
 Works on numpy arrays and torch tensors alike, with any leading batch dimensions:
 ```
 anchor       (..., 3)
-obs_state    (..., To, STATE_DIM)   ee xyz at [0:3], object j's xyz at [8 + 7j : 11 + 7j]
+obs_state    (..., To, STATE_DIM)   models/policy_layout.py: ee xyz first, object j's xyz at object_slice(j)
 object_mask  (..., MAX_OBJECTS)
 action       (..., Tp, 8)           TCP xyz at [0:3]
 call         (..., CallEncoding.dim)
@@ -28,9 +28,9 @@ from __future__ import annotations
 import numpy as np
 
 from models.call_encoding import MEMORY_SLOTS, POSE_DIM, CallEncoding
+from models.policy_layout import EE_POSE, PROPRIO_DIM, object_slice
 
 FRAMES = ("world", "anchor")
-_PROPRIO = 8  # ee_pose 7 + gripper width 1: object poses follow
 _SLICES = CallEncoding().slices
 _OBJ_FLAG = _SLICES["obj"].start
 _OBJ_XYZ = _OBJ_FLAG + 1
@@ -62,10 +62,10 @@ def _shift(x, at: int, anchor, weight=None):
 def state_to_anchor(obs_state, object_mask, anchor):
     """obs_state (..., To, D) with the ee and (present) object positions relative to `anchor` (..., 3)."""
     out, a = _copy(obs_state), anchor[..., None, :]
-    _shift(out, 0, a)
-    n_objects = (out.shape[-1] - _PROPRIO) // POSE_DIM
+    _shift(out, EE_POSE.start, a)
+    n_objects = (out.shape[-1] - PROPRIO_DIM) // POSE_DIM
     for j in range(n_objects):
-        _shift(out, _PROPRIO + POSE_DIM * j, a, object_mask[..., None, j])
+        _shift(out, object_slice(j).start, a, object_mask[..., None, j])
     return out
 
 

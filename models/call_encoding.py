@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from recorders.call_log import CallRecord
 from recorders.robot_api_spec import API, DIRECTIONS, Call, vocabulary
 from recorders.cell.scene import COLOURS
 
@@ -127,21 +128,20 @@ def zone_pose(xy: Sequence[float]) -> np.ndarray:
     return np.array([xy[0], xy[1], 0.0, 1.0, 0.0, 0.0, 0.0], np.float32)
 
 
-def remembered_poses(calls: Sequence[dict], times: np.ndarray, object_poses: np.ndarray,
+def remembered_poses(calls: Sequence[CallRecord], times: np.ndarray, object_poses: np.ndarray,
                      names: Sequence[str]) -> list[tuple[float, str, np.ndarray]]:
     """(time, key, pose) of every successful remember(key, obj) in the log, oldest first. The pose is
     the object's pose at the first control frame at or after the call (the observation the skill
     read). `times`: (N,) frame times; `object_poses`: (N, n_objects, 7)."""
     events = []
     for c in calls:
-        if c.get("name") != "remember" or c.get("status") != "ok" or len(c.get("args", ())) != 2:
+        if c.name != "remember" or c.status != "ok" or len(c.args) != 2:
             continue
-        key, obj = c["args"]
+        key, obj = c.args
         if obj not in names:
             continue
-        t = float(c["t_start"])
-        frame = min(int(np.searchsorted(times, t - _EPS_S, side="left")), len(times) - 1)
-        events.append((t, str(key), np.asarray(object_poses[frame, list(names).index(obj)], np.float32)))
+        frame = min(int(np.searchsorted(times, c.t_start - _EPS_S, side="left")), len(times) - 1)
+        events.append((c.t_start, str(key), np.asarray(object_poses[frame, list(names).index(obj)], np.float32)))
     return sorted(events, key=lambda e: e[0])
 
 

@@ -11,88 +11,32 @@ training loss, DDIM sampling and the termination head that says when the call is
         -> global condition -> U-Net (noise prediction, DDPM 100 steps / DDIM 10 steps) -> action chunk
                             -> termination head -> P(call finished) per predicted step
 
-A checkpoint is a folder: `config.json`, `model.safetensors`, `norm_stats.json`. Nothing is pickled.
+A checkpoint is a folder: `config.json` (models/policy_config.py), `model.safetensors`,
+`norm_stats.json` (models/norm_stats.py). Nothing is pickled; `load` checks every file before it
+allocates a weight (models/checkpoint_files.py).
 """
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models.anchor_frame import (FRAMES, action_from_anchor, action_to_anchor, call_to_anchor, memory_to_anchor,
+from models.anchor_frame import (action_from_anchor, action_to_anchor, call_to_anchor, memory_to_anchor,
                                  state_to_anchor)
 from models.call_encoding import MEMORY_DIM, CallEncoding
+from models.checkpoint_files import check_finite, check_shapes, read_header
 from models.conditional_unet1d import ConditionalUnet1D
-from models.policy_dataset import (ACTION_DIM, CAMERAS, COND_KINDS, NORM_STATS_FILE, OBS_KINDS, PROPRIO_DIM,
-                                   STATE_DIM, TASK_VOCAB, NormStats)
-from models.vision_encoder import VisionConfig, VisionEncoder
+from models.norm_stats import NORM_STATS_FILE, NormStats
+from models.policy_config import PolicyConfig
+from models.policy_layout import ACTION_DIM, CAMERAS, STATE_DIM, TASK_VOCAB
+from models.vision_encoder import VisionEncoder
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 FORMAT = "code2act-diffusion-policy"
-PREDICTIONS = ("sample", "epsilon")
-
-
-@dataclass(frozen=True)
-class PolicyConfig:
-    obs: str = "state"  # state | rgb
-    cond: str = "call"  # call | flat (the task text only: the paper's baseline)
-    memory: bool = True  # False: the memory ablation
-    # The state input holds every object's pose (True) or only the arm's (False: the call vector carries the
-    # poses of the objects the call names, and the other objects are distractors). None: True only for flat.
-    state_objects: bool | None = None
-    frame: str = "anchor"  # anchor | world: the coordinates of positions (models/anchor_frame.py)
-    obs_horizon: int = 2
-    pred_horizon: int = 16
-    action_horizon: int = 8  # steps executed per chunk
-    embed_dim: int = 128  # state, call, memory and task embeddings
-    down_dims: tuple[int, ...] = (64, 128, 256)  # Chi et al. use (256, 512, 1024); this trains on a CPU
-    step_embed_dim: int = 128
-    train_timesteps: int = 100  # DDPM
-    prediction: str = "sample"  # what the U-Net predicts: sample (the clean chunk) | epsilon (the noise)
-    inference_steps: int = 10  # DDIM
-    vision: VisionConfig = field(default_factory=VisionConfig)
-
-    def __post_init__(self):
-        object.__setattr__(self, "down_dims", tuple(int(d) for d in self.down_dims))
-        if self.state_objects is None:
-            object.__setattr__(self, "state_objects", self.cond == "flat")
-        if isinstance(self.vision, dict):
-            object.__setattr__(self, "vision", VisionConfig.from_dict(self.vision))
-        if self.prediction not in PREDICTIONS:
-            raise ValueError(f"prediction must be one of {', '.join(PREDICTIONS)}, got {self.prediction!r}")
-        if self.frame not in FRAMES:
-            raise ValueError(f"frame must be one of {', '.join(FRAMES)}, got {self.frame!r}")
-        if self.obs not in OBS_KINDS:
-            raise ValueError(f"obs must be one of {', '.join(OBS_KINDS)}, got {self.obs!r}")
-        if self.cond not in COND_KINDS:
-            raise ValueError(f"cond must be one of {', '.join(COND_KINDS)}, got {self.cond!r}")
-        if not 1 <= self.action_horizon <= self.pred_horizon:
-            raise ValueError(f"action_horizon must be within 1..pred_horizon ({self.pred_horizon}), "
-                             f"got {self.action_horizon}")
-        if not 1 <= self.inference_steps <= self.train_timesteps:
-            raise ValueError(f"inference_steps must be within 1..{self.train_timesteps}, got {self.inference_steps}")
-
-    @property
-    def uses_memory(self) -> bool:
-        return self.cond == "call" and self.memory
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "vision": self.vision.to_dict()}
-
-    @staticmethod
-    def from_dict(d: dict) -> "PolicyConfig":
-        older = {"frame": "world", "prediction": "epsilon", "state_objects": True}  # older checkpoints lack these
-        return PolicyConfig(**{**older, **d})
-
-    @property
-    def state_dim(self) -> int:
-        """Per-frame width of the state the state encoder sees."""
-        return STATE_DIM if self.state_objects else PROPRIO_DIM
 
 
 def _mlp(n_in: int, n_out: int) -> nn.Sequential:
@@ -198,16 +142,36 @@ class DiffusionPolicy(nn.Module):
 
     @staticmethod
     def load(folder, device: str = "cpu") -> "DiffusionPolicy":
-        """A saved policy; ValueError with the reason if the folder is not one."""
+        """A saved policy; ValueError (one line) naming the problem when the folder is not one: its
+        config or norm stats unreadable, out of bounds or not finite, its weights cut short, not
+        safetensors, not the config's shapes, or not finite. Shapes are checked against the file's
+        header with the model built on torch's meta device, before any weight is allocated."""
         from safetensors.torch import load_file
 
         folder = Path(folder)
         try:
-            meta = json.loads((folder / CONFIG_FILE).read_text())
-        except (OSError, ValueError) as e:
-            raise ValueError(f"{folder} is not a policy checkpoint: {e}") from None
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{folder} is not a diffusion-policy checkpoint (format {meta.get('format')!r})")
-        policy = DiffusionPolicy(PolicyConfig.from_dict(meta["policy"]), NormStats.load(folder / NORM_STATS_FILE))
-        policy.load_state_dict(load_file(str(folder / WEIGHTS_FILE), device=device))
+            meta = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise ValueError(f"{folder} is not a policy checkpoint: no readable {CONFIG_FILE} ({type(e).__name__})") \
+                from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            found = meta.get("format") if isinstance(meta, dict) else None
+            raise ValueError(f"{folder} is not a diffusion-policy checkpoint (format {found!r})")
+        try:
+            config = PolicyConfig.from_dict(meta.get("policy"))
+            norm = NormStats.load(folder / NORM_STATS_FILE)
+        except ValueError as e:
+            raise ValueError(f"{folder}: {e}") from None
+        for key, width in (("action", ACTION_DIM), ("obs_state", STATE_DIM)):
+            if key not in norm.mins or norm.width(key) != width:
+                raise ValueError(f"{folder / NORM_STATS_FILE} has no {width}-wide stats for {key}")
+        weights = folder / WEIGHTS_FILE
+        header = read_header(weights)
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in DiffusionPolicy(config, norm).state_dict().items()}
+        check_shapes(weights, header, expected)
+        tensors = load_file(str(weights), device=device)
+        check_finite(weights, tensors)
+        policy = DiffusionPolicy(config, norm)
+        policy.load_state_dict(tensors)
         return policy.to(device).eval()

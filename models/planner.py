@@ -10,15 +10,16 @@ Two ways to get one, both transformers image-text-to-text models driven through 
 - `Planner.from_base(LOCAL_DIR, config)`: any local pretrained image-text-to-text checkpoint with its
   processor, fine-tuned through LoRA adapters (peft); the base weights stay frozen.
 
-A checkpoint is a folder: `planner.json` (this module's config), the processor and tokenizer files,
+A checkpoint is a folder: `planner.json` (models/planner_config.py), the processor and tokenizer files,
 and `model.safetensors` + `config.json` (scratch) or `adapter_model.safetensors` +
-`adapter_config.json` (LoRA; the base folder is named in planner.json). Nothing is pickled.
+`adapter_config.json` (LoRA; the base folder is named in planner.json). Nothing is pickled, and no
+folder's own code runs: models/planner_files.py loads and checks every folder.
 """
 from __future__ import annotations
 
 import json
 import string
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -26,38 +27,13 @@ import numpy as np
 import torch
 
 from models.planner_data import IMAGE_MARK, PlannerStep, SceneNames, prompt_text
-from models.planner_grammar import CallTrie, CallVocabulary, candidate_calls
+from models.planner_config import PlannerConfig
+from models.planner_files import FORMAT, PLANNER_FILE, load_pretrained, load_saved
+from models.planner_grammar import CallTrie, candidate_calls
 
-PLANNER_FILE = "planner.json"
-FORMAT = "code2act-planner"
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<s>", "</s>", IMAGE_MARK)
 IGNORE = -100
 GRAMMAR_CACHE = 256  # scenes x memory states whose call grammar is kept
-
-
-@dataclass(frozen=True)
-class PlannerConfig:
-    memory: bool = True  # False: the prompt holds only the image and the task (the memory ablation)
-    image_size: int = 64  # pixels (square) the scratch model sees
-    patch_size: int = 8
-    vision_width: int = 64
-    vision_layers: int = 2
-    text_width: int = 128
-    text_layers: int = 2
-    heads: int = 4
-    vocab_size: int = 384  # BPE merges trained on the corpus (scratch only)
-    base: str | None = None  # a local pretrained checkpoint fine-tuned with LoRA
-    lora_rank: int = 8
-    calls: CallVocabulary = field(default_factory=CallVocabulary)
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "calls": self.calls.to_dict()}
-
-    @staticmethod
-    def from_dict(d: dict) -> "PlannerConfig":
-        known = {k: v for k, v in d.items() if k in PlannerConfig.__dataclass_fields__}
-        known["calls"] = CallVocabulary.from_dict(d.get("calls", {}))
-        return PlannerConfig(**known)
 
 
 def train_tokenizer(corpus: Sequence[str], vocab_size: int):
@@ -137,21 +113,11 @@ class Planner:
 
     @staticmethod
     def from_base(base, config: PlannerConfig) -> "Planner":
-        """LoRA adapters on a local pretrained image-text-to-text checkpoint (weights and processor)."""
-        from transformers import AutoModelForImageTextToText, AutoProcessor
-
+        """LoRA adapters on a local pretrained image-text-to-text checkpoint (weights and processor);
+        ValueError (one line) for a folder with custom code, only pickled weights, or broken files."""
         _quiet_transformers()
         base = Path(base)
-        if not (base / "config.json").is_file():
-            raise ValueError(f"--base {base} is not a local model folder (no config.json)")
-        try:
-            processor = AutoProcessor.from_pretrained(base)
-            model = AutoModelForImageTextToText.from_pretrained(base)
-        except (OSError, ValueError, KeyError) as e:
-            raise ValueError(f"cannot load the image-text-to-text checkpoint in {base}: {str(e).splitlines()[0]}") \
-                from None
-        if not hasattr(processor, "tokenizer") or not hasattr(processor, "image_processor"):
-            raise ValueError(f"{base} has no image-text processor (processor_config.json + tokenizer)")
+        processor, model = load_pretrained(base)
         return Planner(replace(config, base=str(base.resolve())), _lora(model, config.lora_rank), processor)
 
     # ---- encoding ------------------------------------------------------------------------------
@@ -246,30 +212,11 @@ class Planner:
 
     @staticmethod
     def load(folder, device: str = "cpu") -> "Planner":
-        """A saved planner; ValueError naming the problem when `folder` is not one."""
-        from transformers import AutoProcessor
-
-        _quiet_transformers()
+        """A saved planner (or a run folder's newest); ValueError (one line) naming the problem when
+        `folder` is not one or its files are broken (models/planner_files.py checks them)."""
         from models.run_folder import newest_saved
 
+        _quiet_transformers()
         folder = newest_saved(folder, PLANNER_FILE) or Path(folder)  # a run folder: its newest planner
-        try:
-            meta = json.loads((folder / PLANNER_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            raise ValueError(f"{folder} is not a planner checkpoint (no readable {PLANNER_FILE})") from None
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{folder} is not a planner checkpoint (format {meta.get('format')!r})")
-        config = PlannerConfig.from_dict(meta["planner"])
-        processor = AutoProcessor.from_pretrained(folder)
-        if config.base:
-            from peft import PeftModel
-            from transformers import AutoModelForImageTextToText
-
-            if not Path(config.base).is_dir():
-                raise ValueError(f"{folder} fine-tunes {config.base}, which is not there any more")
-            model = PeftModel.from_pretrained(AutoModelForImageTextToText.from_pretrained(config.base), folder)
-        else:
-            from transformers import LlavaForConditionalGeneration
-
-            model = LlavaForConditionalGeneration.from_pretrained(folder)
+        config, model, processor = load_saved(folder)
         return Planner(config, model.to(device).eval(), processor)

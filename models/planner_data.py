@@ -16,8 +16,10 @@ from typing import Sequence
 
 import numpy as np
 
+from recorders.call_log import CallRecord
 from recorders.episode_file import CONTROL_STREAM, EpisodeError, open_episode
 from recorders.robot_api_spec import API, Call, InvalidCallError, is_zone
+from recorders.segmentation import IDLE, Segment
 
 IMAGE_STREAM = "front_rgb"
 IMAGE_MARK = "<image>"
@@ -81,7 +83,8 @@ def _with_nested(call: Call) -> list[Call]:
     return [call] + [n for a in call.args if isinstance(a, Call) for n in _with_nested(a)]
 
 
-def episode_program(labels: list[dict], calls: list[dict], times: np.ndarray, success: bool | None) -> list[tuple[int, str]]:
+def episode_program(labels: Sequence[Segment], calls: Sequence[CallRecord], times: np.ndarray,
+                    success: bool | None) -> list[tuple[int, str]]:
     """(start frame, code) of every call the planner should have made, in order.
 
     Motion calls are the labelled segments (idle ones skipped); memory calls come from the call
@@ -89,21 +92,20 @@ def episode_program(labels: list[dict], calls: list[dict], times: np.ndarray, su
     episode succeeded."""
     steps: list[tuple[int, int, str]] = []  # (frame, order within a frame, code)
     for seg in labels:
-        code = str(seg.get("code", ""))
-        if not code or code == "idle":
+        if not seg.code or seg.code == IDLE:
             continue
-        steps.append((int(seg["start"]), 1, Call.from_code(code).code))
+        steps.append((seg.start, 1, Call.from_code(seg.code).code))
     logged_done = False
     for c in calls:
         try:
-            call = Call.from_code(str(c.get("code", "")))
+            call = Call.from_code(c.code)
         except InvalidCallError:
             continue
-        if call.name == "done" and c.get("status", "ok") == "ok":
+        if call.name == "done" and c.status == "ok":
             logged_done = True
-        if call.name != "remember" or c.get("status", "ok") != "ok":
+        if call.name != "remember" or c.status != "ok":
             continue
-        frame = min(int(np.searchsorted(times, float(c["t_start"]) - _EPS_S, side="left")), len(times) - 1)
+        frame = min(int(np.searchsorted(times, c.t_start - _EPS_S, side="left")), len(times) - 1)
         steps.append((frame, 0, call.code))  # memory before the motion that starts on the same frame
     steps.sort(key=lambda s: (s[0], s[1]))
     program = [(f, code) for f, _, code in steps]
@@ -144,13 +146,14 @@ def _frames_at(ep, control_t: np.ndarray, control_frames: list[int]) -> list[np.
 
 
 def load_steps(paths: Sequence[Path], with_images: bool = True) -> tuple[list[PlannerStep], list[str], list[SceneNames]]:
-    """Steps of every readable episode, the reasons for the skipped ones, and each kept scene's names."""
+    """Steps of every readable episode, "PATH: reason" for the skipped ones, and each kept scene's names."""
     steps, skipped, scenes = [], [], []
     for p in paths:
         try:
             s, names = episode_steps(p, with_images)
         except (ValueError, OSError, EpisodeError) as e:  # InvalidCallError is a ValueError
-            skipped.append(str(e).splitlines()[0])
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            skipped.append(reason if reason.startswith(str(p)) else f"{p}: {reason}")
             continue
         steps += s
         scenes.append(names)

@@ -1,32 +1,26 @@
 """Training windows for the low-level diffusion policy, cut from episode files by their labels.
 
-Owns how labelled episodes become samples (`PolicyDataset`) and the min/max normalisation saved
-beside a checkpoint (`NormStats`, JSON only). Data flows: episode files -> `open_episode` ->
-low-dim streams, labels AS STORED (edited ones included) and the call log read once in __init__
-(files closed again) -> one `PolicySample` per frame t of every motion segment -> `__getitem__`:
+Owns how labelled episodes become samples (`PolicyDataset`) and their normalisation stats
+(`norm_stats`, models/norm_stats.py). Data flows: episode files -> `open_episode` -> low-dim
+streams (an episode holding NaN or inf is skipped with the stream named), labels AS STORED (edited
+ones included) and the call log read once in __init__ (files closed again) -> one `PolicySample`
+per frame t of every motion segment -> `__getitem__`: the item of models/policy_layout.py (the
+layout the live models/policy_features.py builds too), plus
 ```
-obs_state    (To, 8 + 7 * MAX_OBJECTS) float32  ee_pose 7, gripper_width 1, object poses (zero-padded)
-object_mask  (MAX_OBJECTS,)            float32  1 for the episode's objects
 action       (Tp, 8)                   float32  actions t .. t+Tp-1, the segment's last one repeated
 done         (Tp,)                     float32  1 where step t+k lies past the segment (t+k >= end)
-anchor       (3,)                      float32  the segment's anchor (models/anchor_frame.py; flat: 0)
-call         (CallEncoding.dim,)       float32  cond="call": models/call_encoding.py's layout
-function     ()                        int64    cond="call": index in vocabulary()
-memory       (MEMORY_DIM,)             float32  cond="call" and memory=True
-task         ()                        int64    cond="flat": index in TASK_VOCAB (len: unknown task)
-front_rgb, wrist_rgb  (To, 3, H, W)    uint8    obs="rgb", read lazily per item
 ```
-Observation frames t-1, t are clamped to the segment start. Resolved targets: recall(key) is the
-pose the object had when remember(key, obj) ran (from the call log); free_space(near) is where the
-placed object came to rest: its pose at frame `end` (the observation after the segment's last
-command), or the last frame when the segment ends the episode. memory=False zeroes recall targets
-(the anchor of such a call is then its object's position) and leaves out `memory`. cond="flat"
-(the paper's flat baseline) knows only the task, so each episode is one segment over all its frames and `done` marks the episode's end; it has no memory.
+Camera frames are read lazily per item. Observation frames t-1, t are clamped to the segment
+start. Resolved targets: recall(key) is the pose the object had when remember(key, obj) ran (from
+the call log); free_space(near) is where the placed object came to rest: its pose at frame `end`
+(the observation after the segment's last command), or the last frame when the segment ends the
+episode. memory=False zeroes recall targets (the anchor of such a call is then its object's
+position) and leaves out `memory`. cond="flat" (the paper's flat baseline) knows only the task, so
+each episode is one segment over all its frames and `done` marks the episode's end; it has no memory.
 HDF5 files holding images are opened on first use in each process, so DataLoader workers work.
 """
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -39,99 +33,13 @@ from torch.utils.data import Dataset
 from models.anchor_frame import FRAMES, action_to_anchor, anchor_of, state_to_anchor
 from models.call_encoding import (CallEncoding, encode_memory, function_index, memory_at, remembered_poses,
                                   zone_pose)
+from models.norm_stats import NormStats
+from models.policy_layout import (CAMERAS, COND_KINDS, MAX_OBJECTS, OBS_KINDS, PROPRIO_STREAMS, object_mask,
+                                  observation_window, policy_item, state_rows, task_index)
 from recorders.episode_file import EpisodeError, open_episode
 from recorders.robot_api_spec import Call, InvalidCallError
-from recorders.task_suite import TASKS
 
-OBS_KINDS = ("state", "rgb")
-COND_KINDS = ("call", "flat")
-CAMERAS = ("front_rgb", "wrist_rgb")
-MAX_OBJECTS = 5
-PROPRIO_DIM = 8  # ee_pose 7 + gripper_width 1
-STATE_DIM = PROPRIO_DIM + 7 * MAX_OBJECTS
-ACTION_DIM = 8
-TASK_VOCAB = tuple(TASKS)
-NORM_STATS_FILE = "norm_stats.json"
-NORM_STATS_VERSION = 1
-RANGE_EPS = 1e-4  # stats without a floor (older checkpoints): a dim varying less than this is only centred
-MIN_HALF_RANGE = 0.05  # metres, quaternion and gripper units: the smallest half-range a dimension is scaled by
 _SKIP_ERRORS = (EpisodeError, OSError, KeyError, ValueError, TypeError, IndexError)
-
-
-@dataclass(frozen=True)
-class NormStats:
-    """Per-dimension min/max of each normalised key ("action", "obs_state"), mapping to [-1, 1].
-    Half-ranges are floored at `min_half_range` (MIN_HALF_RANGE for new stats): a dimension that
-    barely varies in the demonstrations (the tilt of a top-down gripper, a few millimetres of sensor
-    noise) would otherwise turn a small deviation live into a huge input. Stats saved before the
-    floor (min_half_range 0) keep their rule: a dimension varying less than RANGE_EPS is only
-    centred (half-range 1)."""
-
-    mins: dict[str, tuple[float, ...]]
-    maxs: dict[str, tuple[float, ...]]
-    min_half_range: float = 0.0
-
-    @staticmethod
-    def from_arrays(arrays: dict[str, np.ndarray], min_half_range: float = MIN_HALF_RANGE) -> "NormStats":
-        """Stats of `arrays`: key -> (N, D) rows."""
-        if any(len(a) == 0 for a in arrays.values()):
-            raise ValueError("cannot compute normalisation stats from no samples")
-        return NormStats({k: tuple(map(float, a.min(0))) for k, a in arrays.items()},
-                         {k: tuple(map(float, a.max(0))) for k, a in arrays.items()}, float(min_half_range))
-
-    def _centre_half(self, key: str, like):
-        if key not in self.mins:
-            raise KeyError(f"no normalisation stats for {key!r}; have {', '.join(self.mins)}")
-        lo, hi = np.asarray(self.mins[key], np.float64), np.asarray(self.maxs[key], np.float64)
-        half = (hi - lo) / 2
-        if self.min_half_range > 0:
-            half = np.maximum(half, self.min_half_range)
-        else:
-            half[half < RANGE_EPS / 2] = 1.0
-        centre = (hi + lo) / 2
-        if isinstance(like, torch.Tensor):
-            return (torch.as_tensor(centre, dtype=like.dtype, device=like.device),
-                    torch.as_tensor(half, dtype=like.dtype, device=like.device))
-        dtype = np.asarray(like).dtype if np.issubdtype(np.asarray(like).dtype, np.floating) else np.float32
-        return centre.astype(dtype), half.astype(dtype)
-
-    def normalize(self, key: str, x):
-        """x (..., D), numpy or torch -> [-1, 1] over the stats' range."""
-        centre, half = self._centre_half(key, x)
-        return (x - centre) / half
-
-    def unnormalize(self, key: str, x):
-        centre, half = self._centre_half(key, x)
-        return x * half + centre
-
-    def to_json(self) -> dict:
-        return {"format_version": NORM_STATS_VERSION, "min": {k: list(v) for k, v in self.mins.items()},
-                "max": {k: list(v) for k, v in self.maxs.items()}, "min_half_range": self.min_half_range}
-
-    @staticmethod
-    def from_json(d: dict) -> "NormStats":
-        if not isinstance(d, dict) or int(d.get("format_version", -1)) != NORM_STATS_VERSION:
-            raise ValueError(f"not normalisation stats of format version {NORM_STATS_VERSION}")
-        mins = {k: tuple(map(float, v)) for k, v in d["min"].items()}
-        maxs = {k: tuple(map(float, v)) for k, v in d["max"].items()}
-        if mins.keys() != maxs.keys() or any(len(mins[k]) != len(maxs[k]) for k in mins):
-            raise ValueError("normalisation stats: min and max disagree in keys or sizes")
-        return NormStats(mins, maxs, float(d.get("min_half_range", 0.0)))
-
-    def save(self, path) -> Path:
-        """Write JSON atomically; `path` may be a checkpoint folder (then NORM_STATS_FILE inside it)."""
-        path = Path(path)
-        path = path / NORM_STATS_FILE if path.is_dir() else path
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=1), encoding="utf-8")
-        os.replace(tmp, path)
-        return path
-
-    @staticmethod
-    def load(path) -> "NormStats":
-        path = Path(path)
-        path = path / NORM_STATS_FILE if path.is_dir() else path
-        return NormStats.from_json(json.loads(path.read_text(encoding="utf-8")))
 
 
 @dataclass(frozen=True)
@@ -164,6 +72,16 @@ class _EpisodeArrays:
     names: list[str]
     zones: dict[str, np.ndarray]
     memory: list  # remembered_poses(...)
+
+
+def _finite(stream: str, values: np.ndarray) -> np.ndarray:
+    """`values`, or ValueError naming the stream and first frame that hold NaN or inf (one such
+    frame would make every weight NaN)."""
+    bad = ~np.isfinite(values.reshape(len(values), -1)).all(1)
+    if bad.any():
+        raise ValueError(f"stream {stream} holds NaN or inf at frame {int(np.argmax(bad))} "
+                         f"({int(bad.sum())} frame(s)); the episode is skipped")
+    return values
 
 
 def _targets_recall(call: Call) -> bool:
@@ -206,11 +124,11 @@ class PolicyDataset(Dataset):
     def _load(self, path: Path, index: int) -> tuple[_EpisodeArrays, list[PolicySegment]]:
         with open_episode(path) as ep:
             n = ep.frames
-            needed = ["ee_pose", "gripper_width"] + (list(CAMERAS) if self.obs == "rgb" else [])
+            needed = list(PROPRIO_STREAMS) + (list(CAMERAS) if self.obs == "rgb" else [])
             for name in needed + ["object_poses"] * ("object_poses" in ep.stream_names):
                 if name not in ep.stream_names or ep.stream_count(name) < n:
                     raise ValueError(f"stream {name} is missing or shorter than the {n} control frames")
-            read = lambda name: np.asarray(ep.stream_data(name)[:n], np.float32)  # noqa: E731
+            read = lambda name: _finite(name, np.asarray(ep.stream_data(name)[:n], np.float32))  # noqa: E731
             action = read("action")
             if "object_poses" in ep.stream_names:
                 objects, names = read("object_poses"), list(ep.stream_spec("object_poses").meta.get("names", []))
@@ -218,18 +136,14 @@ class PolicyDataset(Dataset):
                 objects, names = np.zeros((n, 0, 7), np.float32), []
             if objects.shape[1] > MAX_OBJECTS or len(names) != objects.shape[1]:
                 raise ValueError(f"{objects.shape[1]} objects ({len(names)} names); at most {MAX_OBJECTS} supported")
-            padded = np.zeros((n, MAX_OBJECTS, 7), np.float32)
-            padded[:, :objects.shape[1]] = objects
-            state = np.concatenate([read("ee_pose"), read("gripper_width"), padded.reshape(n, -1)], 1)
+            state = state_rows(*(read(name) for name in PROPRIO_STREAMS), objects)
             zones = {z["name"]: zone_pose(z["position"]) for z in ep.scene.get("spec", {}).get("zones", [])}
             times = ep.stream_time("action")
-            arrays = _EpisodeArrays(TASK_VOCAB.index(ep.task) if ep.task in TASK_VOCAB else len(TASK_VOCAB),
-                                    times, action, state, objects,
-                                    (np.arange(MAX_OBJECTS) < len(names)).astype(np.float32),
+            arrays = _EpisodeArrays(task_index(ep.task), times, action, state, objects, object_mask(len(names)),
                                     names, zones, remembered_poses(ep.calls, times, objects, names))
             if self.cond == "flat":
                 return arrays, [PolicySegment(index, 0, n, "", "flat", None, None, np.zeros(3, np.float32))]
-            return arrays, self._segments_of(path, index, ep.labels, arrays)
+            return arrays, self._segments_of(path, index, [s.to_dict() for s in ep.labels], arrays)
 
     def _segments_of(self, path: Path, index: int, labels: list[dict], a: _EpisodeArrays) -> list[PolicySegment]:
         out, n = [], len(a.times)
@@ -274,27 +188,23 @@ class PolicyDataset(Dataset):
         sample = self.samples[i]
         seg = self.segments[sample.segment]
         a, t = self._episodes[seg.episode], sample.t
-        obs_idx = np.maximum(np.arange(t - self.obs_horizon + 1, t + 1), seg.start)  # (To,)
+        obs_idx = observation_window(t, seg.start, self.obs_horizon)  # (To,)
         steps = np.arange(t, t + self.pred_horizon)  # (Tp,)
-        item = {"obs_state": torch.from_numpy(a.state[obs_idx]),
-                "object_mask": torch.from_numpy(a.object_mask),
-                "action": torch.from_numpy(a.action[np.minimum(steps, seg.end - 1)]),
-                "done": torch.from_numpy((steps >= seg.end).astype(np.float32)),
-                "anchor": torch.from_numpy(seg.anchor)}
-        if self.cond == "call":
-            item["call"] = torch.from_numpy(self.encoding.encode(seg.call, self._poses(a, t), seg.resolved))
-            item["function"] = torch.tensor(function_index(seg.call.name), dtype=torch.int64)
-            if self.memory:
-                remembered = memory_at(a.memory, float(a.times[t])).values()
-                item["memory"] = torch.from_numpy(encode_memory(remembered))
-        else:
-            item["task"] = torch.tensor(a.task, dtype=torch.int64)
+        images = {}
         if self.obs == "rgb":
             ep = self._episode_file(seg.episode)
             for cam in CAMERAS:
                 data = ep.stream_data(cam)
-                frames = np.stack([data[j] for j in obs_idx])  # (To, H, W, 3): h5py wants unique indices
-                item[cam] = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
+                images[cam] = np.stack([data[j] for j in obs_idx])  # (To, H, W, 3): h5py wants unique indices
+        if self.cond == "call":
+            memory = encode_memory(memory_at(a.memory, float(a.times[t])).values()) if self.memory else None
+            item = policy_item(a.state[obs_idx], a.object_mask, seg.anchor, images=images, memory=memory,
+                               call=self.encoding.encode(seg.call, self._poses(a, t), seg.resolved),
+                               function=function_index(seg.call.name))
+        else:
+            item = policy_item(a.state[obs_idx], a.object_mask, seg.anchor, images=images, task=a.task)
+        item["action"] = torch.from_numpy(a.action[np.minimum(steps, seg.end - 1)])
+        item["done"] = torch.from_numpy((steps >= seg.end).astype(np.float32))
         return item
 
     def _episode_file(self, episode: int):

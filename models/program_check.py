@@ -21,6 +21,7 @@ MAX_INT_BITS = 3322  # about MAX_LITERAL_CHARS decimal digits
 MAX_STATEMENTS = 1000
 MAX_NESTING = 3  # calls inside calls inside calls
 NOT_A_CALL = "are not allowed; a program is a sequence of robot-API calls"
+BYTE_ORDER_MARK = "\ufeff"
 
 _STATEMENT_NAMES = {
     ast.Import: "import statements", ast.ImportFrom: "import statements", ast.Assign: "assignments",
@@ -126,6 +127,8 @@ def _call_depth(node: ast.AST) -> int:
 def _check(source: str, objects) -> tuple[list[Call], list[ProgramIssue]]:
     if not isinstance(source, str):
         raise TypeError(f"a program is text, got {type(source).__name__}")
+    # A byte-order mark, as some editors save UTF-8, is no part of the program (Python itself skips it).
+    source = source.removeprefix(BYTE_ORDER_MARK)
     if len(source) > MAX_SOURCE_CHARS:
         return [], [ProgramIssue(1, 1, f"program longer than {MAX_SOURCE_CHARS} characters")]
     try:

@@ -23,14 +23,16 @@ import json
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
 
-from models.planner import Planner, PlannerConfig
+from models.planner import Planner
+from models.planner_config import MODEL_OPTIONS, TINY, PlannerConfig, PlannerTrainOptions
 from models.planner_data import PlannerStep, SceneNames, load_steps, prompt_text
+from models.planner_files import check_base
 from models.planner_grammar import CallVocabulary
 from models.run_folder import (CHECKPOINTS, FINAL, METRICS_FILE, OPTIONS_FILE, STATE_JSON, MetricsLog,
                                latest_checkpoint, load_optimizer, make_accelerator, optimizer_tensors,
@@ -40,57 +42,6 @@ from models.train_policy import find_episodes, select_episodes
 STATE_TENSORS = "trainer_state.safetensors"
 STATE_FORMAT = "code2act-planner-trainer"
 VALIDATION_FILE = "validation.json"
-MODEL_OPTIONS = ("memory", "base", "tiny", "lora_rank")
-TINY = dict(image_size=32, patch_size=8, vision_width=32, vision_layers=1, text_width=64, text_layers=1,
-            heads=2, vocab_size=300)
-
-
-@dataclass(frozen=True)
-class PlannerTrainOptions:
-    data: tuple[str, ...]
-    out: str
-    val: tuple[str, ...] = ()  # held-out episodes: next-call accuracy at the end
-    base: str | None = None  # a local pretrained image-text-to-text checkpoint (LoRA)
-    memory: bool = True
-    tasks: tuple[str, ...] | None = None
-    edited_only: bool = False
-    steps: int = 2000
-    batch_size: int = 32
-    lr: float | None = None  # default: 1e-3 from scratch, 2e-4 for LoRA
-    warmup_steps: int = 100
-    weight_decay: float = 0.01
-    seed: int = 0
-    device: str = "cpu"
-    mixed_precision: str = "no"  # no | fp16 | bf16 (GPU)
-    checkpoint_every: int = 500
-    log_every: int = 10
-    lora_rank: int = 8
-    resume: bool = False
-    tiny: bool = False
-
-    def __post_init__(self):
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError("steps and batch size must be positive")
-        if self.device not in ("auto", "cpu", "cuda", "mps"):
-            raise ValueError(f"unknown device {self.device!r}")
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise ValueError(f"unknown mixed precision {self.mixed_precision!r}")
-
-    @property
-    def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else (2e-4 if self.base else 1e-3)
-
-    def to_dict(self) -> dict:
-        return {"model": "planner", **asdict(self)}  # the Train workspace tells planner runs by this
-
-    @staticmethod
-    def from_dict(d: dict) -> "PlannerTrainOptions":
-        d = {k: v for k, v in d.items() if k in PlannerTrainOptions.__dataclass_fields__}
-        for k in ("data", "val"):
-            d[k] = tuple(d.get(k, ()))
-        if d.get("tasks") is not None:
-            d["tasks"] = tuple(d["tasks"])
-        return PlannerTrainOptions(**d)
 
 
 @dataclass
@@ -178,12 +129,16 @@ def _build_planner(options: PlannerTrainOptions, steps: list[PlannerStep], check
 
 
 def train_planner(options: PlannerTrainOptions, progress: Callable[[int, int, dict], None] | None = None,
-                  should_stop: Callable[[], bool] | None = None) -> PlannerTrainResult:
-    """Train (or resume) a planner run; ValueError with a one-line reason when it cannot start."""
+                  should_stop: Callable[[], bool] | None = None, report: Callable[[str], None] | None = None
+                  ) -> PlannerTrainResult:
+    """Train (or resume) a planner run; ValueError with a one-line reason when it cannot start.
+    `report(line)` is told, on the main process, each episode that could not be used and why."""
     from transformers import get_cosine_schedule_with_warmup
 
     out = Path(options.out)
     checkpoint = starting_checkpoint(options, PlannerTrainOptions.from_dict, MODEL_OPTIONS)
+    if options.base:  # refused before the episodes are read: custom code, pickles, broken weights
+        check_base(options.base)
     paths, dropped = _episodes(options.data, options.tasks, options.edited_only)
     steps, skipped, _ = load_steps(paths)
     if not steps:
@@ -192,6 +147,9 @@ def train_planner(options: PlannerTrainOptions, progress: Callable[[int, int, di
     # LLaVA leaves parts of its vision tower unused (features come from a layer before the last norm)
     accelerator = make_accelerator(options.device, options.mixed_precision, unused_parameters=True)
     device, main = accelerator.device, accelerator.is_main_process
+    if main and report is not None:  # the unusable ones; those the filters left out are only counted
+        for reason in skipped:
+            report(f"skipped {reason}")
     rank, world = accelerator.process_index, accelerator.num_processes
     torch.manual_seed(options.seed)
     planner = _build_planner(options, steps, checkpoint)  # the same on every process: same seed, same data

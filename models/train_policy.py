@@ -24,103 +24,29 @@ on resume stretches the cosine tail to the new total. Nothing is pickled.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
 
-from models.anchor_frame import FRAMES
-from models.diffusion_policy import PREDICTIONS, DiffusionPolicy, PolicyConfig
-from models.policy_dataset import COND_KINDS, NORM_STATS_FILE, OBS_KINDS, NormStats, PolicyDataset
+from models.diffusion_policy import DiffusionPolicy
+from models.norm_stats import NORM_STATS_FILE, NormStats
+from models.policy_config import MODEL_OPTIONS, TrainOptions
+from models.policy_dataset import PolicyDataset
 from models.run_folder import (CHECKPOINTS, FINAL, METRICS_FILE, OPTIONS_FILE, STATE_JSON, MetricsLog,
                                latest_checkpoint, load_optimizer, make_accelerator, optimizer_tensors,
                                starting_checkpoint, write_json)
-from models.vision_encoder import VisionConfig
 from recorders.episode_file import EpisodeError, open_episode
-from recorders.task_suite import TASKS
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("no", "fp16", "bf16")
 STATE_TENSORS = "trainer_state.safetensors"
 STATE_FORMAT = "code2act-policy-trainer"
 TRASH = ".trash"
-# Options that change the network or its inputs: a resumed run must keep them.
-MODEL_OPTIONS = ("obs", "cond", "memory", "frame", "prediction", "state_objects", "embed_dim", "down_dims", "tiny")
-TINY = dict(embed_dim=32, down_dims=(32, 64), step_embed_dim=16,
-            vision=VisionConfig(feature_dim=8, hidden_sizes=(8, 16), depths=(1, 1), groups=4))
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    data: tuple[str, ...]  # episode files or folders of them
-    out: str  # the run folder
-    obs: str = "state"  # state | rgb
-    cond: str = "call"  # call | flat
-    memory: bool = True
-    frame: str = "anchor"  # anchor | world: coordinates of positions (models/anchor_frame.py)
-    prediction: str = "sample"  # sample | epsilon: what the U-Net predicts
-    state_objects: bool | None = None  # every object's pose in the state input; None: only for flat (PolicyConfig)
-    tasks: tuple[str, ...] | None = None  # None: every task
-    edited_only: bool = False  # only episodes whose labels a person edited
-    steps: int = 3000
-    batch_size: int = 64  # per process
-    lr: float = 2e-4
-    weight_decay: float = 1e-6
-    warmup_steps: int = 500
-    ema_power: float = 0.75
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | mps
-    mixed_precision: str = "no"  # no | fp16 | bf16
-    checkpoint_every: int = 500  # 0: only at the end (and on stop)
-    log_every: int = 10
-    num_workers: int = 0
-    resume: bool = False
-    embed_dim: int = 128
-    down_dims: tuple[int, ...] = (64, 128, 256)
-    tiny: bool = False  # a few-thousand-parameter model for tests and CI (overrides the two above)
-
-    def __post_init__(self):
-        data = (self.data,) if isinstance(self.data, (str, os.PathLike)) else self.data
-        object.__setattr__(self, "data", tuple(str(p) for p in data))
-        object.__setattr__(self, "out", str(self.out))
-        object.__setattr__(self, "down_dims", tuple(int(d) for d in self.down_dims))
-        if self.tasks is not None:
-            tasks = (self.tasks,) if isinstance(self.tasks, str) else tuple(self.tasks)
-            object.__setattr__(self, "tasks", tasks)
-            unknown = [t for t in tasks if t not in TASKS]
-            if unknown:
-                raise ValueError(f"unknown task(s) {', '.join(unknown)}; tasks: {', '.join(TASKS)}")
-        for name, allowed in (("obs", OBS_KINDS), ("cond", COND_KINDS), ("frame", FRAMES), ("prediction", PREDICTIONS),
-                              ("device", DEVICES),
-                              ("mixed_precision", PRECISIONS)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        for name, low in (("steps", 1), ("batch_size", 1), ("warmup_steps", 0), ("checkpoint_every", 0),
-                          ("log_every", 1), ("num_workers", 0), ("embed_dim", 1)):
-            if int(getattr(self, name)) < low:
-                raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr!r}")
-        if not self.down_dims:
-            raise ValueError("down_dims must name at least one U-Net width")
-
-    def policy_config(self) -> PolicyConfig:
-        size = TINY if self.tiny else dict(embed_dim=self.embed_dim, down_dims=self.down_dims)
-        return PolicyConfig(obs=self.obs, cond=self.cond, memory=self.memory, frame=self.frame,
-                            prediction=self.prediction, state_objects=self.state_objects, **size)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @staticmethod
-    def from_dict(d: dict) -> "TrainOptions":
-        older = {"frame": "world", "prediction": "epsilon", "state_objects": True}  # older runs lack these
-        return TrainOptions(**{**older, **d})
 
 
 @dataclass(frozen=True)
@@ -256,10 +182,12 @@ def _load_checkpoint(folder: Path, policy: DiffusionPolicy, ema, optimizer, sche
 
 # ---- training ------------------------------------------------------------------------------------
 def train_policy(options: TrainOptions, progress: Callable[[int, int, dict], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> TrainResult:
+                 should_stop: Callable[[], bool] | None = None, report: Callable[[str], None] | None = None
+                 ) -> TrainResult:
     """Train (or resume) a run; ValueError with a one-line reason when it cannot start.
     `progress(step, total, metrics)` runs on the main process after every step; `should_stop()` is
-    asked every step and ends the run with a checkpoint."""
+    asked every step and ends the run with a checkpoint; `report(line)` is told, on the main
+    process, each episode (or segment) that could not be used and why."""
     from diffusers.optimization import get_scheduler
     from diffusers.training_utils import EMAModel
 
@@ -281,6 +209,9 @@ def train_policy(options: TrainOptions, progress: Callable[[int, int, dict], Non
     main, rank, world = accelerator.is_main_process, accelerator.process_index, accelerator.num_processes
     if len(dataset) < world:
         raise ValueError(f"{len(dataset)} training windows cannot be shared by {world} processes")
+    if main and report is not None:  # the unusable ones; those the filters left out are only counted
+        for path, reason in dataset.skipped:
+            report(f"skipped {path}: {reason}")
     norm = NormStats.load(checkpoint / NORM_STATS_FILE) if checkpoint else dataset.norm_stats(config.frame)
     torch.manual_seed(options.seed)
     policy = DiffusionPolicy(config, norm).to(accelerator.device).train()
@@ -344,6 +275,9 @@ def train_policy(options: TrainOptions, progress: Callable[[int, int, dict], Non
                     "samples_per_s": steps_per_s * options.batch_size * world,
                     "elapsed_s": elapsed_before + now - started, "eta_s": (options.steps - step) / steps_per_s}
             log.write(last)
+            if not math.isfinite(last["loss"]):
+                raise ValueError(f"training diverged: the loss is {last['loss']} at step {step}; no checkpoint "
+                                 "written after the last good one")
             window.zero_()
             window_start = now
         if main and progress is not None:

@@ -9,25 +9,10 @@ transformers' `ResNetConfig`/`ResNetModel` (no pretrained weights: there is no m
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 from torch import nn
 
-
-@dataclass(frozen=True)
-class VisionConfig:
-    feature_dim: int = 64  # output per camera
-    hidden_sizes: tuple[int, ...] = (32, 64, 128, 256)  # ResNet-18 widths are (64, 128, 256, 512)
-    depths: tuple[int, ...] = (2, 2, 2, 2)
-    groups: int = 8  # GroupNorm groups
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @staticmethod
-    def from_dict(d: dict) -> "VisionConfig":
-        return VisionConfig(int(d["feature_dim"]), tuple(d["hidden_sizes"]), tuple(d["depths"]), int(d["groups"]))
+from models.policy_config import VisionConfig
 
 
 def _batch_to_group_norm(module: nn.Module, groups: int) -> nn.Module:

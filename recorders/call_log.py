@@ -1,8 +1,9 @@
 """Logged calls of the robot API: what was called, when, by whom, and how it ended.
 
 A `CallLog` times calls on one clock (the workcell's). Every call, ok, failed with its reason, or
-aborted, becomes one `CallRecord`; when it ends the record is kept in `log.records` and handed as a
-plain dict to the sink (the episode writer). Motion calls are timed with `record()`, memory,
+aborted, becomes one frozen `CallRecord`: a call starts as a record with status "running", and when
+it ends the log builds its finished record, keeps it in `log.records` and hands it as a plain dict
+to the sink (the episode writer). Reading an episode gives the same frozen records back. Motion calls are timed with `record()`, memory,
 query and terminal calls are zero-duration `instant()` events, and hotkey-labelled teleop
 stretches are opened with `open_call()` and closed later by the operator with `close_call()`.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import math
 import threading
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable, Iterator
 
 from recorders.robot_api_spec import Call
@@ -33,11 +34,11 @@ class CallRecordError(ValueError):
     """A logged call (e.g. read from a file) is malformed; the message says which field."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class CallRecord:
     code: str  # canonical code of the call
     name: str
-    args: list  # JSON-able: strings, numbers, nested calls as {"name", "args"} dicts
+    args: tuple  # JSON-able values: strings, numbers, nested calls as {"name", "args"} dicts
     t_start: float  # seconds on the log's clock
     t_end: float | None  # None while running
     status: str  # one of STATUSES
@@ -51,6 +52,7 @@ class CallRecord:
             raise CallRecordError(f"call source must be one of {', '.join(SOURCES)}, got {self.source!r}")
         if self.t_end is not None and self.t_end < self.t_start:
             raise CallRecordError(f"call {self.code} ends ({self.t_end}) before it starts ({self.t_start})")
+        object.__setattr__(self, "args", tuple(self.args))
 
     @property
     def duration(self) -> float | None:
@@ -59,10 +61,10 @@ class CallRecord:
     @property
     def call(self) -> Call:
         """The logged call as a `Call` value."""
-        return Call.from_json({"name": self.name, "args": self.args})
+        return Call.from_json({"name": self.name, "args": list(self.args)})
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "args": list(self.args)}
 
     @staticmethod
     def from_dict(d: dict) -> "CallRecord":
@@ -76,7 +78,7 @@ class CallRecord:
         if not isinstance(args, (list, tuple)):
             raise CallRecordError(f"logged call {d['code']!r}: args must be a list")
         reason = d.get("reason")
-        return CallRecord(str(d["code"]), str(d["name"]), list(args), _time(d, "t_start"),
+        return CallRecord(str(d["code"]), str(d["name"]), tuple(args), _time(d, "t_start"),
                           None if d.get("t_end") is None else _time(d, "t_end"), d["status"], d["source"],
                           None if reason is None else str(reason))
 
@@ -108,19 +110,21 @@ class CallLog:
             raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
         if not isinstance(call, Call):
             raise TypeError(f"expected a Call, got {type(call).__name__}")
-        return CallRecord(call.code, call.name, call.to_json()["args"], self.clock(), None, "running", source)
+        return CallRecord(call.code, call.name, tuple(call.to_json()["args"]), self.clock(), None, "running", source)
 
-    def _finish(self, rec: CallRecord, status: str, reason: str | None = None, t_end: float | None = None) -> None:
-        rec.t_end = self.clock() if t_end is None else t_end
-        rec.status, rec.reason = status, reason
+    def _finish(self, running: CallRecord, status: str, reason: str | None = None,
+                t_end: float | None = None) -> CallRecord:
+        rec = replace(running, t_end=self.clock() if t_end is None else t_end, status=status, reason=reason)
         with self._lock:
             self.records.append(rec)
         if self.sink is not None:
             self.sink(rec.to_dict())
+        return rec
 
     @contextmanager
     def record(self, call: Call, source: str = "script") -> Iterator[CallRecord]:
-        """Time the body as this call; failures and aborts are logged, then re-raised."""
+        """Time the body as this call; failures and aborts are logged, then re-raised. Yields the
+        running record; the finished one is `records[-1]` once the body ended."""
         rec = self._start(call, source)
         try:
             yield rec
@@ -140,9 +144,8 @@ class CallLog:
 
     def instant(self, call: Call, source: str = "script") -> CallRecord:
         """A zero-duration event (memory, query and terminal calls)."""
-        rec = self._start(call, source)
-        self._finish(rec, "ok", t_end=rec.t_start)
-        return rec
+        running = self._start(call, source)
+        return self._finish(running, "ok", t_end=running.t_start)
 
     # ---- hotkey-labelled teleop stretches -----------------------------------------------------
     @property
@@ -159,12 +162,11 @@ class CallLog:
             return self._open
 
     def close_call(self, status: str = "ok", reason: str | None = None) -> CallRecord:
-        """End the open stretch with `status` (ok, failed or aborted) and log it."""
+        """End the open stretch with `status` (ok, failed or aborted), log it and return its record."""
         if status not in FINAL_STATUSES:
             raise ValueError(f"status must be one of {', '.join(FINAL_STATUSES)}, got {status!r}")
         with self._lock:
             if self._open is None:
                 raise RuntimeError("no call is open")
-            rec, self._open = self._open, None
-        self._finish(rec, status, reason)
-        return rec
+            running, self._open = self._open, None
+        return self._finish(running, status, reason)

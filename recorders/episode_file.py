@@ -3,8 +3,9 @@
 This module owns the schema; nothing else opens episode files with h5py directly.
 ```
 / attrs   format_version, task, instruction, robot (sim | franky-sim | franky), control_hz, seed (-1: none),
-          split, created (ISO-8601), clock (sim | monotonic), scene (JSON), success (1 | 0 | -1 unknown),
-          recovered (0 | 1), labels_edited (0 | 1)
+          split, created (ISO-8601), clock (sim | monotonic), scene (JSON: spec, roles, program and
+          provenance, see recorders/episode_meta.py), success (1 | 0 | -1 unknown), recovered (0 | 1),
+          labels_edited (0 | 1), memory (JSON, optional)
 /streams/<name>/data   (N, *shape); attrs kind (array | rgb | depth | audio), rate_hz (nominal), meta (JSON)
 /streams/<name>/time   (N,) float64 seconds since the episode's start on its one clock (NaN: never written)
 /calls    (M,) variable-length UTF-8, one JSON object per logged robot-API call (appendable while recording)
@@ -15,7 +16,8 @@ chunk, compressed with Blosc-LZ4 and byte shuffle (1.4 ms per 640x480 RGB-D pair
 at 30 fps record on two cores with no drops, where h5py's built-in lzf (12 ms a pair) took a whole
 core and dropped 938 frames in the 60 s `bench recording`.
 Files written before calls and labels became string rows (calls as JSON-lines bytes, labels as one
-JSON list) are still version 1 and still read.
+JSON list), and before the scene held a provenance, are still version 1 and still read. Readers get
+calls and labels as frozen records (`CallRecord`, `Segment`), never as dicts.
 
 Writing a recording lives in recorders/episode_writer.py (it builds datasets with `create_stream` and
 `create_calls` below); this module reads, summarises, recovers partial files and rewrites labels, and
@@ -32,12 +34,13 @@ import h5py
 import hdf5plugin  # registers the Blosc filter of image streams
 import numpy as np
 
+from recorders.call_log import CallRecord
+from recorders.episode_meta import EpisodeMeta
+from recorders.segmentation import IDLE, PROVENANCES, Segment, segment_calls
+
 FORMAT_VERSION = 1
 CONTROL_STREAM = "action"
 PARTIAL_SUFFIX = ".partial"
-ROBOTS = ("sim", "franky-sim", "franky")
-CLOCKS = ("sim", "monotonic")
-PROVENANCES = ("auto", "edited")
 KIND_DTYPES = {"array": ("float32", "float64"), "rgb": ("uint8",), "depth": ("uint16",), "audio": ("int16",)}
 KIND_NDIMS = {"rgb": 3, "depth": 2, "audio": 1}
 _LABELS_TMP = "labels.new"  # write_labels' staging name; read if a crash left it alone
@@ -68,6 +71,10 @@ class UnsupportedVersionError(EpisodeError):
 
 class EpisodeWriteError(EpisodeError):
     """Writing a recording failed (disk full, file removed under the writer, ...)."""
+
+
+class EpisodeExistsError(EpisodeWriteError):
+    """A recording would replace a finished episode or an unfinished one (its `.partial`)."""
 
 
 @dataclass(frozen=True)
@@ -103,34 +110,11 @@ class StreamSpec:
         return (4096 if self.kind == "audio" else 256, *self.shape)
 
 
-@dataclass(frozen=True)
-class EpisodeMeta:
-    task: str  # task id, e.g. "swap"
-    instruction: str  # the task text
-    robot: str  # sim | franky-sim | franky
-    control_hz: float
-    seed: int = -1  # -1: none
-    split: str = ""
-    clock: str = "monotonic"  # sim | monotonic
-    scene: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        if not self.task:
-            raise ValueError("episode task must be a non-empty task id")
-        if self.robot not in ROBOTS:
-            raise ValueError(f"robot must be one of {', '.join(ROBOTS)}, got {self.robot!r}")
-        if self.clock not in CLOCKS:
-            raise ValueError(f"clock must be one of {', '.join(CLOCKS)}, got {self.clock!r}")
-        if not self.control_hz > 0:
-            raise ValueError(f"control_hz must be > 0, got {self.control_hz}")
-        json.dumps(self.scene)
-
-
 # ---- schema: the writer, recovery and label edits build datasets only through these --------------
 def root_attrs(meta: EpisodeMeta, created: str) -> dict:
     return {"format_version": FORMAT_VERSION, "task": meta.task, "instruction": meta.instruction,
             "robot": meta.robot, "control_hz": float(meta.control_hz), "seed": int(meta.seed), "split": meta.split,
-            "created": created, "clock": meta.clock, "scene": json.dumps(meta.scene), "success": -1,
+            "created": created, "clock": meta.clock, "scene": meta.scene_json(), "success": -1,
             "recovered": 0, "labels_edited": 0}
 
 
@@ -259,10 +243,8 @@ class Episode:
         try:
             self.format_version = _check_version(self.path, h5)
             a = h5.attrs
-            self.meta = EpisodeMeta(task=str(a["task"]), instruction=str(a.get("instruction", "")),
-                                    robot=str(a["robot"]), control_hz=float(a["control_hz"]),
-                                    seed=int(a.get("seed", -1)), split=str(a.get("split", "")),
-                                    clock=str(a.get("clock", "monotonic")), scene=json.loads(str(a.get("scene", "{}"))))
+            self.scene: dict = json.loads(str(a.get("scene", "{}")))  # as stored, for readers that take JSON
+            self.meta = EpisodeMeta.from_attrs(a, self.scene)
             self.created = str(a.get("created", ""))
             s = int(a.get("success", -1))
             self.success: bool | None = None if s < 0 else bool(s)
@@ -278,6 +260,9 @@ class Episode:
             raise TruncatedEpisodeError(f"{path} is missing or has damaged episode fields ({_short(e)})") from None
         if frames == 0:
             h5.close()
+            if is_partial(self.path):
+                raise EmptyEpisodeError(f"{path} is an unfinished recording ({PARTIAL_SUFFIX}) with no frames: "
+                                        f"it was killed before its first flush and holds nothing to recover")
             raise EmptyEpisodeError(f"{path} has no frames (stream {CONTROL_STREAM!r} is empty or missing)")
 
     task = property(lambda self: self.meta.task)
@@ -287,7 +272,7 @@ class Episode:
     seed = property(lambda self: self.meta.seed)
     split = property(lambda self: self.meta.split)
     clock = property(lambda self: self.meta.clock)
-    scene = property(lambda self: self.meta.scene)
+    provenance = property(lambda self: self.meta.provenance)
 
     def __enter__(self) -> "Episode":
         return self
@@ -325,6 +310,11 @@ class Episode:
                 "meta": s.meta}
 
     @property
+    def unfinished(self) -> bool:
+        """A `.partial` file: a recording in progress or killed, not yet recovered."""
+        return is_partial(self.path)
+
+    @property
     def frames(self) -> int:
         return self.stream_count(CONTROL_STREAM)
 
@@ -334,8 +324,28 @@ class Episode:
         return float(t[-1] - t[0] + 1.0 / self.control_hz) if len(t) else 0.0
 
     @property
-    def calls(self) -> list[dict]:
-        return self._read("calls", lambda: _json_rows(self.h5["calls"])) if "calls" in self.h5 else []
+    def calls_logged(self) -> bool:
+        """Whether the file has a call log at all (an imported or foreign file may not)."""
+        return "calls" in self.h5
+
+    @property
+    def calls_missing(self) -> str | None:
+        """Why segments cannot be derived from this episode's calls (None: they can): it has no call
+        log, or an empty one although its labels name calls, so the calls were lost, not absent.
+        Re-segmenting such an episode would replace its labels with one idle segment."""
+        if not self.calls_logged:
+            return "it has no call log (/calls), so segments cannot be derived from its calls"
+        if not self.calls and any(s.code != IDLE for s in self.labels):
+            return "its call log is empty although its labels name calls, so the calls were lost"
+        return None
+
+    @property
+    def calls(self) -> tuple[CallRecord, ...]:
+        """The logged robot-API calls, in the order they ended."""
+        if not self.calls_logged:
+            return ()
+        rows = self._read("calls", lambda: _json_rows(self.h5["calls"]))
+        return self._parsed("calls", lambda: tuple(CallRecord.from_dict(d) for d in rows))
 
     @property
     def memory(self) -> dict | None:
@@ -350,11 +360,18 @@ class Episode:
             raise TruncatedEpisodeError(f"{self.path}: its memory is not readable JSON") from None
 
     @property
-    def labels(self) -> list[dict]:
+    def labels(self) -> tuple[Segment, ...]:
         for name in ("labels", _LABELS_TMP):
             if name in self.h5:
-                return self._read("labels", lambda: _json_rows(self.h5[name]))
-        return []
+                rows = self._read("labels", lambda: _json_rows(self.h5[name]))
+                return self._parsed("labels", lambda: tuple(Segment.from_dict(d) for d in rows))
+        return ()
+
+    def _parsed(self, what: str, fn):
+        try:
+            return fn()
+        except (KeyError, TypeError, ValueError) as e:  # CallRecordError is a ValueError
+            raise TruncatedEpisodeError(f"{self.path}: its {what} are malformed ({_short(e)})") from None
 
 
 def open_episode(path) -> Episode:
@@ -372,16 +389,15 @@ def episode_summary(ep: Episode) -> dict:
             info = ep.stream_info(name)
             streams[name] = {"shape": info["shape"], "count": info["count"], "rate_hz": info["rate_hz"],
                              "kind": info["kind"]}
-        calls = [{"code": c.get("code"), "t_start": c.get("t_start"), "t_end": c.get("t_end"),
-                  "status": c.get("status"), "source": c.get("source"),
-                  **({"reason": c["reason"]} if c.get("reason") else {})} for c in ep.calls]
-        segments = [{"start": s["start"], "end": s["end"], "code": s["code"], "source": s.get("source", "auto")}
-                    for s in ep.labels]
+        calls = [{"code": c.code, "t_start": c.t_start, "t_end": c.t_end, "status": c.status, "source": c.source,
+                  **({"reason": c.reason} if c.reason else {})} for c in ep.calls]
+        segments = [{"start": s.start, "end": s.end, "code": s.code, "source": s.source} for s in ep.labels]
         return {"task": ep.task, "instruction": ep.instruction, "robot": ep.robot, "frames": ep.frames,
                 "duration_s": round(ep.duration_s, 3), "control_hz": ep.control_hz, "streams": streams,
                 "calls": calls, "segments": segments, "success": ep.success,
-                "format_version": ep.format_version, "recovered": ep.recovered, "seed": ep.seed, "split": ep.split,
-                "memory": ep.memory}
+                "format_version": ep.format_version, "recovered": ep.recovered, "unfinished": ep.unfinished,
+                "seed": ep.seed, "split": ep.split, "memory": ep.memory,
+                "provenance": None if ep.provenance is None else ep.provenance.to_json()}
     except _READ_ERRORS as e:
         raise TruncatedEpisodeError(f"{ep.path} is damaged ({_short(e)})") from None
 
@@ -399,7 +415,7 @@ def write_labels(path, labels: list[dict], edited: bool | None = None) -> None:
     """
     path = Path(path)
     rows = encode_labels(labels)
-    if path.name.endswith(PARTIAL_SUFFIX):
+    if is_partial(path):
         raise TruncatedEpisodeError(f"{path} is an unfinished recording; recover it before editing labels")
     with open_episode(path):
         pass  # typed errors before anything is written
@@ -424,6 +440,10 @@ def find_partials(folder) -> list[Path]:
     """Partial files of recordings that never finished, oldest name first."""
     folder = Path(folder)
     return sorted(folder.glob("*" + PARTIAL_SUFFIX)) if folder.is_dir() else []
+
+
+def is_partial(path: Path) -> bool:
+    return Path(path).name.endswith(PARTIAL_SUFFIX)
 
 
 def final_path_of(partial: Path) -> Path:
@@ -468,8 +488,6 @@ def recover_partial(partial) -> Path:
     """Turn what a killed recorder had flushed into a finished episode marked `recovered` (success
     unknown, labels derived from the calls) and remove the partial. An episode already at the final
     name is never overwritten: the recovered one gets a `.recovered` name instead."""
-    from recorders.segmentation import segment_calls
-
     partial = Path(partial)
     src = _open_h5(partial)
     final = _free_name(final_path_of(partial))
@@ -494,7 +512,7 @@ def recover_partial(partial) -> Path:
             create_calls(dst, [json.dumps(c) for c in calls])
             times = dst["streams"][CONTROL_STREAM]["time"][:]
             try:
-                labels = [s.to_dict() for s in segment_calls(calls, times)]
+                labels = [s.to_dict() for s in segment_calls([CallRecord.from_dict(c) for c in calls], times)]
             except (KeyError, TypeError, ValueError):  # calls from another tool: recover the data unlabelled
                 labels = []
             store_labels(dst, encode_labels(labels))

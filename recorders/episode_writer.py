@@ -8,7 +8,8 @@ in SWMR mode, so the file on disk is consistent after every flush) and flushes a
 `flush_interval` seconds: a SIGKILL loses at most the last second, and
 `recorders.episode_file.recover_partial` turns the partial into an episode. `finish` drains the
 queue, closes the file, reopens it to write success and labels (attributes cannot be created in
-SWMR mode) and renames it to its final name.
+SWMR mode) and renames it to its final name. A finished episode is never overwritten: a writer
+refuses a path where an episode or a partial already is (`EpisodeExistsError`).
 """
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ import h5py
 import numpy as np
 
 from recorders.episode_file import (
-    CONTROL_STREAM, PARTIAL_SUFFIX, EpisodeMeta, EpisodeWriteError, StreamSpec, create_calls, create_stream,
-    encode_labels, root_attrs, store_labels,
+    CONTROL_STREAM, PARTIAL_SUFFIX, EpisodeExistsError, EpisodeMeta, EpisodeWriteError, StreamSpec, create_calls,
+    create_stream, encode_labels, root_attrs, store_labels,
 )
 
 _STOP = object()
@@ -55,8 +56,7 @@ class EpisodeWriter:
             raise ValueError(f"flush_interval must be in (0, 1] s, got {flush_interval}")
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
-        if self.partial.exists():
-            raise FileExistsError(f"{self.partial} is an unfinished recording; recover or delete it first")
+        self._refuse_existing()
         self.flush_interval = flush_interval
         self.drop_when_full = drop_when_full
         self.dropped: Counter[str] = Counter()
@@ -114,6 +114,7 @@ class EpisodeWriter:
         self._check_open()
         self._stop()
         self._raise_writer_error()
+        self._refuse_existing(partial=False)
         try:
             with h5py.File(self.partial, "r+") as f:
                 f.attrs["success"] = -1 if success is None else int(bool(success))
@@ -233,6 +234,12 @@ class EpisodeWriter:
             except EpisodeWriteError:
                 pass
             self._thread.join()
+
+    def _refuse_existing(self, partial: bool = True) -> None:
+        if self.path.exists():
+            raise EpisodeExistsError(f"{self.path} is a finished episode; a recording never overwrites one")
+        if partial and self.partial.exists():
+            raise EpisodeExistsError(f"{self.partial} is an unfinished recording; recover or delete it first")
 
     def _check_open(self) -> None:
         self._raise_writer_error()

@@ -1,8 +1,8 @@
 """What one control tick observes, and how a tick is written to an episode.
 
-Shared by scripted recording (recorders/demo_recorder.py) and interactive recording (the GUI's
-record session), so both write exactly the same streams: the command of the tick, the
-proprioception taken just before it, the object poses and, with `obs="rgb"`, every camera.
+Used by every take (recorders/take.py), so scripted demos, the Record workspace and rollouts write
+exactly the same streams: the command the safety layer sent on the tick, the proprioception taken
+just before it, the object poses and, with `obs="rgb"`, every camera.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from recorders.arms.base import ArmCommand, ArmState
 from recorders.episode_file import StreamSpec
 from recorders.episode_writer import EpisodeWriter
 from recorders.pose import Pose
-from recorders.workcell import Workcell
+from recorders.cell.workcell import Workcell
 
 OBS_KINDS = ("state", "rgb")
 

@@ -2,7 +2,9 @@
 
 `RobotAPI.execute(call, source)` resolves nested arguments (recall(...), free_space(...) as place
 targets, each logged as an instantaneous event), runs the scripted skill, and logs the call with
-its status (ok | failed | aborted), whoever asked for it (script, gui, hotkey, planner).
+its status (ok | failed | aborted), whoever asked for it (script, gui, hotkey, planner). A recorder
+follows the skills' control ticks through `before_tick` (observe) and `on_tick` (the command the
+safety layer sent), see recorders/skills.py.
 """
 from __future__ import annotations
 
@@ -15,8 +17,8 @@ from recorders.memory import Memory
 from recorders.pose import Pose, quat_yaw
 from recorders.robot_api_spec import API, Call, InvalidCallError
 from recorders.cell.scene import CUBE_SIZE, TABLE_AREA
-from recorders.skills import Skills, TickCallback
-from recorders.workcell import Workcell
+from recorders.skills import BeforeTick, Skills, TickCallback
+from recorders.cell.workcell import Workcell
 
 FREE_SPACE_CLEARANCE = 0.09  # m from any cube or remembered pose
 
@@ -25,11 +27,12 @@ class RobotAPI:
     """The subtask functions bound to one workcell, its memory and a call log."""
 
     def __init__(self, cell: Workcell, log: CallLog | None = None, memory: Memory | None = None,
-                 on_tick: TickCallback | None = None, should_abort: Callable[[], bool] | None = None):
+                 on_tick: TickCallback | None = None, should_abort: Callable[[], bool] | None = None,
+                 before_tick: BeforeTick | None = None):
         self.cell = cell
         self.log = log or CallLog(clock=lambda: cell.arm.time())
         self.memory = memory or Memory()
-        self.skills = Skills(cell, on_tick, should_abort, on_gripper=self._capture)
+        self.skills = Skills(cell, on_tick, should_abort, on_gripper=self._capture, before_tick=before_tick)
         self.finished = False  # done() was called
 
     # ---- dispatch ------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Auto-segmentation: logged calls -> labels that tile the control timeline.
 
-Input: the logged calls (`CallRecord`s or their dicts, as read from an episode file) and the time
+Input: the logged calls (`CallRecord`s, as logged or read back from an episode file) and the time
 of every control frame. Motion calls (kind "motion" in the registry, whatever their source,
 including failed and aborted ones so a user can see them) become segments over the frames whose
 time lies in [t_start, t_end); a call still running covers the rest of the timeline. Frames
@@ -32,17 +32,21 @@ class Segment:
     end: int  # one past the last frame
     code: str  # the call's canonical code, or IDLE
     source: str = AUTO  # provenance: auto | edited
+    trimmed: bool = False  # idle frames the annotator cut off the episode's ends
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The /labels row: `trimmed` only where set, so readers that know {start, end, code,
+        source} see ordinary idle frames."""
+        d = asdict(self)
+        if not self.trimmed:
+            del d["trimmed"]
+        return d
 
     @staticmethod
     def from_dict(d: dict) -> "Segment":
-        return Segment(int(d["start"]), int(d["end"]), str(d["code"]), str(d.get("source", AUTO)))
-
-
-def _record(c) -> CallRecord:
-    return c if isinstance(c, CallRecord) else CallRecord.from_dict(c)
+        """The segment of a /labels row; KeyError, TypeError or ValueError when it is malformed."""
+        return Segment(int(d["start"]), int(d["end"]), str(d["code"]), str(d.get("source", AUTO)),
+                       bool(d.get("trimmed", False)))
 
 
 def _kind(rec: CallRecord) -> str | None:
@@ -68,14 +72,14 @@ def _runs(owner: np.ndarray) -> list[tuple[int, int, int]]:
 
 
 def segment_calls(calls, frame_times) -> list[Segment]:
-    """Auto segments for `calls` (CallRecords or dicts) over frames at `frame_times` (seconds).
+    """Auto segments for `calls` (CallRecords) over frames at `frame_times` (seconds).
 
     Calls of functions not in the registry are ignored."""
     times = _frame_times(frame_times)
     n = len(times)
     if n == 0:
         return []
-    motions = [r for r in map(_record, calls) if _kind(r) == "motion"]
+    motions = [r for r in calls if _kind(r) == "motion"]
     order = sorted(range(len(motions)), key=lambda k: motions[k].t_start)  # stable: ties keep log order
     owner = np.full(n, -1)  # the motion call owning each frame, -1 for idle
     for k in order:  # later starts paint over earlier ones
@@ -114,7 +118,7 @@ def events(calls, frame_times) -> list[tuple[int, CallRecord]]:
     if n == 0:
         return []
     out = []
-    for rec in map(_record, calls):
+    for rec in calls:
         if _kind(rec) in ("memory", "query", "terminal"):
             frame = min(int(np.searchsorted(times, rec.t_start, side="left")), n - 1)
             out.append((frame, rec))

@@ -2,8 +2,13 @@
 
 A skill turns a goal (an object, a target position) into a stream of end-effector commands, one per
 control tick, and checks its own outcome from the workcell's observations; it raises `SkillFailed`
-with a reason a user can act on. Every command goes through `Motion.step`, which sends it to the
-arm (behind the safety layer) and then hands it to the recorder's tick callback.
+with a reason a user can act on. Every command goes through `Motion.step`:
+```
+before_tick()  -> the recorder observes the workcell (the state the command is paired with)
+cell.arm.command(cmd) -> the safety layer clamps it and returns what it sent
+on_tick(sent)  -> the recorder writes the command actually sent
+cell.arm.wait_tick()
+```
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from recorders.arms.base import DEFAULT_GRASP_FORCE_N, ArmCommand, ArmError
 from recorders.call_log import SkillFailed
 from recorders.pose import Pose, quat_yaw
 from recorders.cell.scene import CUBE_SIZE
-from recorders.workcell import Workcell
+from recorders.cell.workcell import Workcell
 
 CARRY_Z = 0.16  # m, TCP height for moving between places (clears a two-cube tower)
 APPROACH_DZ = 0.08  # m above a grasp or release point where the vertical approach starts
@@ -31,7 +36,8 @@ DIRECTIONS = {  # robot base frame: x points away from the robot, y to the robot
     "forward": np.array([1.0, 0.0]),
     "backward": np.array([-1.0, 0.0]),
 }
-TickCallback = Callable[[ArmCommand], None]
+TickCallback = Callable[[ArmCommand], None]  # given the command the safety layer sent
+BeforeTick = Callable[[], None]  # just before a command goes to the arm
 
 
 def grasp_yaw(object_yaw: float, current_yaw: float) -> float:
@@ -44,9 +50,10 @@ class Motion:
     """Streams end-effector commands to the arm, one per control tick."""
 
     def __init__(self, cell: Workcell, on_tick: TickCallback | None = None,
-                 should_abort: Callable[[], bool] | None = None):
+                 should_abort: Callable[[], bool] | None = None, before_tick: BeforeTick | None = None):
         self.cell = cell
         self.on_tick = on_tick
+        self.before_tick = before_tick
         self.should_abort = should_abort
         hz = cell.arm.info.control_hz
         self.dt = 1.0 / hz
@@ -60,15 +67,16 @@ class Motion:
 
         if self.should_abort is not None and self.should_abort():
             raise CallAborted("aborted by the operator")
-        cmd = ArmCommand(self.target, self.closed, self.force)
-        if self.on_tick is not None:  # the recorder pairs this command with the state before it
-            self.on_tick(cmd)
+        if self.before_tick is not None:  # the recorder observes the state this command is paired with
+            self.before_tick()
         try:
-            self.cell.arm.command(cmd)
+            sent = self.cell.arm.command(ArmCommand(self.target, self.closed, self.force))
         except ArmError as e:  # an e-stop between the check above and this command: still an abort
             if self.should_abort is not None and self.should_abort():
                 raise CallAborted(str(e)) from e
             raise
+        if self.on_tick is not None:
+            self.on_tick(sent)
         self.cell.arm.wait_tick()
 
     def move(self, position, yaw: float | None = None, speed: float = FAST, settle: int = 0) -> None:
@@ -100,15 +108,16 @@ class Skills:
 
     def __init__(self, cell: Workcell, on_tick: TickCallback | None = None,
                  should_abort: Callable[[], bool] | None = None,
-                 on_gripper: Callable[[str, str], None] | None = None):
+                 on_gripper: Callable[[str, str], None] | None = None, before_tick: BeforeTick | None = None):
         self.cell = cell
         self.on_tick = on_tick
+        self.before_tick = before_tick
         self.should_abort = should_abort
         self.on_gripper = on_gripper  # ("pick" | "place", obj) right after the gripper closed on / released obj
         self.held: str | None = None
 
     def _motion(self) -> Motion:
-        return Motion(self.cell, self.on_tick, self.should_abort)
+        return Motion(self.cell, self.on_tick, self.should_abort, self.before_tick)
 
     def sync_held(self) -> str | None:
         """Re-read which object is in the closed gripper (after teleop moved things by hand)."""

@@ -1,8 +1,11 @@
-"""Shared test set-up: offscreen Qt and EGL MuJoCo, and small scenes/instances."""
+"""Shared test set-up: offscreen Qt and EGL MuJoCo, small scenes/instances, and the rule that a test
+leaves no thread or child process of its own running (STYLE.md rule 15)."""
 from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -39,3 +42,65 @@ def normal_scheduling():
     yield
     if hasattr(os, "sched_setscheduler") and os.sched_getscheduler(0) != os.SCHED_OTHER:
         os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+
+# How long a thread or process a test has told to stop may take to end: generous, as on a loaded machine
+# the wait only ends early when everything has ended.
+LEAK_GRACE_S = 10.0
+
+
+def _python_threads() -> set[threading.Thread]:
+    """Running threads this process started through `threading`. Threads started by native code (Qt's,
+    libfranka's) only show up as `_DummyThread` once they call into Python, and no test can join them."""
+    return {t for t in threading.enumerate() if t.is_alive() and not isinstance(t, threading._DummyThread)}
+
+
+def _child_processes() -> dict[int, str]:
+    """pid -> name of this process's running (not zombie) descendants: psutil where installed, else /proc."""
+    try:
+        import psutil
+    except ImportError:
+        return _children_from_proc()
+    found = {}
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE:
+                found[child.pid] = " ".join(child.cmdline()[:4]) or child.name()
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
+def _children_from_proc() -> dict[int, str]:
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name, fields = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
+        if int(fields[1]) == os.getpid() and fields[0] != "Z":  # fields: state, ppid, ...
+            found[int(stat.parent.name)] = name
+    return found
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_running():
+    """Fail a test that leaves a thread or child process of its own running after its fixtures are torn
+    down. Those of higher-scoped fixtures (a module's franky-sim server) were started before it and
+    are not counted. It waits up to LEAK_GRACE_S for ones that are ending, on the threads themselves."""
+    threads_before, children_before = _python_threads(), set(_child_processes())
+    yield
+    deadline = time.monotonic() + LEAK_GRACE_S
+    for thread in _python_threads() - threads_before:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    children = {pid: name for pid, name in _child_processes().items() if pid not in children_before}
+    while children and time.monotonic() < deadline:
+        time.sleep(0.05)  # a process has no event to wait on from here; poll its state
+        children = {pid: name for pid, name in _child_processes().items() if pid not in children_before}
+    threads = sorted(f"{t.name} (daemon)" if t.daemon else t.name for t in _python_threads() - threads_before)
+    if threads or children:
+        processes = [f"{pid} {name}" for pid, name in sorted(children.items())]
+        left = [f"threads: {', '.join(threads)}"] if threads else []
+        left += [f"processes: {', '.join(processes)}"] if processes else []
+        pytest.fail(f"the test left running after {LEAK_GRACE_S:g} s: {'; '.join(left)}", pytrace=False)

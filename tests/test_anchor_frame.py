@@ -7,7 +7,7 @@ import torch
 from models.anchor_frame import (action_from_anchor, action_to_anchor, anchor_of, call_to_anchor, memory_to_anchor,
                                  state_to_anchor)
 from models.call_encoding import CallEncoding, encode_memory, zone_pose
-from models.policy_dataset import MAX_OBJECTS, STATE_DIM
+from models.policy_layout import MAX_OBJECTS, STATE_DIM
 from recorders.robot_api_spec import Call
 
 POSES = {"red cube": np.array([0.5, 0.1, 0.02, 1, 0, 0, 0], np.float32),

@@ -81,7 +81,7 @@ def test_save_and_reopen_shows_edits(panel, folder, qtbot):
     codes = [(s.code, s.source) for s in panel.model.segments]
     assert codes[:2] == [('pick("green cube")', "edited"), ('pick("green cube")', "edited")]
     with open_episode(folder / "stack_0000.h5") as ep:
-        assert ep.labels_edited and ep.labels[1]["start"] == 30
+        assert ep.labels_edited and ep.labels[1].start == 30
 
 
 def test_switching_episode_with_unsaved_edits_asks(panel, folder):

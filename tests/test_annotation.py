@@ -9,7 +9,7 @@ import pytest
 from app.annotation import SNAP_FRAMES, AnnotationError, AnnotationModel, InvalidCodeError
 from app.dataset import Dataset, DatasetError
 from recorders.episode_file import open_episode
-from recorders.segmentation import IDLE, check_tiling
+from recorders.segmentation import IDLE, Segment, check_tiling
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def test_trim_marks_outside_frames_and_blocks_edits_there(model, episode):
     assert model.trim == (8, n - 5)
     model.save()
     labels = open_episode(episode).labels
-    assert labels[0]["trimmed"] and labels[-1]["trimmed"] and not labels[1].get("trimmed")
+    assert labels[0].trimmed and labels[-1].trimmed and not labels[1].trimmed
     assert AnnotationModel.load(episode).trim == (8, n - 5)
     model.trim_start(0)  # untrim: the frames come back as idle
     assert model.trim[0] == 0 and model.segments[0] == model.segments[0].__class__(0, 8, IDLE, "edited")
@@ -155,9 +155,8 @@ def test_save_then_reopen_shows_edits_with_provenance(model, episode):
     assert not model.is_dirty()
     ep = open_episode(episode)
     assert ep.labels_edited
-    assert ep.labels[1] == {"start": 50, "end": ep.frames, "code": 'place("red cube", "purple zone")',
-                            "source": "edited"}
-    assert ep.labels[0]["source"] == "auto"
+    assert ep.labels[1] == Segment(50, ep.frames, 'place("red cube", "purple zone")', "edited")
+    assert ep.labels[0].source == "auto"
     ep.close()
     again = AnnotationModel.load(episode)
     assert again.segments == model.segments
@@ -190,3 +189,15 @@ def test_trash_and_restore(recorded, tmp_path):
     shutil.copy(back, moved)
     with pytest.raises(DatasetError, match="already exists"):
         ds.restore(moved)
+
+
+def test_resegment_is_refused_when_the_calls_are_missing(episode):
+    import h5py
+
+    with h5py.File(episode, "r+") as f:
+        del f["calls"]
+    model = AnnotationModel.load(episode)
+    before = model.segments
+    with pytest.raises(AnnotationError, match="no call log"):
+        model.resegment(keep_edits=False)
+    assert model.segments == before and not model.is_dirty()  # the labels are untouched

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from app.bench_inference import _norm, chunk_latency_ms
-from models.diffusion_policy import DiffusionPolicy, PolicyConfig
-from models.vision_encoder import VisionConfig
+from models.diffusion_policy import DiffusionPolicy
+from models.policy_config import PolicyConfig, VisionConfig
 
 
 def test_chunk_latency_of_state_and_rgb_policies():

@@ -88,7 +88,9 @@ def test_hotkey_stretches_open_and_close_one_at_a_time():
     assert sunk == []  # the refused open closed nothing
     clock.t = 1.5
     closed = log.close_call()
-    assert closed is opened and (closed.source, closed.t_end, closed.status) == ("hotkey", 1.5, "ok")
+    assert (closed.code, closed.source, closed.t_start, closed.t_end, closed.status) == \
+        (opened.code, "hotkey", 0.0, 1.5, "ok")
+    assert (opened.status, opened.t_end) == ("running", None)  # a record never changes once made
     assert log.open_record is None and sunk == [closed.to_dict()]
     with pytest.raises(RuntimeError, match="no call is open"):
         log.close_call()
@@ -107,7 +109,7 @@ def test_record_keeps_the_call_and_round_trips():
     with log.record(call, "planner"):
         pass
     rec = log.records[0]
-    assert rec.args == ["red cube", {"name": "recall", "args": ["red cube start"]}]
+    assert rec.args == ("red cube", {"name": "recall", "args": ["red cube start"]})
     assert rec.call == call
     assert CallRecord.from_dict(json.loads(json.dumps(rec.to_dict()))) == rec
 
@@ -136,7 +138,7 @@ def test_records_lacking_fields_are_refused():
         CallRecord.from_dict(["home()"])  # type: ignore[arg-type]
     old = CallRecord.from_dict({"code": "home()", "name": "home", "t_start": 1, "t_end": None,
                                 "status": "running", "source": "gui"})
-    assert (old.args, old.t_end, old.reason, old.duration) == ([], None, None, None)
+    assert (old.args, old.t_end, old.reason, old.duration) == ((), None, None, None)
 
 
 def test_calls_from_several_threads_are_all_kept():
@@ -152,3 +154,15 @@ def test_calls_from_several_threads_are_all_kept():
     for t in threads:
         t.join()
     assert len(log.records) == 800
+
+
+def test_records_are_frozen_and_a_finished_call_is_a_new_record():
+    import dataclasses
+
+    log = CallLog(Clock())
+    with log.record(PICK) as running:
+        pass
+    finished = log.records[0]
+    assert running.status == "running" and finished.status == "ok" and finished is not running
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        finished.status = "failed"  # type: ignore[misc]

@@ -9,6 +9,8 @@ from pathlib import Path
 import h5py
 import pytest
 
+from recorders.episode_file import open_episode
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -112,6 +114,59 @@ def test_inspect_bad_files_is_one_line_exit_2(tmp_path, swap_episodes):
         assert_one_line_error(cli("inspect", path, "--json"), path.name)
 
 
+def _empty_partial(path: Path) -> Path:
+    """What a recording killed before its first flush leaves: a partial with no frames."""
+    from recorders.episode_file import EpisodeMeta, StreamSpec
+    from recorders.episode_writer import EpisodeWriter
+
+    w = EpisodeWriter(path, EpisodeMeta("swap", "swap", "sim", 10.0), [StreamSpec("action", "array", (8,), "float32", 10.0)])
+    w.close_unfinished()
+    return w.partial
+
+
+def test_record_again_after_a_kill_keeps_finished_episodes_and_removes_empty_partials(tmp_path, swap_episodes):
+    out = tmp_path / "again"
+    out.mkdir()
+    finished = out / "swap_0000.h5"
+    finished.write_bytes((swap_episodes / "swap_0000.h5").read_bytes())
+    before = finished.read_bytes()
+    partial = _empty_partial(out / "swap_0001.h5")
+    r = cli("record", "--task", "swap", "--episodes", "2", "--seed", "0", "--obs", "state", "--out", out)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert f"removed an interrupted recording with no frames: {partial}" in r.stderr
+    assert "swap_0000.h5  ok, already recorded: kept" in r.stdout
+    assert finished.read_bytes() == before  # never overwritten
+    assert sorted(p.name for p in out.iterdir()) == ["swap_0000.h5", "swap_0001.h5"]
+    summary = json.loads(cli("inspect", out / "swap_0001.h5", "--json").stdout)
+    assert summary["success"] is True and "front_rgb" not in summary["streams"]
+    assert summary["provenance"] == {"driver": "script", "robot": "sim", "models": []}
+
+
+def test_inspect_says_when_a_file_is_an_unfinished_recording(tmp_path, swap_episodes):
+    partial = tmp_path / "swap_0000.h5.partial"
+    partial.write_bytes((swap_episodes / "swap_0000.h5").read_bytes())
+    r = cli("inspect", partial)
+    assert r.returncode == 0 and "UNFINISHED recording (.partial" in r.stderr, r.stderr
+    assert json.loads(cli("inspect", partial, "--json").stdout)["unfinished"] is True
+    assert json.loads(cli("inspect", swap_episodes / "swap_0000.h5", "--json").stdout)["unfinished"] is False
+    assert_one_line_error(cli("inspect", _empty_partial(tmp_path / "killed.h5")), "unfinished recording (.partial)")
+
+
+def test_segment_refuses_an_episode_without_its_calls(tmp_path, swap_episodes):
+    lost, emptied = tmp_path / "lost.h5", tmp_path / "emptied.h5"
+    for f in (lost, emptied):
+        f.write_bytes((swap_episodes / "swap_0001.h5").read_bytes())
+    with h5py.File(lost, "r+") as f:
+        del f["calls"]
+    with h5py.File(emptied, "r+") as f:
+        f["calls"].resize((0,))
+    for f, reason in ((lost, "no call log"), (emptied, "call log is empty although its labels name calls")):
+        before = json.loads(cli("inspect", f, "--json").stdout)["segments"]
+        assert len(before) > 1
+        assert_one_line_error(cli("segment", f), reason)
+        assert json.loads(cli("inspect", f, "--json").stdout)["segments"] == before  # labels untouched
+
+
 def test_record_out_must_be_a_folder(tmp_path):
     f = tmp_path / "file"
     f.write_text("")
@@ -139,6 +194,10 @@ def test_train_policy_writes_a_run_and_refuses_to_overwrite_it(swap_episodes, tm
     r = cli("run", "--task", "stack", "--policy", run, "--out", tmp_path / "ep.h5", "--max-call-s", "1")
     assert r.returncode == 0, r.stderr
     assert 'pick("' in r.stdout and "failed" in r.stdout and (tmp_path / "ep.h5").is_file()
+    with open_episode(tmp_path / "ep.h5") as ep:  # the episode names the policy that drove it, by checkpoint
+        provenance = ep.meta.provenance
+    assert provenance.driver == "policy" and provenance.robot == "sim"
+    assert [(m.role, m.run, Path(m.checkpoint).name) for m in provenance.models] == [("policy", str(run), "final")]
     r = cli("eval", "--policy", run, "--tasks", "stack", "--episodes", "1", "--max-call-s", "1", "--json")
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)

@@ -6,9 +6,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from models.anchor_frame import action_to_anchor
-from models.diffusion_policy import DiffusionPolicy, PolicyConfig
+from models.diffusion_policy import DiffusionPolicy
 from models.policy_dataset import PolicyDataset
-from models.vision_encoder import VisionConfig
+from models.policy_config import PolicyConfig, VisionConfig
 
 pytestmark = pytest.mark.slow
 TINY = dict(embed_dim=32, down_dims=(32, 64), step_embed_dim=16,

@@ -11,11 +11,16 @@ import numpy as np
 import pytest
 
 from app.bench_recording import bench_recording
+from recorders.call_log import CallRecord
 from recorders.episode_file import (
-    EmptyEpisodeError, EpisodeError, EpisodeMeta, EpisodeWriteError, NotAnEpisodeError, StreamSpec,
-    TruncatedEpisodeError, UnsupportedVersionError, episode_summary, find_partials, open_episode, recover_partial, write_labels,
+    EmptyEpisodeError, EpisodeError, EpisodeExistsError, EpisodeMeta, EpisodeWriteError, NotAnEpisodeError,
+    StreamSpec, TruncatedEpisodeError, UnsupportedVersionError, episode_summary, find_partials, open_episode,
+    recover_partial, write_labels,
 )
+from recorders.episode_meta import ModelRef, Provenance
 from recorders.episode_writer import EpisodeWriter
+from recorders.segmentation import Segment
+from recorders.task_suite import make_instance
 from tests.fixtures import make_fixtures as fx
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -26,14 +31,14 @@ SUMMARY_KEYS = {"task", "instruction", "robot", "frames", "duration_s", "control
 @pytest.mark.parametrize("name", ["episode_v1.h5", "episode_v1_jsonlines.h5"])
 def test_reads_the_version_1_fixtures(name):
     with open_episode(FIXTURES / name) as ep:
-        assert ep.meta == fx.META and ep.created == fx.CREATED
+        assert ep.meta == fx.META and ep.created == fx.CREATED and ep.scene == fx.SCENE and ep.provenance is None
         assert ep.format_version == 1 and ep.success is True and not ep.recovered and ep.labels_edited
         assert [ep.stream_spec(s.name) for s in fx.STREAMS] == fx.STREAMS
         for s in fx.STREAMS:
             expected = np.stack([fx.sample(s.name, i) for i in range(fx.rows(s.name))])
             assert np.array_equal(ep.stream_data(s.name)[:], expected)
             assert ep.stream_time(s.name) == pytest.approx(np.arange(fx.rows(s.name)) / s.rate_hz)
-        assert ep.calls == fx.CALLS and ep.labels == fx.LABELS
+        assert ep.calls == records(fx.CALLS) and ep.labels == segments(fx.LABELS)
         s = episode_summary(ep)
     assert SUMMARY_KEYS <= set(s)
     assert s["frames"] == 6 and s["duration_s"] == 0.6 and s["success"] is True and s["control_hz"] == 10.0
@@ -53,10 +58,23 @@ def test_layout_one_compressed_frame_per_chunk():
         assert h5py.check_string_dtype(f["calls"].dtype).encoding == "utf-8" and f["labels"].shape == (3,)
 
 
+PUSH = make_instance("push", 3)
+
+
 def meta(**kw) -> EpisodeMeta:
+    provenance = Provenance("policy", "franky-sim", (ModelRef("policy", "runs/p", "runs/p/step_100"),
+                                                     ModelRef("planner", "runs/q")))
     return EpisodeMeta(**{**dict(task="push", instruction="push the red cube to the left", robot="franky-sim",
-                                 control_hz=10.0, seed=3, split="test", clock="monotonic",
-                                 scene={"cubes": ["red"], "zones": {"left": [0.1, 0.2]}}), **kw})
+                                 control_hz=10.0, seed=3, split="test", clock="monotonic", scene=PUSH.scene,
+                                 roles=PUSH.roles, program=PUSH.program_code, provenance=provenance), **kw})
+
+
+def records(calls: list[dict]) -> tuple[CallRecord, ...]:
+    return tuple(CallRecord.from_dict(c) for c in calls)
+
+
+def segments(labels: list[dict]) -> tuple[Segment, ...]:
+    return tuple(Segment.from_dict(s) for s in labels)
 
 
 SPECS = [StreamSpec("action", "array", (8,), "float32", 10.0), StreamSpec("cam", "rgb", (8, 8, 3), "uint8", 10.0)]
@@ -83,7 +101,7 @@ def test_round_trip_of_every_field(tmp_path):
     data = {s.name: rng.integers(0, 200, (40, *s.shape)).astype(s.dtype) for s in specs}
     times = {s.name: np.sort(rng.random(40)) for s in specs}
     calls = [{"code": "home()", "name": "home", "args": [], "t_start": 0.0, "t_end": 0.2, "status": "ok",
-              "source": "teleop", "reason": None},
+              "source": "hotkey", "reason": None},
              {"code": 'pick("a")', "name": "pick", "args": ["a"], "t_start": 0.2, "t_end": 0.4, "status": "aborted",
               "source": "gui", "reason": "operator stop", "extra": {"nested": [1, 2]}}]
     labels = [{"start": 0, "end": 15, "code": "home()", "source": "auto"},
@@ -104,7 +122,8 @@ def test_round_trip_of_every_field(tmp_path):
             assert ep.stream_spec(s.name) == s
             assert np.array_equal(ep.stream_data(s.name)[:], data[s.name])
             assert np.array_equal(ep.stream_time(s.name), times[s.name])
-        assert ep.calls == calls and ep.labels == labels and ep.frames == 40
+        assert ep.calls == records(calls) and ep.labels == segments(labels) and ep.frames == 40
+        assert ep.provenance.models[0].checkpoint == "runs/p/step_100" and ep.scene["roles"] == PUSH.roles
         summary = episode_summary(ep)
     assert summary["robot"] == "franky-sim" and summary["success"] is False and summary["frames"] == 40
     assert summary["streams"]["object_poses"] == {"shape": [3, 7], "count": 40, "rate_hz": 100.0, "kind": "array"}
@@ -116,7 +135,7 @@ def test_unknown_success_reads_as_none(tmp_path):
     w = writer(tmp_path)
     fill(w, 3)
     with open_episode(w.finish(None, [])) as ep:
-        assert ep.success is None and episode_summary(ep)["success"] is None and ep.labels == []
+        assert ep.success is None and episode_summary(ep)["success"] is None and ep.labels == ()
 
 
 def test_append_copies_the_sample_and_checks_it(tmp_path):
@@ -204,12 +223,12 @@ def test_write_labels_replaces_them_and_marks_edits(tmp_path):
            {"start": 5, "end": 20, "code": 'pick("a")', "source": "edited"}]
     write_labels(final, new)
     with open_episode(final) as ep:
-        assert ep.labels == new and ep.labels_edited
+        assert ep.labels == segments(new) and ep.labels[0].trimmed and ep.labels_edited
     with pytest.raises(ValueError, match="source auto|edited"):
         write_labels(final, [{"start": 0, "end": 20, "code": "idle", "source": "guessed"}])
     write_labels(final, new[:1], edited=False)
     with open_episode(final) as ep:
-        assert ep.labels == new[:1] and not ep.labels_edited
+        assert ep.labels == segments(new[:1]) and not ep.labels_edited
 
 
 def test_labels_survive_a_kill_between_unlink_and_move(tmp_path):
@@ -219,10 +238,10 @@ def test_labels_survive_a_kill_between_unlink_and_move(tmp_path):
     with h5py.File(final, "r+") as f:  # the state write_labels leaves if killed between its two steps
         f.move("labels", "labels.new")
     with open_episode(final) as ep:
-        assert ep.labels == [{"start": 0, "end": 4, "code": "idle", "source": "edited"}]
+        assert ep.labels == (Segment(0, 4, "idle", "edited"),)
     write_labels(final, [{"start": 0, "end": 4, "code": "home()", "source": "edited"}])
     with open_episode(final) as ep:
-        assert ep.labels[0]["code"] == "home()" and "labels.new" not in ep.h5
+        assert ep.labels[0].code == "home()" and "labels.new" not in ep.h5
 
 
 def test_exception_keeps_a_recoverable_partial(tmp_path):
@@ -233,27 +252,78 @@ def test_exception_keeps_a_recoverable_partial(tmp_path):
                         "source": "script", "reason": None})
             raise RuntimeError("robot unplugged")
     (partial,) = find_partials(tmp_path)
-    with pytest.raises(FileExistsError, match="unfinished recording"):
+    with pytest.raises(EpisodeExistsError, match="unfinished recording"):
         writer(tmp_path)
     recovered = recover_partial(partial)
     assert recovered == tmp_path / "ep.h5" and not partial.exists()
     with open_episode(recovered) as ep:
         assert ep.recovered and ep.success is None and ep.frames == 20 and ep.meta == meta()
         assert np.array_equal(ep.stream_data("cam")[:, 0, 0, 0], np.arange(20))
-        assert ep.calls[0]["code"] == "home()"
-        assert [s["code"] for s in ep.labels] == ["idle", "home()", "idle"] and ep.labels[-1]["end"] == 20
+        assert ep.calls[0].code == "home()"
+        assert [s.code for s in ep.labels] == ["idle", "home()", "idle"] and ep.labels[-1].end == 20
 
 
 def test_recovery_never_overwrites_an_episode(tmp_path):
     w = writer(tmp_path)
     fill(w, 3)
     first = w.finish(True, [])
-    with writer(tmp_path) as w:  # a second recording to the same name, never finished
+    with writer(tmp_path, name="other.h5") as w:  # a second recording, never finished ...
         fill(w, 7)
+    w.partial.rename(tmp_path / "ep.h5.partial")  # ... under the finished episode's name (copied in, say)
     recovered = recover_partial(find_partials(tmp_path)[0])
     assert recovered.name == "ep.recovered.h5"
     with open_episode(first) as a, open_episode(recovered) as b:
         assert (a.frames, a.success, b.frames, b.recovered) == (3, True, 7, True)
+
+
+def test_a_finished_episode_is_never_overwritten(tmp_path):
+    w = writer(tmp_path)
+    fill(w, 3)
+    first = w.finish(True, [])
+    with pytest.raises(EpisodeExistsError, match="finished episode"):
+        writer(tmp_path)
+    other = writer(tmp_path, name="other.h5")
+    fill(other, 5)
+    shutil.copy(first, tmp_path / "other.h5")  # an episode appears under its name while it records
+    with pytest.raises(EpisodeExistsError, match="never overwrites"):
+        other.finish(True, [])
+    assert (tmp_path / "other.h5.partial").exists()  # what it recorded stays recoverable
+    with open_episode(tmp_path / "other.h5") as ep:
+        assert ep.frames == 3
+
+
+def test_an_empty_partial_says_it_is_an_unfinished_recording(tmp_path):
+    with writer(tmp_path):
+        pass  # killed before the first frame
+    (partial,) = find_partials(tmp_path)
+    expect(EmptyEpisodeError, partial, "unfinished recording .* no frames")
+    with pytest.raises(EmptyEpisodeError):
+        recover_partial(partial)
+
+
+def test_an_episode_that_lost_its_calls_says_so(tmp_path):
+    w = writer(tmp_path)
+    fill(w, 6)
+    final = w.finish(True, [{"start": 0, "end": 2, "code": "idle"}, {"start": 2, "end": 6, "code": "home()"}])
+    with open_episode(final) as ep:
+        assert ep.calls_logged and ep.calls == () and "calls were lost" in ep.calls_missing
+    with h5py.File(final, "r+") as f:
+        del f["calls"]
+    with open_episode(final) as ep:
+        assert not ep.calls_logged and "no call log" in ep.calls_missing
+    idle = writer(tmp_path, name="idle.h5")
+    fill(idle, 4)
+    with open_episode(idle.finish(True, [{"start": 0, "end": 4, "code": "idle"}])) as ep:
+        assert ep.calls_missing is None  # no calls and nothing labelled: nothing was lost
+
+
+def test_malformed_calls_are_a_one_line_error(tmp_path):
+    w = writer(tmp_path)
+    fill(w, 3)
+    w.log_call({"code": "home()", "name": "home", "t_start": "soon", "status": "ok", "source": "gui"})
+    with open_episode(w.finish(True, [])) as ep:
+        with pytest.raises(TruncatedEpisodeError, match="calls are malformed.*t_start must be a number"):
+            ep.calls
 
 
 def expect(error, path: Path, match: str | None = None) -> None:
@@ -284,7 +354,7 @@ def test_typed_errors_for_bad_files(tmp_path):
     data = (FIXTURES / "episode_v1.h5").read_bytes()
     cut.write_bytes(data[: len(data) // 2])
     expect(TruncatedEpisodeError, cut, "truncated or damaged")
-    with writer(tmp_path, name="cut.h5") as w:
+    with writer(tmp_path, name="cut_partial.h5") as w:
         fill(w, 50)
     data = w.partial.read_bytes()
     w.partial.write_bytes(data[: len(data) // 2])

@@ -6,21 +6,48 @@ from __future__ import annotations
 
 import pytest
 
+from franky_sim_support import MIN_REALTIME_FACTOR_DEMO, is_transient, skip_if_below_real_time
+from recorders.arms.base import ArmError
 from recorders.sim.franky_sim_server import FrankySimUnavailable
+
+RETAKES = 1  # a take ended by franky's transient planner error is recorded again, as the operator would
 
 
 @pytest.mark.slow
 def test_record_a_stack_demo_through_franky_and_franky_sim(tmp_path):
     """The real-arm code path (franky) records a successful oracle demo of `stack`."""
+    from recorders.cell.registry import open_workcell
     from recorders.demo_recorder import RecordOptions, record_demo
     from recorders.episode_file import episode_summary, open_episode
     from recorders.task_suite import make_instance
 
+    loop_stats: list[dict] = []
+
+    def open_measured(kind, spec, control_hz):
+        """The workcell record_demo opens, keeping its server's loop statistics as it closes."""
+        cell = open_workcell(kind, spec, control_hz)
+        close = cell.close
+
+        def close_measured() -> None:
+            if cell.server.alive:
+                loop_stats.append(cell.server.stats())
+            close()
+        cell.close = close_measured
+        return cell
+
     inst = make_instance("stack", 0)
-    try:
-        result = record_demo(inst, tmp_path / "stack.h5", RecordOptions(robot="franky-sim", obs="rgb"))
-    except FrankySimUnavailable as e:
-        pytest.skip(f"franky-sim cannot start here: {e}")
+    for take in range(1 + RETAKES):
+        try:
+            result = record_demo(inst, tmp_path / f"stack_{take}.h5", RecordOptions(robot="franky-sim", obs="rgb"),
+                                 cell_factory=open_measured)
+            break
+        except FrankySimUnavailable as e:
+            pytest.skip(f"franky-sim cannot start here: {e}")
+        except ArmError as e:
+            if not is_transient(e) or take == RETAKES:
+                raise
+    if not result.success and loop_stats:
+        skip_if_below_real_time(loop_stats[-1], MIN_REALTIME_FACTOR_DEMO, f"the demo failed ({result.failure})")
     assert result.success, result.failure
     with open_episode(result.path) as ep:
         s = episode_summary(ep)

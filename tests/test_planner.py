@@ -8,11 +8,12 @@ import random
 import numpy as np
 import pytest
 
-from models.planner import Planner, PlannerConfig
+from models.planner import Planner
+from models.planner_config import TINY, PlannerConfig
 from models.planner_data import (SceneNames, episode_program, episode_steps, load_steps, prompt_text,
                                  remembered_keys, scene_names)
 from models.planner_grammar import CallTrie, CallVocabulary, candidate_calls
-from models.train_planner import TINY, evaluate_steps
+from models.train_planner import evaluate_steps
 from recorders.robot_api_spec import Call
 from recorders.cell.scene import CameraSettings
 from recorders.task_suite import TASKS, make_instance
@@ -31,7 +32,7 @@ def planner_episodes(tmp_path_factory):
         record_demo(make_instance(task, seed, cameras=SMALL_CAMERAS), folder / f"{task}_{seed:04d}.h5")
     edited = folder / "pick_place_0002.h5"
     with open_episode(edited) as ep:
-        labels = [dict(s) for s in ep.labels]
+        labels = [s.to_dict() for s in ep.labels]
     labels[0]["code"] = 'home()'  # an operator relabelled the first segment
     write_labels(edited, [{**s, "source": "edited"} for s in labels])
     return folder
@@ -54,11 +55,14 @@ def test_steps_use_the_labels_as_edited(planner_episodes):
 
 
 def test_episode_program_merges_memory_events_by_frame():
-    labels = [{"start": 0, "end": 5, "code": 'pick("red cube")'}, {"start": 5, "end": 9, "code": "idle"},
-              {"start": 9, "end": 12, "code": 'place("red cube", recall("k"))'}]
-    calls = [{"code": 'remember("k", "red cube")', "t_start": 0.0, "status": "ok"},
-             {"code": 'remember("j", "red cube")', "t_start": 0.55, "status": "failed"},
-             {"code": "done()", "t_start": 1.2, "status": "ok"}]
+    from recorders.call_log import CallRecord
+    from recorders.segmentation import Segment
+
+    labels = [Segment(0, 5, 'pick("red cube")'), Segment(5, 9, "idle"),
+              Segment(9, 12, 'place("red cube", recall("k"))')]
+    calls = [CallRecord('remember("k", "red cube")', "remember", ("k", "red cube"), 0.0, 0.1, "ok", "script"),
+             CallRecord('remember("j", "red cube")', "remember", ("j", "red cube"), 0.55, 0.6, "failed", "script"),
+             CallRecord("done()", "done", (), 1.2, 1.2, "ok", "script")]
     program = episode_program(labels, calls, np.arange(12) / 10, success=None)
     assert [c for _, c in program] == ['remember("k", "red cube")', 'pick("red cube")',
                                        'place("red cube", recall("k"))', "done()"]
@@ -253,9 +257,15 @@ def test_train_planner_resumes_and_refuses_a_changed_model(planner_episodes, tin
                  "--tiny", "--batch-size", "4", "--device", "cpu", "--resume"]) == 0
     lines = [json.loads(x) for x in (tiny_run / "metrics.jsonl").read_text().splitlines()]
     assert any(x.get("event") == "resumed" and x["step"] == 6 for x in lines)
-    assert main(["train", "planner", "--data", str(planner_episodes), "--out", str(tiny_run), "--steps", "9",
-                 "--device", "cpu", "--resume"]) == 2
-    assert "tiny" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["train", "planner", "--out", str(tiny_run), "--resume", "--no-memory"]) == 2
+    assert "a resumed run keeps the options it was started with; memory was True, not False" in \
+        capsys.readouterr().err
+    # the run's own options (data, tiny, batch size, device): only the new total is given
+    assert main(["train", "planner", "--out", str(tiny_run), "--steps", "9", "--resume"]) == 0
+    options = json.loads((tiny_run / "options.json").read_text())
+    assert (options["steps"], options["tiny"], options["batch_size"], options["data"]) == \
+        (9, True, 4, [str(planner_episodes)])
 
 
 def test_eval_with_a_learned_planner_rolls_out_and_measures_offline(planner_episodes, tiny_run, capsys):
@@ -295,8 +305,9 @@ def test_run_with_a_learned_planner_saves_an_episode_of_planner_calls(tiny_run, 
         assert "nothing saved" in capsys.readouterr().out
         return
     with open_episode(out) as ep:
-        calls, memory = ep.calls, ep.memory
-    assert calls and all(c["source"] == "planner" for c in calls)
+        calls, memory, provenance = ep.calls, ep.memory, ep.meta.provenance
+    assert calls and all(c.source == "planner" for c in calls)
+    assert provenance.driver == "planner" and [(m.role, m.run) for m in provenance.models] == [("planner", str(tiny_run))]
     assert memory is not None and len(memory["history"]) <= 20
     assert "saved" in capsys.readouterr().out
     assert main(["run", "--task", "stack", "--planner", str(tiny_run), "--policy", str(tiny_run),
@@ -306,7 +317,7 @@ def test_run_with_a_learned_planner_saves_an_episode_of_planner_calls(tiny_run, 
 def test_run_planned_stops_on_invalid_calls_and_without_done():
     from recorders.call_log import SkillFailed
     from recorders.robot_api import RobotAPI
-    from recorders.workcell import open_workcell
+    from recorders.cell.registry import open_workcell
 
     inst = make_instance("stack", 0)
     with open_workcell("sim", inst.scene) as cell:
@@ -329,9 +340,9 @@ def test_record_demo_with_a_proposer_records_the_planner_calls(tmp_path):
     r = record_demo(inst, tmp_path / "planned.h5", RecordOptions(obs="state"), propose=lambda _api: next(program))
     assert r.success
     with open_episode(r.path) as ep:
-        top = [c for c in ep.calls if not c["code"].startswith(("recall", "free_space"))]
-        assert [c["code"] for c in top] == [c.code for c in inst.program]
-        assert {c["source"] for c in ep.calls} == {"planner"}
+        top = [c for c in ep.calls if not c.code.startswith(("recall", "free_space"))]
+        assert [c.code for c in top] == [c.code for c in inst.program]
+        assert {c.source for c in ep.calls} == {"planner"}
 
 
 def test_bench_inference_times_a_planner(tiny_run, capsys):

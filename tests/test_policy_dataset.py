@@ -11,8 +11,9 @@ from torch.utils.data import DataLoader
 from models.anchor_frame import action_to_anchor, anchor_of, state_to_anchor
 from models.call_encoding import (COLOUR_VOCAB, MEMORY_DIM, POSE_DIM, TARGET_KINDS, CallEncoding, colour_index,
                                   function_index)
-from models.policy_dataset import (CAMERAS, MAX_OBJECTS, MIN_HALF_RANGE, STATE_DIM, TASK_VOCAB, NormStats,
-                                   PolicyDataset)
+from models.norm_stats import MIN_HALF_RANGE, NormStats
+from models.policy_dataset import PolicyDataset
+from models.policy_layout import CAMERAS, MAX_OBJECTS, STATE_DIM, TASK_VOCAB
 from recorders.episode_file import open_episode, write_labels
 from recorders.robot_api_spec import Call, vocabulary
 
@@ -47,7 +48,7 @@ def stack_rgb(tmp_path_factory):
 @pytest.fixture(scope="module")
 def episode(swap):
     with open_episode(swap) as ep:
-        return {"labels": ep.labels, "calls": ep.calls, "times": ep.stream_time("action"),
+        return {"labels": [s.to_dict() for s in ep.labels], "calls": ep.calls, "times": ep.stream_time("action"),
                 "action": ep.stream_data("action")[:], "objects": ep.stream_data("object_poses")[:],
                 "names": ep.stream_spec("object_poses").meta["names"], "ee": ep.stream_data("ee_pose")[:],
                 "frames": ep.frames, "scene": ep.scene}
@@ -115,8 +116,8 @@ def test_pick_condition_uses_the_objects_pose_now(swap, episode):
 def test_recall_target_is_the_pose_at_remember_time(swap, episode):
     ds = PolicyDataset([swap])
     seg, idx = _samples_of(ds, 'place("red cube", recall("yellow cube start"))')
-    remember = next(c for c in episode["calls"] if c["code"] == 'remember("yellow cube start", "yellow cube")')
-    frame = int(np.searchsorted(episode["times"], remember["t_start"] - 1e-6))
+    remember = next(c for c in episode["calls"] if c.code == 'remember("yellow cube start", "yellow cube")')
+    frame = int(np.searchsorted(episode["times"], remember.t_start - 1e-6))
     remembered = episode["objects"][frame, episode["names"].index("yellow cube")]
     for i in idx[::9]:
         call = ds[i]["call"].numpy()
@@ -288,3 +289,29 @@ def test_barely_varying_dimensions_are_not_blown_up():
     old = NormStats.from_json({k: v for k, v in stats.to_json().items() if k != "min_half_range"})
     assert old.min_half_range == 0.0 and abs(old.normalize("obs_state", live)[0, 2] - 30.0) < 1e-3
     assert NormStats.from_json(stats.to_json()) == stats
+
+
+@pytest.mark.parametrize("stream, frame", [("ee_pose", 7), ("action", 30), ("object_poses", 0),
+                                           ("gripper_width", 39)])
+def test_an_episode_holding_nan_is_skipped_with_the_stream_named(stream, frame, tmp_path):
+    from tests.synthetic_episodes import write_pick_place
+
+    good = write_pick_place(tmp_path / "good.h5")
+    bad = write_pick_place(tmp_path / "bad.h5", nan_in=stream, nan_frame=frame)
+    ds = PolicyDataset([good, bad])
+    assert ds.paths == [good] and len(ds) == 40
+    assert ds.skipped == [(str(bad), f"stream {stream} holds NaN or inf at frame {frame} (1 frame(s)); "
+                                     "the episode is skipped")]
+    stats = ds.norm_stats()
+    assert all(np.isfinite(v).all() for v in (*stats.mins.values(), *stats.maxs.values()))
+
+
+def test_norm_stats_that_are_not_finite_are_refused(tmp_path):
+    stats = NormStats.from_arrays({"action": np.array([[0.0, 1.0], [1.0, 2.0]])})
+    stats.save(tmp_path / "norm_stats.json")
+    text = (tmp_path / "norm_stats.json").read_text().replace("2.0", "NaN")
+    (tmp_path / "norm_stats.json").write_text(text)
+    with pytest.raises(ValueError, match="max of 'action' is not finite in dimension"):
+        NormStats.load(tmp_path)
+    with pytest.raises(ValueError, match="not finite"):
+        NormStats.from_arrays({"action": np.array([[0.0, np.inf]])})

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from app.policy_eval import evaluate
-from app.policy_features import FeatureBuilder, remembered, state_row
+from models.policy_features import FeatureBuilder, remembered, state_row
 from app.policy_rollout import rollout
 from models.call_encoding import TARGET_KINDS, CallEncoding
 from models.diffusion_policy import DiffusionPolicy, PolicyConfig
@@ -17,11 +17,11 @@ from models.policy_dataset import PolicyDataset
 from models.vision_encoder import VisionConfig
 from recorders.arms.base import ArmState
 from recorders.episode_file import open_episode
+from recorders.episode_meta import ModelRef, Provenance
 from recorders.memory import Memory
 from recorders.observation import Observation
 from recorders.pose import Pose
 from recorders.robot_api_spec import Call, vocabulary
-from recorders.cell.scene import SceneSpec
 from recorders.task_suite import make_instance
 
 pytestmark = pytest.mark.slow
@@ -57,7 +57,7 @@ def _streams(path):
         names = list(ep.stream_spec("object_poses").meta["names"])
         return dict(n=n, ee=read("ee_pose"), grip=read("gripper_width"), obj=read("object_poses"), names=names,
                     action=read("action"), times=ep.stream_time("action"), calls=ep.calls, task=ep.task,
-                    scene=SceneSpec.from_json(json.dumps(ep.scene["spec"])))
+                    scene=ep.meta.scene)
 
 
 def _observation(s, f) -> Observation:
@@ -94,7 +94,7 @@ def test_live_features_equal_the_datasets_for_every_frame_of_a_recorded_swap(dem
     s = _streams(demos["swap"])
     items = {(data.segments[p.segment].start, p.t): i for i, p in enumerate(data.samples)}
     starts = {seg.start: seg for seg in data.segments}
-    remembers = [(c["t_start"], c["args"][0], c["args"][1]) for c in s["calls"] if c["name"] == "remember"]
+    remembers = [(c.t_start, c.args[0], c.args[1]) for c in s["calls"] if c.name == "remember"]
     builder = FeatureBuilder.for_scene(config, s["scene"], s["task"])
     memory, compared, recalls = Memory(), 0, 0
     if config.cond == "flat":
@@ -170,7 +170,8 @@ def test_replayed_demonstration_completes_the_task_and_its_live_inputs_match_tra
         free = any(isinstance(a, Call) and a.name == "free_space" for a in seg.call.args)
         _assert_same(batch, data[items[(seg.start, f)]], free_space=free)
     with open_episode(result.path) as ep:
-        assert ep.success and ep.scene["policy"] == "replay" and ep.frames == result.frames
+        assert ep.success and ep.frames == result.frames
+        assert ep.provenance == Provenance("policy", "sim", (ModelRef("policy", "replay"),))
 
 
 # ---- an untrained policy ------------------------------------------------------------------------------------
@@ -183,9 +184,9 @@ def test_untrained_policy_rollout_logs_failed_calls_and_saves_an_episode(tiny_po
     assert all(c.status == "failed" and c.reason and 1 <= c.ticks <= 20 for c in motions)
     assert result.inference_ms and result.frames == sum(c.ticks for c in motions)
     with open_episode(result.path) as ep:
-        assert ep.success is False and ep.scene["policy"] == "runs/tiny" and ep.frames == result.frames
-        assert [c["status"] for c in ep.calls if c["name"] in ("pick", "place")] == ["failed", "failed"]
-        assert {lab["code"] for lab in ep.labels} >= {m.code for m in motions}
+        assert ep.success is False and ep.provenance.models[0].run == "runs/tiny" and ep.frames == result.frames
+        assert [c.status for c in ep.calls if c.name in ("pick", "place")] == ["failed", "failed"]
+        assert {lab.code for lab in ep.labels} >= {m.code for m in motions}
 
 
 def test_evaluate_reports_rates_with_95_percent_intervals(tiny_policy, tmp_path):
@@ -233,7 +234,7 @@ def test_a_planner_can_propose_the_calls_the_policy_executes(demos, tmp_path):
                      source="planner", propose=lambda _api: next(program))
     assert result.success, result.failure
     with open_episode(result.path) as ep:
-        assert {c["source"] for c in ep.calls} == {"planner"}
+        assert {c.source for c in ep.calls} == {"planner"}
         assert ep.memory["history"] == [c.code for c in inst.program]
 
 

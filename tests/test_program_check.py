@@ -51,3 +51,15 @@ def test_random_text_never_crashes_the_checker(source):
     assert isinstance(issues, list)
     for issue in issues:
         assert issue.line >= 1 and issue.message
+
+
+def test_a_program_saved_with_a_utf8_byte_order_mark_is_valid(tmp_path, capsys):
+    from app.inspect_command import run_check
+
+    program = 'pick("red cube")\nplace("red cube", "blue zone")\n'
+    assert parse_program("\ufeff" + program) == parse_program(program)
+    path = tmp_path / "bom.py"
+    path.write_bytes(program.encode("utf-8-sig"))  # as Notepad and some other editors save UTF-8
+    assert run_check(path) == 0
+    assert capsys.readouterr().out.strip() == f"{path}: OK (2 calls)"
+    assert check_program("pick('a')\n\ufeffpick('b')\n")  # only a leading mark is skipped

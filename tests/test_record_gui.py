@@ -1,5 +1,9 @@
 """The Record workspace end to end, offscreen: teleop keys, the skill palette, hotkey labels, a saved
-take opened in Annotate; and the GUI heartbeat while recording with both cameras."""
+take opened in Annotate; and the GUI heartbeat while recording with both cameras.
+
+Waits are on conditions (the session's snapshot, control ticks, signals); their timeouts only bound a
+hang, so a loaded machine makes the tests slower, never failing. Only the heartbeat test measures the
+wall clock, since the GUI's responsiveness is what it checks."""
 from __future__ import annotations
 
 import time
@@ -13,6 +17,7 @@ from recorders.episode_file import open_episode
 
 pytestmark = pytest.mark.slow
 CTRL = Qt.KeyboardModifier.ControlModifier
+HANG_MS = 120_000  # only a hung worker or window takes this long
 
 
 @pytest.fixture
@@ -25,18 +30,28 @@ def window(qtbot, tmp_path):
     qtbot.addWidget(win)
     win.show()
     win.windowHandle().requestActivate()
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is win, timeout=3000)
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is win, timeout=HANG_MS)
     session.connect_robot()
-    qtbot.waitUntil(lambda: win.record_panel._snap.connection == "live", timeout=30000)
-    qtbot.waitUntil(lambda: len(win.record_panel._snap.samples) > 2, timeout=5000)
+    qtbot.waitUntil(lambda: win.record_panel._snap.connection == "live", timeout=HANG_MS)
+    qtbot.waitUntil(lambda: len(win.record_panel._snap.samples) > 2, timeout=HANG_MS)
     yield win
-    session.close()
+    session.close(HANG_MS / 1000)
+    assert not session._thread.is_alive()
 
 
-def hold_key(qtbot, widget, key, ms):
+def hold_key(qtbot, widget, key, until) -> None:
+    """Hold `key` until the condition `until()` holds."""
     qtbot.keyPress(widget, key)
-    qtbot.wait(ms)
-    qtbot.keyRelease(widget, key)
+    try:
+        qtbot.waitUntil(until, timeout=HANG_MS)
+    finally:
+        qtbot.keyRelease(widget, key)
+
+
+def ticks_from_now(panel, n: int):
+    """A condition: `n` more control ticks have run."""
+    target = panel.session.snapshot().tick + n
+    return lambda: panel.session.snapshot().tick >= target
 
 
 def tcp(panel):
@@ -52,39 +67,37 @@ def test_record_by_teleop_keys_and_palette_then_annotate(window, qtbot, tmp_path
     objects = panel._snap.objects
     assert panel.palette.buttons["pick"].isEnabled() and panel.cameras.cameras == ["front", "wrist"]
     qtbot.keyClick(panel.cameras, Qt.Key.Key_R, CTRL)
-    qtbot.waitUntil(lambda: panel._snap.recording is not None, timeout=3000)
+    qtbot.waitUntil(lambda: panel._snap.recording is not None, timeout=HANG_MS)
     assert "Stop" in panel.record_button.text()
 
     start = tcp(panel)
-    hold_key(qtbot, panel.cameras, Qt.Key.Key_F, 1200)  # down at 5 cm/s
-    qtbot.wait(300)
-    assert start.ee_xyz[2] - tcp(panel).ee_xyz[2] > 0.035
+    hold_key(qtbot, panel.cameras, Qt.Key.Key_F, lambda: start.ee_xyz[2] - tcp(panel).ee_xyz[2] > 0.035)  # down
     qtbot.keyClick(panel.cameras, Qt.Key.Key_Space)  # close the gripper
-    qtbot.waitUntil(lambda: tcp(panel).gripper_width < 0.01, timeout=5000)
+    qtbot.waitUntil(lambda: tcp(panel).gripper_width < 0.01, timeout=HANG_MS)
     qtbot.keyClick(panel.cameras, Qt.Key.Key_Space)  # and open it again
-    qtbot.waitUntil(lambda: tcp(panel).gripper_width > 0.07, timeout=5000)
+    qtbot.waitUntil(lambda: tcp(panel).gripper_width > 0.07, timeout=HANG_MS)
 
     panel.palette.choose("pick", objects[0])
     qtbot.mouseClick(panel.palette.buttons["pick"], Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: panel._snap.running_call is not None, timeout=3000)
+    qtbot.waitUntil(lambda: panel._snap.running_call is not None, timeout=HANG_MS)
     assert not panel.palette.isEnabled() and panel.abort_button.isEnabled()
-    qtbot.waitUntil(lambda: any(t.startswith(f'pick("{objects[0]}")  ok') for t in log_texts(panel)), timeout=30000)
+    qtbot.waitUntil(lambda: any(t.startswith(f'pick("{objects[0]}")  ok') for t in log_texts(panel)), timeout=HANG_MS)
 
     panel.palette.choose("place", objects[0], objects[1])
     qtbot.keyClick(panel.cameras, Qt.Key.Key_2)  # label the next teleop stretch as place(...)
-    qtbot.waitUntil(lambda: panel._snap.open_call is not None, timeout=3000)
+    qtbot.waitUntil(lambda: panel._snap.open_call is not None, timeout=HANG_MS)
     assert panel._snap.open_call == f'place("{objects[0]}", "{objects[1]}")'
-    hold_key(qtbot, panel.cameras, Qt.Key.Key_W, 500)
+    hold_key(qtbot, panel.cameras, Qt.Key.Key_W, ticks_from_now(panel, 5))
     qtbot.keyClick(panel.cameras, Qt.Key.Key_2)
-    qtbot.waitUntil(lambda: panel._snap.open_call is None, timeout=3000)
+    qtbot.waitUntil(lambda: panel._snap.open_call is None, timeout=HANG_MS)
 
     assert any(s.fps > 5 for s in panel._snap.recording.streams if s.name == "front_rgb")
     assert panel.streams.rowCount() == len(panel._snap.recording.streams)
     qtbot.keyClick(panel.cameras, Qt.Key.Key_R, CTRL)
-    qtbot.waitUntil(lambda: panel.episodes.count() == 1, timeout=10000)
+    qtbot.waitUntil(lambda: panel.episodes.count() == 1, timeout=HANG_MS)
     path = panel.episode_paths()[0]
     with open_episode(path) as ep:
-        calls = [(c["name"], c["source"], c["status"]) for c in ep.calls]
+        calls = [(c.name, c.source, c.status) for c in ep.calls]
         assert calls == [("pick", "gui", "ok"), ("place", "hotkey", "ok")]
         assert {"front_rgb", "wrist_rgb"} <= set(ep.stream_names)
 
@@ -123,13 +136,13 @@ def test_gui_event_loop_never_blocks_while_recording_both_cameras(window, qtbot)
     timer.timeout.connect(beat)
     timer.start(10)
     qtbot.keyClick(panel.cameras, Qt.Key.Key_R, CTRL)
-    qtbot.waitUntil(lambda: panel._snap.recording is not None, timeout=3000)
-    hold_key(qtbot, panel.cameras, Qt.Key.Key_A, 800)
+    qtbot.waitUntil(lambda: panel._snap.recording is not None, timeout=HANG_MS)
+    hold_key(qtbot, panel.cameras, Qt.Key.Key_A, ticks_from_now(panel, 8))
     panel.palette.choose("pick", panel._snap.objects[0])
     qtbot.mouseClick(panel.palette.buttons["pick"], Qt.MouseButton.LeftButton)
     qtbot.wait(3000)
     qtbot.keyClick(panel.cameras, Qt.Key.Key_R, CTRL)
-    qtbot.waitUntil(lambda: panel.episodes.count() == 1, timeout=15000)
+    qtbot.waitUntil(lambda: panel.episodes.count() == 1, timeout=HANG_MS)
     timer.stop()
     print(f"heartbeat: {len(gaps)} beats, max gap {max(gaps[1:]) * 1000:.0f} ms")
     assert len(gaps) > 200
@@ -188,13 +201,13 @@ def test_connecting_to_an_unreachable_arm_shows_the_error_in_the_window(window, 
     assert errors and "IP address" in errors[0]
     panel.robot_ip.setText("127.0.0.1")  # no FCI listens here
     qtbot.mouseClick(panel.connect_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: panel._snap.connection == "error", timeout=30000)
+    qtbot.waitUntil(lambda: panel._snap.connection == "error", timeout=HANG_MS)
     assert "could not connect to franky at 127.0.0.1" in panel.status.text()
     assert any("could not connect" in t for t in log_texts(panel))
     assert not panel.palette.isEnabled() and window.isVisible()
     panel.robot.setCurrentText("sim")
     qtbot.mouseClick(panel.connect_button, Qt.MouseButton.LeftButton)  # and back to the simulated workcell
-    qtbot.waitUntil(lambda: panel._snap.connection == "live", timeout=30000)
+    qtbot.waitUntil(lambda: panel._snap.connection == "live", timeout=HANG_MS)
     assert panel.palette.isEnabled()
 
 
@@ -202,13 +215,13 @@ def test_escape_in_any_workspace_stops_the_arm_until_reset(window, qtbot):
     panel = window.record_panel
     window.tabs.setCurrentWidget(window.annotate_panel)
     qtbot.keyClick(window.annotate_panel, Qt.Key.Key_Escape)
-    qtbot.waitUntil(lambda: panel._snap.estop_reason is not None, timeout=3000)
+    qtbot.waitUntil(lambda: panel._snap.estop_reason is not None, timeout=HANG_MS)
     window.tabs.setCurrentWidget(panel)
-    qtbot.waitUntil(lambda: panel.estop_banner.isVisible(), timeout=3000)
+    qtbot.waitUntil(lambda: panel.estop_banner.isVisible(), timeout=HANG_MS)
     assert not panel.palette.isEnabled()
     held = tcp(panel).ee_xyz
-    hold_key(qtbot, panel.cameras, Qt.Key.Key_W, 600)
+    hold_key(qtbot, panel.cameras, Qt.Key.Key_W, ticks_from_now(panel, 6))
     assert abs(tcp(panel).ee_xyz[0] - held[0]) < 0.005  # teleop refused while stopped
     qtbot.mouseClick(panel.reset_estop_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not panel.estop_banner.isVisible(), timeout=3000)
+    qtbot.waitUntil(lambda: not panel.estop_banner.isVisible(), timeout=HANG_MS)
     assert panel.palette.isEnabled()

@@ -24,12 +24,13 @@ class RecordingArm(Arm):
     """The safety layer's collaborator: records what reaches it; its clock is stepped or wall time."""
 
     def __init__(self, kind: str = "sim", control_hz: float = 10.0):
-        self.info = ArmInfo(kind=kind, control_hz=control_hz)
+        self.info = ArmInfo(kind=kind, control_hz=control_hz, stepped=kind == "sim")
         self.log: list[tuple[str, ArmCommand | None]] = []
         self.stopped = threading.Event()
         self.clock = 0.0
         self.pose = START
         self.tracks = False  # True: the measured pose follows each command at once (an ideal arm)
+        self.manual_clock = False  # True: a real-time arm whose clock the test sets in `clock`
 
     def connect(self) -> None:
         pass
@@ -41,7 +42,7 @@ class RecordingArm(Arm):
         return ArmState(self.time(), np.zeros(7), np.zeros(7), self.pose, 0.08, False)
 
     def time(self) -> float:
-        return self.clock if self.info.kind == "sim" else time.monotonic()
+        return self.clock if self.info.kind == "sim" or self.manual_clock else time.monotonic()
 
     def command(self, cmd: ArmCommand) -> None:
         self.log.append(("command", cmd))
@@ -120,6 +121,7 @@ def test_an_arm_starting_outside_the_box_is_brought_in_with_bounded_steps():
     arm = SafeArm(inner)
     for _ in range(10):
         arm.command(ArmCommand(Pose.top_down((0.45, 0.0, 0.3))))
+        arm.wait_tick()
     check_within_limits(inner.commands, inner.pose, arm.limits, 10.0, boxed=False)
     heights = [c.ee_target.position[2] for c in inner.commands]
     assert heights[:4] == pytest.approx([0.85, 0.8, 0.75, 0.7])  # never further out, then inside
@@ -262,3 +264,103 @@ def test_estop_from_another_thread_latches_until_reset():
         assert len(inner.commands) == n + 1 and not arm.estopped
     finally:
         arm.disconnect()
+
+
+# ---- speed by elapsed time ------------------------------------------------------------------------
+FAR = Pose.top_down((0.75, 0.4, 0.6))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0.0, 0.3), min_size=1, max_size=40), st.sampled_from([10.0, 100.0]))
+def test_the_target_moves_no_faster_than_the_limit_in_elapsed_time(gaps, hz):
+    """Commands at random gaps on a real-time arm's clock: each step is at most max_speed times the
+    time since the last one (at most one period's worth after a pause), however many commands."""
+    inner = RecordingArm("franky", control_hz=hz)
+    inner.manual_clock = True
+    arm = SafeArm(inner)
+    lim, period = arm.limits, 1.0 / hz
+    for gap in gaps:
+        inner.clock += gap
+        arm.command(ArmCommand(FAR, False))
+    positions = [START.xyz] + [c.ee_target.xyz for c in inner.commands]
+    turns = [np.asarray(START.quat)] + [np.asarray(c.ee_target.quat) for c in inner.commands]
+    allowed = [period] + [min(g, period) for g in gaps[1:]]  # the first step starts from the measured pose
+    for i, dt in enumerate(allowed):
+        assert np.linalg.norm(positions[i + 1] - positions[i]) <= lim.max_speed * dt + TOL
+        assert quat_angle(turns[i], turns[i + 1]) <= lim.max_rotation_speed * dt + 1e-6
+
+
+def test_a_burst_of_commands_moves_the_target_by_the_elapsed_time_only():
+    """20 commands as fast as they go (about a millisecond): the target moves one period's step for the
+    first plus max_speed times the burst's duration, not 20 steps."""
+    inner = RecordingArm("franky", control_hz=10.0)
+    arm = SafeArm(inner)
+    t0 = time.monotonic()
+    for _ in range(20):
+        arm.command(ArmCommand(FAR, False))
+    elapsed = time.monotonic() - t0
+    moved = np.linalg.norm(inner.commands[-1].ee_target.xyz - START.xyz)
+    assert moved <= arm.limits.max_step(10.0) + arm.limits.max_speed * elapsed + TOL
+    assert moved < 0.5 * np.linalg.norm(FAR.xyz - START.xyz)
+
+
+def test_commands_between_two_ticks_of_a_stepped_arm_do_not_move_the_target_further():
+    """Simulated time stands still between ticks, so a second command in the same tick adds no step."""
+    inner = RecordingArm("sim")
+    arm = SafeArm(inner)
+    first = arm.command(ArmCommand(FAR))
+    again = arm.command(ArmCommand(FAR))
+    assert again.ee_target.position == pytest.approx(first.ee_target.position)
+    arm.wait_tick()
+    moved = np.linalg.norm(arm.command(ArmCommand(FAR)).ee_target.xyz - first.ee_target.xyz)
+    assert moved == pytest.approx(arm.limits.max_step(10.0))
+
+
+# ---- e-stop latency ------------------------------------------------------------------------------
+class SlowArm(RecordingArm):
+    """A real-time arm whose `command` blocks until the test releases it (a slow network, a busy driver)."""
+
+    def __init__(self):
+        super().__init__("franky")
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def command(self, cmd: ArmCommand) -> None:
+        self.entered.set()
+        self.release.wait(30.0)
+        super().command(cmd)  # it reaches the arm only now
+
+
+def test_estop_does_not_wait_for_a_command_in_progress_and_stops_after_it():
+    inner = SlowArm()
+    arm = SafeArm(inner)
+    outcome: list[BaseException | ArmCommand] = []
+
+    def send():
+        try:
+            outcome.append(arm.command(ArmCommand(START.moved(dz=0.01))))
+        except ArmError as e:
+            outcome.append(e)
+
+    sender = threading.Thread(target=send, name="slow-command")
+    sender.start()
+    estopped = threading.Event()
+    presser = threading.Thread(target=lambda: (arm.estop("operator pressed Esc"), estopped.set()), name="estop")
+    try:
+        assert inner.entered.wait(10.0)
+        presser.start()
+        assert estopped.wait(10.0), "estop() waited behind the command in progress"
+        assert not inner.release.is_set() and sender.is_alive()  # the command is still blocked
+        assert inner.log == [("stop", None)] and arm.estopped
+    finally:
+        inner.release.set()
+        sender.join(10.0)
+        presser.join(10.0)
+    assert not sender.is_alive()
+    # The command reached the arm after the e-stop's stop: it was stopped again and reported refused.
+    assert [kind for kind, _ in inner.log] == ["stop", "command", "stop"]
+    assert isinstance(outcome[0], ArmError) and "e-stop engaged: operator pressed Esc" in str(outcome[0])
+    with pytest.raises(ArmError, match="e-stop engaged"):
+        arm.command(ArmCommand(START))
+    assert len(inner.commands) == 1
+    assert not hasattr(arm, "inner")  # the unguarded arm is reachable only through the safety layer

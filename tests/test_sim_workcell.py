@@ -1,5 +1,10 @@
-"""The simulated workcell: seeded scenes, IK tracking, physical grasping, cameras."""
+"""The simulated workcell: seeded scenes, IK tracking, physical grasping, cameras; the workcell registry."""
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,7 +13,10 @@ from recorders.arms.base import ArmCommand
 from recorders.arms.sim_arm import SimArm
 from recorders.pose import Pose
 from recorders.cell.scene import CUBE_SIZE, CameraSettings, SceneSpec, sample_layout
-from recorders.workcell import SimWorkcell, open_workcell
+from recorders.cell.registry import ROBOT_KINDS, SCRIPTED_DEMO_KINDS, WORKCELL_KINDS, open_workcell
+from recorders.cell.sim_workcell import SimWorkcell
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def scene(seed=0, cameras=CameraSettings()):
@@ -92,8 +100,48 @@ def test_cameras_render_rgb_and_depth_at_the_configured_size():
 def test_unknown_robot_kind_is_a_clear_error():
     from recorders.arms.base import ArmError
 
-    with pytest.raises(ArmError, match="unknown robot 'ur5'"):
+    with pytest.raises(ArmError, match="unknown robot 'ur5'; choose one of: sim, franky-sim, franky"):
         open_workcell("ur5", scene())
+
+
+def test_the_registry_describes_every_robot_kind():
+    assert ROBOT_KINDS == ("sim", "franky-sim", "franky")
+    assert SCRIPTED_DEMO_KINDS == ("sim", "franky-sim")
+    assert [k for k in ROBOT_KINDS if WORKCELL_KINDS[k].needs_ip] == ["franky"]
+    assert [k for k in ROBOT_KINDS if WORKCELL_KINDS[k].stepped] == ["sim"]
+    assert all(kind.name == name and kind.description for name, kind in WORKCELL_KINDS.items())
+
+
+def test_a_real_arm_needs_its_address_before_anything_is_imported():
+    from recorders.arms.base import ArmError
+
+    with pytest.raises(ArmError, match="needs the arm's address"):
+        open_workcell("franky", None, 10.0)
+
+
+def test_the_sim_workcell_exposes_only_the_safety_wrapped_arm():
+    from recorders.safety import SafeArm
+
+    with open_workcell("sim", scene(), 10.0) as cell:
+        assert isinstance(cell, SimWorkcell) and cell.kind == "sim" and cell.clock_name == "sim"
+        assert isinstance(cell.arm, SafeArm) and cell.arm.stepped == WORKCELL_KINDS["sim"].stepped
+        assert not any(isinstance(v, SimArm) for k, v in vars(cell).items() if not k.startswith("_"))
+
+
+def test_a_workcell_opened_from_plain_python_renders_without_mujoco_gl(tmp_path):
+    """The rendering backend is chosen where the simulated workcell is opened, not only by the CLI."""
+    code = ("import numpy as np\n"
+            "from recorders.cell.registry import open_workcell\n"
+            "from recorders.cell.scene import sample_layout\n"
+            "spec = sample_layout(np.random.default_rng(0), ['red'], ['blue'])\n"
+            "with open_workcell('sim', spec, 10.0) as cell:\n"
+            "    rgb, _ = cell.render('front')\n"
+            "print(rgb.shape, int(rgb.std() > 5))\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[0] == "(128, 128, 3) 1"
 
 
 def test_measured_tool_speed_stays_bounded_under_random_commands():

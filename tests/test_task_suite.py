@@ -7,7 +7,7 @@ from models.program_check import check_program
 from recorders.call_log import CallLog
 from recorders.robot_api import RobotAPI
 from recorders.task_suite import TASKS, TaskError, TaskMonitor, make_instance, split_of
-from recorders.workcell import SimWorkcell
+from recorders.cell.sim_workcell import SimWorkcell
 
 
 def combo(inst):

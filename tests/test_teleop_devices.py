@@ -334,6 +334,6 @@ def test_starting_sdl_prints_nothing_and_leaves_sigterm_alone(tmp_path):
               "td.list_devices()\n"
               "os.kill(os.getpid(), signal.SIGTERM)\n"
               "signal.pause()\n")  # SDL's own SIGTERM handler would leave the process hanging here
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=15)
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == -signal.SIGTERM, done.stderr
     assert done.stdout == ""  # no pygame banner in the recorder's output

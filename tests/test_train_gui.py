@@ -5,39 +5,68 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from app.cli import parse_args
+from app.errors import UserError
 from app.eval_results import eval_table, latest_eval, parse_eval_output, save_eval
+from app.train_command import options_from_args
 from app.train_launch import TrainSettings, eval_argv, parse_tasks, resume_argv, train_argv
 from app.train_runs import (CHECKPOINTS, FINAL, METRICS_FILE, OPTIONS_FILE, STATE_JSON, MetricsReader, RunError,
                             RunProgress, list_checkpoints, list_runs)
+from models.planner_config import PlannerTrainOptions
+from models.policy_config import TrainOptions
 
 
 # ---- app/train_runs.py ---------------------------------------------------------------------------
-def test_run_folder_names_and_choices_match_the_trainer():
-    import models.train_policy as tp
-    from models.diffusion_policy import WEIGHTS_FILE
-    from models.policy_dataset import OBS_KINDS
-
-    import app.train_launch as tl
+def test_run_folder_names_match_the_trainer():
     import app.train_runs as tr
     import models.run_folder as rf
+    from models.diffusion_policy import WEIGHTS_FILE
 
     assert (tr.OPTIONS_FILE, tr.METRICS_FILE, tr.CHECKPOINTS, tr.FINAL, tr.STATE_JSON) == \
         (rf.OPTIONS_FILE, rf.METRICS_FILE, rf.CHECKPOINTS, rf.FINAL, rf.STATE_JSON)
-    assert (tr.OPTIONS_FILE, tr.METRICS_FILE, tr.CHECKPOINTS, tr.FINAL, tr.STATE_JSON) == \
-        (tp.OPTIONS_FILE, tp.METRICS_FILE, tp.CHECKPOINTS, tp.FINAL, tp.STATE_JSON)
-    from models.anchor_frame import FRAMES
+    assert tr.WEIGHTS_FILE == WEIGHTS_FILE
 
-    assert tr.WEIGHTS_FILE == WEIGHTS_FILE and tl.OBS_KINDS == OBS_KINDS and tl.DEVICES == tp.DEVICES
-    from models.diffusion_policy import PREDICTIONS
 
-    assert set(tl.FRAMES) == set(FRAMES) and set(tl.PREDICTIONS) == set(PREDICTIONS)
-    assert set(tp.MODEL_OPTIONS) <= {"obs", "cond", "memory", "frame", "prediction", "state_objects", "embed_dim",
-                                     "down_dims", "tiny"}  # resume_argv keeps these
+@pytest.mark.parametrize("model, options_class", [("policy", TrainOptions), ("planner", PlannerTrainOptions)])
+def test_the_parsers_choices_defaults_and_help_are_the_configs(model, options_class, tmp_path):
+    """app/train_command.py derives every `train` argument from the options' declarations."""
+    from app.train_command import options_from_args
+    from models.option_fields import NO_SWITCH, default_of, options_of
+
+    args = parse_args(["train", model, "--data", "a.h5", "--out", str(tmp_path / "r")])
+    options = options_from_args(options_class, args)
+    for name, o in options_of(options_class).items():
+        if name not in ("data", "out", "warmup_steps"):
+            assert getattr(options, name) == default_of(options_class, name), name
+    flagged = {o.flag: (name, o) for name, o in options_of(options_class).items() if o.flag}
+    assert {"--data", "--out", "--steps", "--seed", "--device", "--resume", "--tiny", "--no-memory"} <= set(flagged)
+    sub = _subparser(model)
+    for action in sub._actions:
+        if action.option_strings and action.option_strings[0] in flagged:
+            name, o = flagged[action.option_strings[0]]
+            assert action.dest == name and o.help in action.help
+            if o.switch is NO_SWITCH:
+                assert tuple(action.choices or ()) == o.choices
+            else:
+                assert action.const == o.switch and (not o.choices or o.switch in o.choices)
+
+
+def _subparser(model: str):
+    """The argparse parser of `train MODEL` (to read its actions)."""
+    import argparse
+
+    from app.errors import Parser
+    from app.train_command import add_train_parsers
+
+    top = Parser(prog="t")
+    add_train_parsers(top.add_subparsers(dest="command", parser_class=Parser))
+    train = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction)).choices["train"]
+    return next(a for a in train._actions if isinstance(a, argparse._SubParsersAction)).choices[model]
 
 
 def test_commands_leave_a_core_to_the_app_unless_the_user_chose_threads():
@@ -58,24 +87,25 @@ def test_train_argv_is_what_the_cli_parses_for_each_variant(variant, flat, no_me
                       device="cpu", checkpoint_every=10, tiny=True)
     args = parse_args(train_argv(s))
     assert (args.command, args.model) == ("train", "policy")
-    assert args.data == list(files) and args.out == tmp_path / "runs" / "r"
-    assert (args.flat, args.no_memory, args.obs, args.tasks, args.edited_only, args.tiny, args.frame, args.down_dims) \
-        == (flat, no_memory, "rgb", "stack", True, True, "world", (64, 128))
-    assert args.prediction == "epsilon"
-    assert (args.steps, args.batch_size, args.lr, args.seed, args.device, args.checkpoint_every) == \
+    options = options_from_args(TrainOptions, args)
+    assert options == s.options()
+    assert options.data == tuple(map(str, files)) and options.out == str(tmp_path / "runs" / "r")
+    assert (options.cond == "flat", not options.memory, options.obs, options.tasks, options.edited_only, options.tiny,
+            options.frame, options.down_dims, options.prediction) == \
+        (flat, no_memory, "rgb", ("stack",), True, True, "world", (64, 128), "epsilon")
+    assert (options.steps, options.batch_size, options.lr, options.seed, options.device, options.checkpoint_every) == \
         (20, 8, 3e-4, 5, "cpu", 10)
-    assert not args.resume
-    plain = parse_args(train_argv(TrainSettings(data=files, out=tmp_path / "r2")))
-    assert plain.tasks is None and not plain.edited_only and not plain.tiny and not plain.flat
-    assert plain.frame == "anchor" and plain.prediction == "sample" and plain.down_dims == parse_args(["train", "policy", "--data", "x", "--out", "y"]
-                                                                     ).down_dims  # the trainer's default
+    assert not options.resume
+    plain = options_from_args(TrainOptions, parse_args(train_argv(TrainSettings(data=files, out=tmp_path / "r2"))))
+    assert plain == TrainOptions(data=files, out=tmp_path / "r2")  # every other value: the trainer's default
 
 
 @pytest.mark.parametrize("change, message", [
     (dict(data=()), "no episodes selected"), (dict(variant="big"), "variant must be one of"),
-    (dict(steps=0), "steps must be an integer >= 1"), (dict(lr=0.0), "learning rate must be"),
+    (dict(steps=0), "steps must be >= 1, got 0"), (dict(lr=0.0), "lr must be > 0"),
     (dict(tasks=("juggle",)), "unknown task"), (dict(device="tpu"), "device must be one of"),
-    (dict(frame="camera"), "frame must be one of"), (dict(down_dims=(64, 0)), "U-Net widths must be"),
+    (dict(frame="camera"), "frame must be one of"), (dict(down_dims=(64, 0)), "down_dims must be >= 1, got 0"),
+    (dict(variant="planner", batch_size=0), "batch_size must be >= 1"),
 ])
 def test_settings_refuse_bad_values_with_one_line(change, message):
     with pytest.raises(ValueError, match=message):
@@ -108,11 +138,17 @@ def _fake_run(run: Path, events: list[dict], steps: list[int] = (), checkpoints=
 def test_resume_argv_keeps_the_runs_own_options(tmp_path):
     started = {"event": "started", "step": 0, "steps": 40}
     run = _fake_run(tmp_path / "r", [started, {"event": "stopped", "step": 20}], [10, 20], checkpoints=[10, 20])
-    args = parse_args(resume_argv(run))
-    assert args.resume and args.out == run and args.data == [Path("/data/a.h5")]
-    assert (args.flat, args.no_memory, args.tiny, args.tasks, args.steps, args.lr, args.seed) == \
-        (True, False, True, "stack", 40, 0.001, 2)
-    assert (args.frame, args.prediction, args.down_dims) == ("world", "epsilon", (64, 128))  # as TrainOptions reads it
+    assert resume_argv(run) == ["train", "policy", "--out", str(run), "--resume"]  # the run reads its own options
+    options = options_from_args(TrainOptions, parse_args(resume_argv(run)))
+    assert options.resume and options.out == str(run) and options.data == ("/data/a.h5",)
+    assert (options.cond, options.memory, options.tiny, options.tasks, options.steps, options.lr, options.seed) == \
+        ("flat", True, True, ("stack",), 40, 0.001, 2)
+    # keys the run predates take the older runs' values (models/policy_config.OLDER_DEFAULTS)
+    assert (options.frame, options.prediction, options.down_dims) == ("world", "epsilon", (64, 128))
+    longer = options_from_args(TrainOptions, parse_args(resume_argv(run) + ["--steps", "80", "--device", "auto"]))
+    assert (longer.steps, longer.device, longer.warmup_steps) == (80, "auto", options.warmup_steps)
+    with pytest.raises(UserError, match="a resumed run keeps the options it was started with; obs was 'state'"):
+        options_from_args(TrainOptions, parse_args(resume_argv(run) + ["--obs", "rgb"]))
     bare = _fake_run(tmp_path / "bare", [started])
     with pytest.raises(RunError, match="no checkpoint to resume from"):
         resume_argv(bare)
@@ -222,7 +258,7 @@ def episodes(tmp_path_factory) -> Path:
     for task, seed in (("pick_place", 0), ("pick_place", 1), ("stack", 0)):
         record_demo(make_instance(task, seed), folder / f"{task}_{seed:04d}.h5", RecordOptions(obs="state"))
     with open_episode(folder / "pick_place_0001.h5") as ep:  # as if a person had fixed its labels
-        labels = [{**s, "source": "edited"} for s in ep.labels]
+        labels = [{**s.to_dict(), "source": "edited"} for s in ep.labels]
     write_labels(folder / "pick_place_0001.h5", labels)
     return folder
 
@@ -275,6 +311,56 @@ def tiny_settings(panel, steps: int, checkpoint_every: int, name: str) -> None:
 
 def run_state(panel, name: str) -> str:
     return panel.runs_view.state_text(name)
+
+
+def test_the_train_form_starts_at_the_trainers_defaults(qtbot):
+    """The form's choices, values and tooltips come from the options' declarations, per trainer."""
+    from models.option_fields import default_of, options_of
+    from models.planner_config import SCRATCH_LR
+    from widgets.train_settings_form import TrainSettingsForm
+
+    form = TrainSettingsForm()
+    qtbot.addWidget(form)
+    combos = {"obs": form.obs, "frame": form.frame, "prediction": form.prediction, "device": form.device}
+    for name, box in combos.items():
+        assert tuple(box.itemData(i) for i in range(box.count())) == options_of(TrainOptions)[name].choices
+        assert box.currentData() == default_of(TrainOptions, name)
+        assert box.toolTip() == options_of(TrainOptions)[name].help
+    assert form.widths.text() == ",".join(map(str, default_of(TrainOptions, "down_dims")))
+    spins = {"steps": form.steps, "batch_size": form.batch_size, "seed": form.seed,
+             "checkpoint_every": form.checkpoint_every}
+    assert {n: b.value() for n, b in spins.items()} == {n: default_of(TrainOptions, n) for n in spins}
+    assert float(form.lr.text()) == default_of(TrainOptions, "lr")
+    settings = form.settings([Path("a.h5")], Path("runs"))
+    assert replace(settings.options(), out="x") == TrainOptions(data=("a.h5",), out="x")
+
+    form.variant.setCurrentIndex(form.variant.findData("planner"))
+    assert (form.steps.value(), form.batch_size.value(), float(form.lr.text())) == \
+        (default_of(PlannerTrainOptions, "steps"), default_of(PlannerTrainOptions, "batch_size"), SCRATCH_LR)
+    form.steps.setValue(77)  # a value the user chose stays when the model changes back
+    form.variant.setCurrentIndex(form.variant.findData("call"))
+    assert (form.steps.value(), form.batch_size.value()) == (77, default_of(TrainOptions, "batch_size"))
+
+
+@pytest.mark.slow
+def test_the_log_names_each_skipped_episode_and_why(make_panel, episodes, qtbot, tmp_path):
+    import shutil
+
+    from PySide6.QtCore import Qt
+
+    from tests.synthetic_episodes import write_pick_place
+
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(episodes / "pick_place_0000.h5", data)
+    glitch = write_pick_place(data / "glitch.h5", nan_in="ee_pose", nan_frame=3)
+    panel = make_panel(data)
+    tiny_settings(panel, steps=2, checkpoint_every=0, name="nan")
+    with qtbot.waitSignal(panel.training_finished, timeout=150_000) as finished:
+        qtbot.mouseClick(panel.train_button, Qt.MouseButton.LeftButton)
+    assert finished.args == [0], panel.message.text()
+    log = panel.log.toPlainText()
+    assert f"skipped {glitch}: stream ee_pose holds NaN or inf at frame 3" in log, log
 
 
 @pytest.mark.slow
@@ -412,19 +498,17 @@ def test_planner_commands_are_what_the_cli_parses_and_resume_keeps_the_runs_opti
     s = TrainSettings(data=("a.h5", "b.h5"), out=tmp_path / "runs" / "v", tasks=("swap",), variant=PLANNER, steps=7,
                       batch_size=3, lr=1e-3, device="cpu", checkpoint_every=2, tiny=True)
     args = parse_args(train_argv(s))
-    assert (args.model, args.steps, args.batch_size, args.lr, args.tasks, args.tiny) == ("planner", 7, 3, 1e-3,
-                                                                                         "swap", True)
+    assert args.model == "planner" and options_from_args(PlannerTrainOptions, args) == s.options()
+    assert (s.options().steps, s.options().batch_size, s.options().lr, s.options().tasks) == (7, 3, 1e-3, ("swap",))
     run = tmp_path / "runs" / "v"
     (run / CHECKPOINTS / "step_000002").mkdir(parents=True)
     (run / CHECKPOINTS / "step_000002" / STATE_JSON).write_text("{}")
-    from models.train_planner import PlannerTrainOptions
-
     options = PlannerTrainOptions(data=("a.h5",), out=str(run), val=("c.h5",), memory=False, steps=7, tiny=True)
     (run / OPTIONS_FILE).write_text(json.dumps(options.to_dict()))
     assert is_planner_run(run) and not is_planner_run(tmp_path)
-    again = parse_args(resume_argv(run))
-    assert (again.model, again.resume, again.no_memory, again.tiny, [str(v) for v in again.val]) == \
-        ("planner", True, True, True, ["c.h5"])
+    again = options_from_args(PlannerTrainOptions, parse_args(resume_argv(run)))
+    assert again == replace(options, resume=True)
+    assert (again.memory, again.tiny, again.val) == (False, True, ("c.h5",))
     evaluate = parse_args(eval_argv(run, ("swap",), 2, planner=True))
     assert (evaluate.planner, evaluate.policy, evaluate.episodes) == (str(run), "oracle", 2)
     assert default_run_name(PLANNER, "state", now=0).startswith("planner-")

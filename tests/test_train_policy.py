@@ -11,8 +11,9 @@ import torch
 from safetensors.torch import load_file
 
 from models.diffusion_policy import DiffusionPolicy
+from models.policy_config import TrainOptions
 from models.policy_dataset import PolicyDataset
-from models.train_policy import TrainOptions, find_episodes, latest_checkpoint, train_policy
+from models.train_policy import find_episodes, latest_checkpoint, train_policy
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +30,7 @@ def episodes(tmp_path_factory):
         record_demo(make_instance(task, seed), folder / f"{task}_{seed:04d}.h5", RecordOptions(obs="state"))
     edited = folder / "stack_0001.h5"
     with open_episode(edited) as ep:
-        labels = [{**s, "source": "edited"} for s in ep.labels]
+        labels = [{**s.to_dict(), "source": "edited"} for s in ep.labels]
     write_labels(edited, labels)
     (folder / ".trash").mkdir()
     shutil.copy(folder / "swap_0000.h5", folder / ".trash" / "swap_0000.h5")
@@ -176,3 +177,49 @@ def test_two_processes_train_one_policy_through_accelerate(episodes, tmp_path):
     assert events[0]["processes"] == 2 and [e["event"] for e in events if "event" in e] == ["started", "finished"]
     assert latest_checkpoint(out).name == "step_000004" and (out / "final" / "model.safetensors").is_file()
     assert proc.stdout.count("trained 4 steps") == 1
+
+
+def test_an_episode_with_nan_is_skipped_by_name_and_the_weights_stay_finite(episodes, tmp_path):
+    """A NaN at one frame of one stream used to make every weight NaN (and exit 0)."""
+    from models.norm_stats import NormStats
+    from tests.synthetic_episodes import write_pick_place
+
+    bad = write_pick_place(tmp_path / "glitch.h5", nan_in="ee_pose")
+    told = []
+    result = train_policy(options_for(episodes, tmp_path / "run", data=[episodes, bad], steps=3, checkpoint_every=0),
+                          report=told.append)
+    assert told == [f"skipped {bad}: stream ee_pose holds NaN or inf at frame 7 (1 frame(s)); the episode is skipped"]
+    assert result.dataset["episodes"] == 3 and any(str(bad) in s for s in result.dataset["skipped"])
+    weights = load_file(result.final / "model.safetensors")
+    assert all(torch.isfinite(w).all() for w in weights.values())
+    stats = NormStats.load(result.final)
+    assert all(v == v for values in (*stats.mins.values(), *stats.maxs.values()) for v in values)
+
+
+def test_the_cli_names_skipped_episodes_and_resumes_with_the_runs_own_options(episodes, tmp_path, capsys):
+    from app.cli import main
+    from tests.synthetic_episodes import write_pick_place
+
+    bad = write_pick_place(tmp_path / "glitch.h5", nan_in="action", nan_frame=30)
+    out = tmp_path / "run"
+    assert main(["train", "policy", "--data", str(episodes), str(bad), "--out", str(out), "--tiny", "--steps", "2",
+                 "--batch-size", "4", "--checkpoint-every", "1", "--device", "cpu", "--frame", "world",
+                 "--seed", "4"]) == 0
+    err = capsys.readouterr().err
+    assert f"skipped {bad}: stream action holds NaN or inf at frame 30" in err
+    saved = json.loads((out / "options.json").read_text())
+
+    # --resume needs only the run: its data, frame, seed and size come from options.json; --steps extends it
+    assert main(["train", "policy", "--resume", "--out", str(out), "--steps", "3"]) == 0
+    again = json.loads((out / "options.json").read_text())
+    assert again == {**saved, "steps": 3, "resume": True}
+    assert read_metrics(out)[-1]["step"] == 3
+    assert f"skipped {bad}" in capsys.readouterr().err  # the resumed run names it again
+
+    # an option that shapes the model, or the data, cannot change on resume: one line, exit 2
+    for change in (["--obs", "rgb"], ["--flat"], ["--data", str(bad)], ["--seed", "5"]):
+        assert main(["train", "policy", "--resume", "--out", str(out), *change]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "a resumed run keeps the options it was started with" in err
+    assert main(["train", "policy", "--out", str(tmp_path / "new")]) == 2
+    assert "--data is required for a new run" in capsys.readouterr().err

@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from models.vision_encoder import SpatialSoftmax, VisionConfig, VisionEncoder
+from models.policy_config import VisionConfig
+from models.vision_encoder import SpatialSoftmax, VisionEncoder
 
 TINY = VisionConfig(feature_dim=16, hidden_sizes=(8, 16), depths=(1, 1), groups=4)
 

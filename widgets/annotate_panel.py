@@ -18,8 +18,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout
 
 from app.annotation import AnnotationError, AnnotationModel
 from app.dataset import Dataset, DatasetError
-from recorders.episode_file import Episode, EpisodeError, open_episode
-from recorders.segmentation import IDLE
+from app.domain import IDLE, Episode, EpisodeError, open_episode
 from widgets.dataset_browser import DatasetBrowserWidget
 from widgets.episode_player import EpisodePlayerWidget, StateCurvesWidget
 from widgets.segment_table import SegmentTableView
@@ -284,6 +283,9 @@ class AnnotatePanel(QWidget):
             self._edit(lambda: self.model.insert(*answer))
 
     def _resegment(self) -> None:
+        if self.model is not None and self.model.timeline.calls_missing is not None:
+            self._edit(lambda: self.model.resegment())  # refused before asking anything: it says why
+            return
         keep = self.ask_keep_edits()
         if keep is not None:
             self._edit(lambda: self.model.resegment(keep_edits=keep))

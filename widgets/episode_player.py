@@ -13,7 +13,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSlider, QStyle, QVBoxLayout, QWidget
 
-from recorders.episode_file import CONTROL_STREAM, Episode
+from app.domain import CONTROL_STREAM, Episode
 
 CAMERAS = (("front_rgb", "front camera"), ("wrist_rgb", "wrist camera"))
 

@@ -75,8 +75,6 @@ def build_window(session, data_dir: Path):
 def _session(robot: str, robot_ip: str | None, data_dir: Path):
     from app.record_session import RecordSession
 
-    if robot == "franky" and not robot_ip:
-        raise UserError("--robot franky needs --robot-ip (the arm's address)")
     try:
         return RecordSession(out_dir=data_dir, robot=robot, robot_ip=robot_ip)
     except ValueError as e:
@@ -84,19 +82,10 @@ def _session(robot: str, robot_ip: str | None, data_dir: Path):
 
 
 def run_gui(args) -> int:
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    if args.camera == "realsense":
-        from recorders.realsense_cameras import list_cameras
-
-        found = list_cameras()
-        raise UserError(f"--camera realsense: {found.reason}" if not found else
-                        f"--camera realsense: found {', '.join(c.name for c in found)}, but the Record workspace "
-                        "does not stream RealSense cameras yet; use --camera sim")
+    """The desktop app on the workcell of `args` (parse_args has checked --robot-ip and --camera)."""
     data_dir = args.data
     if data_dir.exists() and not data_dir.is_dir():
         raise UserError(f"--data {data_dir} is a file, not a folder")
-    if args.robot == "franky" and not args.robot_ip:
-        raise UserError("--robot franky needs --robot-ip (the arm's FCI address)")
     _require_display()
     data_dir.mkdir(parents=True, exist_ok=True)
     app = _application()
@@ -119,15 +108,15 @@ def run_screenshots(out: Path) -> int:
     """Every workspace rendered offscreen to PNG, with a recorded episode loaded (and, for Train, a
     real tiny training run on it and an evaluation of that run)."""
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    from recorders.demo_recorder import record_demo
-    from recorders.task_suite import make_instance
+    from app.record_command import run_record
 
     out.mkdir(parents=True, exist_ok=True)
     app = _application()
     with tempfile.TemporaryDirectory(prefix="code2act-shots-") as tmp:
         data = Path(tmp)
-        episode = record_demo(make_instance("swap", 0), data / "swap_0000.h5").path
+        if run_record(parse_args(["record", "--task", "swap", "--out", str(data)])) != 0:
+            raise UserError("screenshots: the scripted swap demonstration failed")
+        episode = next(data.glob("swap_*.h5"))
         session = _session("sim", None, data)
         window = build_window(session, data)
         window.resize(1440, 920)

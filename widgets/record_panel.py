@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.record_session import ROBOTS, TASK_IDS, RecordSession, SessionSnapshot
-from recorders.teleop import SPEED_LEVELS_M_S
+from app.domain import SPEED_LEVELS_M_S
 from widgets.live_views import LiveCameras, LiveStateCurves
 from widgets.skill_palette import SkillPalette
 from widgets.teleop_keys import TeleopKeys, device_help_text, help_label

@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 
 from app.annotation import AnnotationModel
-from recorders.segmentation import IDLE
+from app.domain import IDLE
 
 FUNCTION_COLOURS = {"pick": "#3d7fd9", "place": "#3bb36b", "push": "#e08a2e", "home": "#9a5fd0", IDLE: "#808080"}
 TRIMMED_COLOUR = "#3a2020"

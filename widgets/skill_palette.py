@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
     QComboBox, QDoubleSpinBox, QGridLayout, QLabel, QLineEdit, QPushButton, QSizePolicy, QWidget,
 )
 
-from recorders.robot_api_spec import API, DIRECTIONS, MAX_DISTANCE_M, Call, FunctionSpec, InvalidCallError
+from app.domain import API, DIRECTIONS, MAX_DISTANCE_M, Call, FunctionSpec, InvalidCallError
 
 PALETTE_FUNCTIONS = ("pick", "place", "push", "home", "remember", "done")
 LABEL_HOTKEYS = {"pick": "1", "place": "2", "push": "3", "home": "4"}  # open / close a labelled stretch

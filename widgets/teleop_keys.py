@@ -11,7 +11,7 @@ from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QLabel, QLineEdit, QPlainTextEdit, QTextEdit, QWidget
 
-from recorders.teleop import KEY_BINDINGS, SPEED_KEYS, TeleopIntent, intent_from_keys, is_teleop_key
+from app.domain import KEY_BINDINGS, SPEED_KEYS, TeleopIntent, intent_from_keys, is_teleop_key
 from widgets.skill_palette import LABEL_HOTKEYS
 
 _SHORTCUT_MODIFIERS = (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
@@ -101,7 +101,7 @@ def teleop_help_text(extra: tuple[tuple[str, str], ...] = ()) -> str:
 
 def device_help_text() -> str:
     """Rich text for the gamepad and SpaceMouse bindings (the device chooser's tooltip)."""
-    from recorders.teleop_devices import GAMEPAD_HELP, SPACEMOUSE_HELP
+    from app.domain import GAMEPAD_HELP, SPACEMOUSE_HELP
 
     return ("A gamepad or SpaceMouse moves the arm together with the keyboard.<br><b>Gamepad</b>"
             + _table(GAMEPAD_HELP) + "<b>SpaceMouse</b>" + _table(SPACEMOUSE_HELP))

@@ -54,6 +54,7 @@ class ArmInfo:
     kind: str  # "sim" | "franky-sim" | "franky"
     control_hz: float = DEFAULT_CONTROL_HZ
     details: dict = field(default_factory=dict)
+    stepped: bool = False  # the arm's clock advances only in wait_tick (a simulation faster than real time)
 
 
 class Arm(ABC):
@@ -83,7 +84,10 @@ class Arm(ABC):
 
     @abstractmethod
     def stop(self) -> None:
-        """Stop at once and hold the current pose (e-stop, watchdog)."""
+        """Stop at once and hold the current pose (e-stop, watchdog).
+
+        Must be callable from any thread while `command` runs in another: the e-stop does not wait
+        for a command in progress (recorders/safety.py stops again after one that overlapped it)."""
 
     def time(self) -> float:
         """Seconds on the arm's clock."""

@@ -178,15 +178,19 @@ class FrankyArm(Arm):
             self._service_gripper()
 
     def stop(self) -> None:
-        """Decelerate to a standstill as fast as the arm allows and hold there; the gripper keeps its grip."""
-        with self._lock:
-            robot = self._require()
-            try:
-                robot.move(self._franky.CartesianStopMotion(), asynchronous=True)
-            except Exception as e:
-                raise ArmError(f"could not stop the Franka: {_one_line(e)}") from e
-            finally:
-                self._motion_target = None
+        """Decelerate to a standstill as fast as the arm allows and hold there; the gripper keeps its grip.
+
+        Not under the command lock: an e-stop must not wait behind a command or a state read in
+        progress. franky serialises motions itself, and the safety layer stops again after a
+        command that overlapped the e-stop, so the stop is always the arm's last motion."""
+        robot = self._require()
+        self._motion_target = None
+        try:
+            robot.move(self._franky.CartesianStopMotion(), asynchronous=True)
+        except Exception as e:
+            raise ArmError(f"could not stop the Franka: {_one_line(e)}") from e
+        finally:
+            self._motion_target = None
 
     def recover(self) -> None:
         """Clear a reflex or error (the GUI asks the operator first)."""

@@ -8,7 +8,6 @@ commanded force and friction alone holds it.
 """
 from __future__ import annotations
 
-import mujoco
 import numpy as np
 
 from recorders.arms.base import Arm, ArmCommand, ArmError, ArmInfo, ArmState, DEFAULT_CONTROL_HZ
@@ -16,6 +15,8 @@ from recorders.pose import Pose
 from recorders.cell.scene import SceneSpec
 from recorders.sim.scene import ROBOT_PREFIX
 from recorders.sim.world import HOME_JOINTS, SimWorld
+
+import mujoco  # noqa: E402 - after recorders.sim, which chooses MuJoCo's rendering backend before it loads
 
 FINGER_OPEN = 0.04  # m per finger (tendon length of a fully open hand)
 GRIPPER_KP = 2000.0  # N/m on the finger tendon
@@ -30,7 +31,7 @@ class SimArm(Arm):
 
     def __init__(self, spec: SceneSpec, control_hz: float = DEFAULT_CONTROL_HZ, timestep: float = 0.004):
         self.spec = spec
-        self.info = ArmInfo(kind="sim", control_hz=control_hz, details={"timestep": timestep})
+        self.info = ArmInfo(kind="sim", control_hz=control_hz, details={"timestep": timestep}, stepped=True)
         self._timestep = timestep
         self.world: SimWorld | None = None
         self._cmd: ArmCommand | None = None

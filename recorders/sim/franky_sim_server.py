@@ -18,12 +18,15 @@ carries `multiprocessing.connection` messages:
 Only plain data crosses the channel (strings, numbers, lists, dicts, numpy arrays). The child exits
 when the parent dies (the channel reads EOF, or its parent pid changes), so it never outlives it.
 The child also makes franky-sim report the measured end-effector pose, as a real arm does
-(`_report_measured_poses`).
+(`_report_measured_poses`), and serve only on its loopback host: franky-sim binds its TCP command
+sockets to the given host but its UDP state/command sockets to every interface, which would let
+anyone on the network drive the simulated arm (`_bind_udp_sockets_to_host`).
 """
 from __future__ import annotations
 
 import argparse
 import atexit
+import ipaddress
 import os
 import signal
 import socket
@@ -80,6 +83,9 @@ class FrankySimServer:
     """Parent-side handle of a franky-sim server process serving the workcell of `spec`."""
 
     def __init__(self, spec: SceneSpec, host: str = DEFAULT_HOST, startup_timeout: float = STARTUP_TIMEOUT_S):
+        if not _is_loopback(host):
+            raise ArmError(f"a franky-sim server serves on the loopback only; {host!r} is not a loopback "
+                           f"address (use 127.x.y.z, default {DEFAULT_HOST})")
         self.spec = spec
         self.host = host
         self.startup_timeout = startup_timeout
@@ -197,6 +203,13 @@ class FrankySimServer:
         return self.request(OP_STATS)
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 # ---- child process ---------------------------------------------------------------------------------
 def _report_measured_poses() -> None:
     """Make franky-sim report the measured end-effector pose (O_T_EE), as a real arm does.
@@ -219,6 +232,40 @@ def _report_measured_poses() -> None:
     BaseRobot.kinematics = copying_kinematics
 
 
+# What franky-sim 1.0.4's `FrankaServer._setup_udp_connection` sets (private, name-mangled attributes).
+_UDP_CONNECTION_ATTRIBUTES = ("_FrankaServer__client_udp_port", "_FrankaServer__udp_socket",
+                              "_FrankaServer__udp_receiver", "_FrankaServer__message_id")
+
+
+def _bind_udp_sockets_to_host() -> None:
+    """Make franky-sim open each client's UDP socket on the server's host instead of 0.0.0.0.
+
+    franky-sim 1.0.4 has no option for it: `_setup_udp_connection` binds ("0.0.0.0", 0) whatever host
+    the server was given. This is that method with the server's host as the address; it sets the
+    same private attributes, and refuses (RuntimeError) a franky-sim whose method sets others.
+    """
+    from franky_sim.franka_server import FrankaServer, NonBlockingReceiver
+
+    setup = FrankaServer._setup_udp_connection
+    if getattr(setup, "binds_to_host", False):
+        return
+    if not set(_UDP_CONNECTION_ATTRIBUTES) <= set(setup.__code__.co_names):
+        raise RuntimeError("this franky-sim opens its UDP sockets differently from 1.0.4; "
+                           "update _bind_udp_sockets_to_host in recorders/sim/franky_sim_server.py")
+
+    def setup_on_host(self, network_udp_port: int) -> None:
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind((self.hostname, 0))
+        udp.setblocking(False)
+        self._FrankaServer__client_udp_port = network_udp_port
+        self._FrankaServer__udp_socket = udp
+        self._FrankaServer__udp_receiver = NonBlockingReceiver(udp)
+        self._FrankaServer__message_id = 0
+
+    setup_on_host.binds_to_host = True
+    FrankaServer._setup_udp_connection = setup_on_host
+
+
 def serve(conn: Connection, parent_pid: int) -> None:
     """Child process: start franky-sim on the received scene, report readiness, loop until told or orphaned."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the parent, which shuts us down
@@ -234,9 +281,9 @@ def serve(conn: Connection, parent_pid: int) -> None:
         return
     from recorders.sim.world import SimWorld, new_franky_simulator
 
-    _report_measured_poses()
-
     try:
+        _report_measured_poses()
+        _bind_udp_sockets_to_host()
         spec = SceneSpec.from_json(spec_json)
         sim = new_franky_simulator(spec)
         sim.init()

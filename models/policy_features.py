@@ -3,7 +3,12 @@
 Owns `FeatureBuilder`, which turns the observations of a running episode, the call being executed
 and the robot API's memory into exactly the item PolicyDataset builds for the same frame of a
 recorded episode (tests/test_policy_rollout.py replays a recording through both and compares), so
-what the policy sees live is what it was trained on.
+what the policy sees live is what it was trained on. Both go through models/policy_layout.py (the
+state row, the observation window, the item's keys); nothing here imports torch at module level,
+a hardware SDK or Qt.
+
+    observation (arm state, object poses[, camera frames]) -> state_row -> add_frame
+    begin_call(call, resolved target) -> features(memory poses) -> item (no batch dimension)
 """
 from __future__ import annotations
 
@@ -13,28 +18,25 @@ import numpy as np
 
 from models.anchor_frame import anchor_of
 from models.call_encoding import CallEncoding, encode_memory, zone_pose
-from recorders.memory import Memory
-from recorders.observation import Observation
+from models.policy_layout import (CAMERAS, MAX_OBJECTS, object_mask, object_poses_of, observation_window, policy_item,
+                                  state_rows, task_index)
 from recorders.robot_api_spec import Call
-from recorders.cell.scene import SceneSpec
 
 if TYPE_CHECKING:
-    from models.diffusion_policy import PolicyConfig
+    from models.policy_config import PolicyConfig
+    from recorders.cell.scene import SceneSpec
+    from recorders.memory import Memory
+    from recorders.observation import Observation
 
 
-def state_row(ob: Observation, names: Sequence[str]) -> np.ndarray:
-    """(STATE_DIM,) float32 as PolicyDataset stacks it: ee_pose 7, gripper width 1, object poses
-    (float32, in `names` order) zero-padded to MAX_OBJECTS."""
-    from models.policy_dataset import MAX_OBJECTS
-
-    objects = np.zeros((MAX_OBJECTS, 7), np.float32)
-    for j, name in enumerate(names):
-        objects[j] = ob.object_poses[name].to_array().astype(np.float32)
-    return np.concatenate([ob.state.ee_pose.to_array().astype(np.float32),
-                           np.array([ob.state.gripper_width], np.float32), objects.reshape(-1)])
+def state_row(ob: "Observation", names: Sequence[str]) -> np.ndarray:
+    """(STATE_DIM,) float32 as PolicyDataset stacks it (models/policy_layout.state_rows), the
+    objects in `names` order."""
+    objects = np.stack([ob.object_poses[name].to_array() for name in names]) if names else np.zeros((0, 7))
+    return state_rows(ob.state.ee_pose.to_array()[None], np.array([ob.state.gripper_width]), objects[None])[0]
 
 
-def remembered(memory: Memory) -> list[np.ndarray]:
+def remembered(memory: "Memory") -> list[np.ndarray]:
     """The remembered poses, first-stored order, as the dataset's memory_at gives them."""
     return [kp.pose.to_array().astype(np.float32) for kp in memory.poses.values()]
 
@@ -44,13 +46,11 @@ class FeatureBuilder:
     same frame. Frames are added one per control tick (the observation before its command)."""
 
     def __init__(self, config: "PolicyConfig", names: Sequence[str], zones: dict[str, np.ndarray], task: str):
-        from models.policy_dataset import MAX_OBJECTS, TASK_VOCAB
-
         if len(names) > MAX_OBJECTS:
             raise ValueError(f"{len(names)} objects; the policy takes at most {MAX_OBJECTS}")
         self.config, self.names, self.zones = config, list(names), dict(zones)
-        self.task_index = TASK_VOCAB.index(task) if task in TASK_VOCAB else len(TASK_VOCAB)
-        self.object_mask = (np.arange(MAX_OBJECTS) < len(names)).astype(np.float32)
+        self.task_index = task_index(task)
+        self.object_mask = object_mask(len(names))
         self.encoding = CallEncoding()
         self.states: list[np.ndarray] = []  # (STATE_DIM,) per frame
         self.images: list[dict[str, np.ndarray]] = []  # stream name -> (H, W, 3) per frame
@@ -60,7 +60,7 @@ class FeatureBuilder:
         self._anchor: np.ndarray | None = None  # the call's anchor, from its first frame (computed once)
 
     @staticmethod
-    def for_scene(config: "PolicyConfig", scene: SceneSpec, task: str) -> "FeatureBuilder":
+    def for_scene(config: "PolicyConfig", scene: "SceneSpec", task: str) -> "FeatureBuilder":
         return FeatureBuilder(config, scene.object_names, {z.name: zone_pose(z.position) for z in scene.zones}, task)
 
     def add_frame(self, state: np.ndarray, images: dict[str, np.ndarray] | None = None) -> int:
@@ -80,36 +80,27 @@ class FeatureBuilder:
         self._anchor = None
 
     def _poses(self, t: int) -> dict[str, np.ndarray]:
-        objects = self.states[t][8:].reshape(-1, 7)
-        return {**self.zones, **{n: objects[j] for j, n in enumerate(self.names)}}
+        return {**self.zones, **object_poses_of(self.states[t], self.names)}
 
     def features(self, memory_poses: Sequence[np.ndarray] = ()) -> dict:
-        """The item (no batch dimension) of the latest frame; see PolicyDataset for the layout."""
-        import torch
-
+        """The item (no batch dimension) of the latest frame; see models/policy_layout.py."""
         c, t = self.config, len(self.states) - 1
         if t < 0:
             raise ValueError("no frame observed yet")
         first = self.call_start if c.cond == "call" else 0  # flat: one segment over the episode
-        obs_idx = np.maximum(np.arange(t - c.obs_horizon + 1, t + 1), first)  # (To,)
-        item = {"obs_state": torch.from_numpy(np.stack([self.states[i] for i in obs_idx])),
-                "object_mask": torch.from_numpy(self.object_mask), "anchor": torch.zeros(3)}
-        if c.cond == "call":
-            if self.call is None:
-                raise ValueError("no call begun: cond='call' policies need one")
-            targets_recall = any(isinstance(a, Call) and a.name == "recall" for a in self.call.args)
-            resolved = self.resolved if c.memory or not targets_recall else None
-            item["call"] = torch.from_numpy(self.encoding.encode(self.call, self._poses(t), resolved))
-            if self._anchor is None:
-                self._anchor = anchor_of(self.encoding.encode(self.call, self._poses(self.call_start), resolved))
-            item["anchor"] = torch.from_numpy(self._anchor.copy())
-            item["function"] = torch.tensor(self.encoding.functions.index(self.call.name), dtype=torch.int64)
-            if c.memory:
-                item["memory"] = torch.from_numpy(encode_memory(memory_poses))
-        else:
-            item["task"] = torch.tensor(self.task_index, dtype=torch.int64)
-        if c.obs == "rgb":
-            for cam in ("front_rgb", "wrist_rgb"):
-                frames = np.stack([self.images[i][cam] for i in obs_idx])  # (To, H, W, 3)
-                item[cam] = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
-        return item
+        obs_idx = observation_window(t, first, c.obs_horizon)  # (To,)
+        obs_state = np.stack([self.states[i] for i in obs_idx])
+        images = {cam: np.stack([self.images[i][cam] for i in obs_idx]) for cam in CAMERAS} if c.obs == "rgb" else {}
+        if c.cond != "call":
+            return policy_item(obs_state, self.object_mask, np.zeros(3, np.float32), task=self.task_index,
+                               images=images)
+        if self.call is None:
+            raise ValueError("no call begun: cond='call' policies need one")
+        targets_recall = any(isinstance(a, Call) and a.name == "recall" for a in self.call.args)
+        resolved = self.resolved if c.memory or not targets_recall else None
+        if self._anchor is None:
+            self._anchor = anchor_of(self.encoding.encode(self.call, self._poses(self.call_start), resolved))
+        return policy_item(obs_state, self.object_mask, self._anchor, images=images,
+                           call=self.encoding.encode(self.call, self._poses(t), resolved),
+                           function=self.encoding.functions.index(self.call.name),
+                           memory=encode_memory(memory_poses) if c.memory else None)

@@ -5,8 +5,8 @@ process (recorders/sim/franky_sim_server.py), a `FrankyArm` talks libfranka's pr
 loopback, and the safety layer sits in front as on a real arm. What a real cell would see with
 cameras and a tracker (object poses, images) comes from the server's side channel instead.
 
-    skills / teleop -> SafeArm -> FrankyArm ==libfranka==> server process (MuJoCo at 1 kHz)
-    object_poses / render / camera_intrinsics ---pipe----> server process
+    skills / teleop -> SafeArm -> FrankyArm (private) ==libfranka==> server process (MuJoCo at 1 kHz)
+    object_poses / render / camera_intrinsics / tcp_pose ---pipe---> server process
 """
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ import numpy as np
 
 from recorders.arms.base import DEFAULT_CONTROL_HZ
 from recorders.arms.franky_arm import DEFAULT_DYNAMICS_FACTOR, FrankyArm
+from recorders.cell.scene import SceneSpec
+from recorders.cell.workcell import Workcell
 from recorders.pose import Pose
 from recorders.safety import SafeArm, SafetyLimits
 from recorders.sim.franky_sim_server import DEFAULT_HOST, FrankySimServer
-from recorders.cell.scene import SceneSpec
-from recorders.workcell import Workcell
 
 
 class FrankySimWorkcell(Workcell):
@@ -33,8 +33,8 @@ class FrankySimWorkcell(Workcell):
                  host: str = DEFAULT_HOST, dynamics_factor: float = DEFAULT_DYNAMICS_FACTOR):
         self.spec = spec
         self.server = FrankySimServer(spec, host)
-        self.franky_arm = FrankyArm(host, control_hz, dynamics_factor=dynamics_factor, kind=self.kind)
-        self.arm = SafeArm(self.franky_arm, safety or SafetyLimits())
+        self._franky_arm = FrankyArm(host, control_hz, dynamics_factor=dynamics_factor, kind=self.kind)
+        self.arm = SafeArm(self._franky_arm, safety or SafetyLimits())
         self._closed = False
         try:
             self.server.start()
@@ -43,7 +43,7 @@ class FrankySimWorkcell(Workcell):
         except BaseException:
             self.close()
             raise
-        self.franky_arm.info.details["server_startup_s"] = round(self.server.info.startup_s, 3)
+        self.arm.info.details["server_startup_s"] = round(self.server.info.startup_s, 3)
 
     def object_poses(self) -> dict[str, Pose]:
         return self.server.object_poses()

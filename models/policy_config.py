@@ -1,0 +1,213 @@
+"""The diffusion policy's configuration and its training options, torch-free (STYLE.md rule 13).
+
+Owns `VisionConfig` and `PolicyConfig` (saved in a checkpoint's config.json), `TrainOptions` (a
+run's options.json), their choices, defaults, bounds and help texts (field metadata:
+models/option_fields.py), and the defaults of keys that older checkpoints and runs lack
+(`OLDER_DEFAULTS`, the one place for them). The CLI (app/train_command.py), the Train form
+(app/train_launch.py) and resume derive from these classes; models/diffusion_policy.py and
+models/train_policy.py build and train from them.
+
+    options.json -> TrainOptions.from_dict -> .policy_config() -> PolicyConfig -> DiffusionPolicy
+    config.json  -> PolicyConfig.from_dict (unknown keys and out-of-bounds sizes refused up front)
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, fields
+
+from models.anchor_frame import FRAMES
+from models.option_fields import default_of, option, options_of, validate_options
+from models.policy_layout import COND_KINDS, OBS_KINDS, PROPRIO_DIM, STATE_DIM
+from recorders.task_suite import TASKS
+
+PREDICTIONS = ("sample", "epsilon")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("no", "fp16", "bf16")
+MAX_WARMUP_STEPS = 500
+MAX_WIDTH = 4096  # channels of any layer: bounds a config's allocation before anything is built
+# Keys missing from checkpoints and runs saved before they existed take these values, not today's defaults.
+OLDER_DEFAULTS = {"frame": "world", "prediction": "epsilon", "state_objects": True}
+
+
+def from_known_dict(cls, d: dict, what: str, defaults: dict | None = None):
+    """cls(**d) with `defaults` under `d`; ValueError naming unknown keys or a bad value."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{what} is not a JSON object")
+    unknown = sorted(set(d) - {f.name for f in fields(cls)})
+    if unknown:
+        raise ValueError(f"{what} has unknown key(s) {', '.join(unknown)}")
+    try:
+        return cls(**{**(defaults or {}), **d})
+    except TypeError as e:  # a required key missing
+        raise ValueError(f"{what}: {e}") from None
+
+
+def _size(default, help: str = "", maximum: int = MAX_WIDTH, **meta):
+    return option(default, help, kind="int", minimum=1, maximum=maximum, **meta)
+
+
+@dataclass(frozen=True)
+class VisionConfig:
+    """One camera's image encoder (models/vision_encoder.py)."""
+    feature_dim: int = _size(64, "features per camera")
+    hidden_sizes: tuple[int, ...] = option((32, 64, 128, 256), "ResNet stage widths (ResNet-18: 64,128,256,512)",
+                                           kind="widths", minimum=1, maximum=MAX_WIDTH)
+    depths: tuple[int, ...] = option((2, 2, 2, 2), "residual blocks per stage", kind="widths", minimum=1, maximum=64)
+    groups: int = _size(8, "GroupNorm groups", maximum=512)
+
+    def __post_init__(self):
+        for name in ("hidden_sizes", "depths"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        validate_options(self)
+        if len(self.hidden_sizes) != len(self.depths):
+            raise ValueError(f"hidden_sizes {self.hidden_sizes} and depths {self.depths} must have one entry per stage")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict) -> "VisionConfig":
+        return from_known_dict(VisionConfig, d, "the vision config")
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    obs: str = option("state", "state: arm and object poses; rgb: also the front and wrist cameras (slower)",
+                      choices=OBS_KINDS)
+    cond: str = option("call", "call: conditioned on the current call; flat: on the task text only (the baseline)",
+                       choices=COND_KINDS)
+    memory: bool = option(True, "condition on the remembered poses (False: the memory ablation)", choices=(True, False))
+    # The state input holds every object's pose (True) or only the arm's (False: the call vector carries the
+    # poses of the objects the call names, and the other objects are distractors). None: True only for flat.
+    state_objects: bool | None = option(None, "every object's pose in the state input (default: only for flat)",
+                                        choices=(True, False))
+    frame: str = option("anchor", "positions relative to the call's object or target (anchor) or to the robot "
+                        "base (world)", choices=FRAMES)
+    obs_horizon: int = _size(2, "observation frames per prediction", maximum=64)
+    pred_horizon: int = _size(16, "actions per predicted chunk", maximum=1024)
+    action_horizon: int = _size(8, "actions executed per chunk", maximum=1024)
+    embed_dim: int = _size(128, "state, call, memory and task embedding width")
+    down_dims: tuple[int, ...] = option((64, 128, 256), "U-Net channel widths per level (wider learns more; "
+                                        "128,256,512 trains ~3x slower)", kind="widths", minimum=1, maximum=MAX_WIDTH)
+    step_embed_dim: int = _size(128, "diffusion-step embedding width")
+    train_timesteps: int = _size(100, "DDPM training steps", maximum=10_000)
+    prediction: str = option("sample", "what the U-Net predicts: the clean action chunk (sample; learns faster) or "
+                             "the noise (epsilon)", choices=PREDICTIONS)
+    inference_steps: int = _size(10, "DDIM inference steps", maximum=10_000)
+    vision: VisionConfig = option(default_factory=VisionConfig, help="the cameras' image encoder")
+
+    def __post_init__(self):
+        if isinstance(self.down_dims, (list, tuple)):
+            object.__setattr__(self, "down_dims", tuple(self.down_dims))
+        if self.state_objects is None:
+            object.__setattr__(self, "state_objects", self.cond == "flat")
+        if isinstance(self.vision, dict):
+            object.__setattr__(self, "vision", VisionConfig.from_dict(self.vision))
+        if not isinstance(self.vision, VisionConfig):
+            raise ValueError(f"vision must be a vision config, got {self.vision!r}")
+        validate_options(self)
+        if len(self.down_dims) > 8:
+            raise ValueError(f"down_dims has {len(self.down_dims)} levels; at most 8")
+        if self.action_horizon > self.pred_horizon:
+            raise ValueError(f"action_horizon must be within 1..pred_horizon ({self.pred_horizon}), "
+                             f"got {self.action_horizon}")
+        if self.inference_steps > self.train_timesteps:
+            raise ValueError(f"inference_steps must be within 1..{self.train_timesteps}, got {self.inference_steps}")
+
+    @property
+    def uses_memory(self) -> bool:
+        return self.cond == "call" and self.memory
+
+    @property
+    def state_dim(self) -> int:
+        """Per-frame width of the state the state encoder sees."""
+        return STATE_DIM if self.state_objects else PROPRIO_DIM
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "vision": self.vision.to_dict()}
+
+    @staticmethod
+    def from_dict(d: dict) -> "PolicyConfig":
+        return from_known_dict(PolicyConfig, d, "the policy config", OLDER_DEFAULTS)
+
+
+TINY = dict(embed_dim=32, down_dims=(32, 64), step_embed_dim=16,
+            vision=VisionConfig(feature_dim=8, hidden_sizes=(8, 16), depths=(1, 1), groups=4))
+
+
+def _like(name: str, flag: str | None = None, help: str | None = None, **meta):
+    """A training option that sets PolicyConfig's field `name`: its default, bounds and help (or
+    `help` for a switch), shaping the model."""
+    o = options_of(PolicyConfig)[name]
+    return option(default_of(PolicyConfig, name), help or o.help, choices=o.choices, minimum=o.minimum,
+                  maximum=o.maximum, kind=o.kind, flag=flag, resume="model", **meta)
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """One `train policy` run (options.json); `resume` says what a resumed run may change."""
+    data: tuple[str, ...] = option((), "episode folders or files", flag="--data", kind="paths", resume="keep")
+    out: str = option("", "the run folder", flag="--out")
+    obs: str = _like("obs", "--obs")
+    cond: str = _like("cond", "--flat", "condition on the task text only (the paper's flat baseline)", switch="flat")
+    memory: bool = _like("memory", "--no-memory", "withhold memory (the ablation)", switch=False)
+    frame: str = _like("frame", "--frame")
+    prediction: str = _like("prediction", "--prediction")
+    state_objects: bool | None = _like("state_objects")
+    tasks: tuple[str, ...] | None = option(None, "comma-separated task ids to train on (default all)", flag="--tasks",
+                                           kind="names", resume="keep")
+    edited_only: bool = option(False, "only episodes whose labels were edited", flag="--edited-only", switch=True,
+                               resume="keep")
+    steps: int = option(3000, "optimiser steps in all (on --resume: a new total)", flag="--steps", kind="int",
+                        minimum=1)
+    batch_size: int = option(64, "training windows per step and process", flag="--batch-size", kind="int", minimum=1)
+    lr: float = option(2e-4, "peak learning rate of AdamW (warm-up, then cosine)", flag="--lr", kind="float")
+    weight_decay: float = option(1e-6, "AdamW weight decay", kind="float", minimum=0)
+    warmup_steps: int | None = option(None, "linear warm-up steps (default: a tenth of the steps, at most "
+                                      f"{MAX_WARMUP_STEPS})", kind="int", minimum=0)
+    ema_power: float = option(0.75, "EMA warm-up power", kind="float", minimum=0)
+    seed: int = option(0, "seeds the weights, the batch order and the diffusion noise", flag="--seed", kind="int",
+                       minimum=0, resume="keep")
+    device: str = option("auto", "auto: a GPU when torch sees one, else the CPU", flag="--device", choices=DEVICES)
+    mixed_precision: str = option("no", "mixed precision on a GPU", flag="--mixed-precision", choices=PRECISIONS)
+    checkpoint_every: int = option(500, "write a checkpoint every N steps (0: only at the end and when stopped)",
+                                   flag="--checkpoint-every", kind="int", minimum=0)
+    log_every: int = option(10, "steps per metrics line", kind="int", minimum=1)
+    num_workers: int = option(0, "data-loading processes", flag="--workers", kind="int", minimum=0,
+                              metavar="N")
+    resume: bool = option(False, "continue the run in --out from its newest checkpoint, with its own options",
+                          flag="--resume", switch=True)
+    embed_dim: int = _like("embed_dim")
+    down_dims: tuple[int, ...] = _like("down_dims", "--down-dims", metavar="W1,W2,...")
+    tiny: bool = option(False, "a very small model (tests, smoke runs)", flag="--tiny", switch=True, resume="model")
+
+    def __post_init__(self):
+        data = (self.data,) if isinstance(self.data, (str, os.PathLike)) else self.data
+        object.__setattr__(self, "data", tuple(str(p) for p in data))
+        object.__setattr__(self, "out", str(self.out))
+        object.__setattr__(self, "down_dims", tuple(self.down_dims))
+        if self.tasks is not None:
+            object.__setattr__(self, "tasks", (self.tasks,) if isinstance(self.tasks, str) else tuple(self.tasks))
+            unknown = [t for t in self.tasks if t not in TASKS]
+            if unknown:
+                raise ValueError(f"unknown task(s) {', '.join(unknown)}; tasks: {', '.join(TASKS)}")
+        if self.warmup_steps is None and isinstance(self.steps, int):
+            object.__setattr__(self, "warmup_steps", min(MAX_WARMUP_STEPS, self.steps // 10))
+        validate_options(self)
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+
+    def policy_config(self) -> PolicyConfig:
+        size = TINY if self.tiny else dict(embed_dim=self.embed_dim, down_dims=self.down_dims)
+        return PolicyConfig(obs=self.obs, cond=self.cond, memory=self.memory, frame=self.frame,
+                            prediction=self.prediction, state_objects=self.state_objects, **size)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict) -> "TrainOptions":
+        return from_known_dict(TrainOptions, d, "the run's options", OLDER_DEFAULTS)
+
+
+MODEL_OPTIONS = tuple(n for n, o in options_of(TrainOptions).items() if o.resume == "model")

@@ -1,0 +1,59 @@
+"""The `Workcell` interface: an arm behind the safety layer plus what can be observed around it.
+
+Skills, tasks, the recorder and rollouts talk to a `Workcell`, never to MuJoCo or franky directly.
+Each robot kind has one implementation in this package (recorders/cell/sim_workcell.py,
+franky_sim_workcell.py, franky_workcell.py), and recorders/cell/registry.py is the one place that
+maps a robot kind to its workcell. A workcell owns its scene (`spec`: objects, zones, cameras) and a
+safety-wrapped arm (`arm`); the unguarded backend behind it stays private, so every command to the
+arm passes the safety layer.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from recorders.cell.scene import CAMERA_NAMES, SceneSpec
+from recorders.pose import Pose
+from recorders.safety import SafeArm
+
+
+class Workcell(ABC):
+    """An arm (behind the safety layer) and the observable scene."""
+
+    kind: str  # a key of recorders.cell.registry.WORKCELL_KINDS
+    spec: SceneSpec
+    arm: SafeArm
+    clock_name: str  # "sim" (simulated time) or "monotonic" (wall clock)
+
+    @abstractmethod
+    def object_poses(self) -> dict[str, Pose]:
+        """Current pose of every object of the scene, by name."""
+
+    @abstractmethod
+    def render(self, camera: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """(H, W, 3) uint8 RGB and optional (H, W) uint16 depth (mm) of a camera."""
+
+    @abstractmethod
+    def camera_intrinsics(self, camera: str) -> dict:
+        """fx, fy, cx, cy, width, height of a camera."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the arm, cameras and any server process; safe to call twice."""
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        return CAMERA_NAMES
+
+    def object_pose(self, name: str) -> Pose:
+        poses = self.object_poses()
+        if name not in poses:
+            raise KeyError(f"no object named {name!r}; objects: {', '.join(poses)}")
+        return poses[name]
+
+    def __enter__(self) -> "Workcell":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
