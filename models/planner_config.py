@@ -15,8 +15,7 @@ from dataclasses import asdict, dataclass
 
 from models.option_fields import option, options_of, validate_options
 from models.planner_grammar import CallVocabulary
-from models.policy_config import DEVICES, PRECISIONS, from_known_dict
-from recorders.task_suite import TASKS
+from models.run_options import RunOptions, as_paths, from_known_dict
 
 PLANNER = "planner"  # options.json's "model": how the Train workspace tells a planner run from a policy run
 SCRATCH_LR = 1e-3  # the learning rate from scratch ...
@@ -67,21 +66,16 @@ TINY = dict(image_size=32, patch_size=8, vision_width=32, vision_layers=1, text_
 
 
 @dataclass(frozen=True)
-class PlannerTrainOptions:
-    """One `train planner` run (options.json); `resume` says what a resumed run may change."""
+class PlannerTrainOptions(RunOptions):
+    """One `train planner` run (options.json): RunOptions plus the planner's model and schedule."""
     data: tuple[str, ...] = option((), "episode folders or files (with the front camera)", flag="--data",
                                    kind="paths", resume="keep")
-    out: str = option("", "the run folder", flag="--out")
     val: tuple[str, ...] = option((), "held-out episodes: next-call accuracy and program exact match at the end",
                                   flag="--val", kind="paths")
     base: str | None = option(None, "a local pretrained image-text-to-text checkpoint (safetensors) to fine-tune "
                               "with LoRA (default: a tiny model trained from scratch)", flag="--base", resume="model")
     memory: bool = option(True, "withhold past calls and memory (the ablation)", flag="--no-memory", switch=False,
                           resume="model")
-    tasks: tuple[str, ...] | None = option(None, "comma-separated task ids to train on (default all)", flag="--tasks",
-                                           kind="names", resume="keep")
-    edited_only: bool = option(False, "only episodes whose labels were edited", flag="--edited-only", switch=True,
-                               resume="keep")
     steps: int = option(2000, "optimiser steps in all (on --resume: a new total)", flag="--steps", kind="int",
                         minimum=1)
     batch_size: int = option(32, "examples per step and process", flag="--batch-size", kind="int", minimum=1)
@@ -89,30 +83,14 @@ class PlannerTrainOptions:
                               "--base)", flag="--lr", kind="float")
     warmup_steps: int = option(100, "linear warm-up steps (at most a tenth of the steps)", kind="int", minimum=0)
     weight_decay: float = option(0.01, "AdamW weight decay", kind="float", minimum=0)
-    seed: int = option(0, "seeds the weights and the batches", flag="--seed", kind="int", minimum=0, resume="keep")
-    device: str = option("auto", "auto: a GPU when torch sees one, else the CPU", flag="--device", choices=DEVICES)
-    mixed_precision: str = option("no", "mixed precision on a GPU", flag="--mixed-precision", choices=PRECISIONS)
-    checkpoint_every: int = option(500, "write a checkpoint every N steps (0: only at the end and when stopped)",
-                                   flag="--checkpoint-every", kind="int", minimum=0)
-    log_every: int = option(10, "steps per metrics line", kind="int", minimum=1)
     lora_rank: int = option(8, "LoRA adapter rank (with --base)", flag="--lora-rank", kind="int", minimum=1,
                             maximum=1024, resume="model")
-    resume: bool = option(False, "continue the run in --out from its newest checkpoint, with its own options",
-                          flag="--resume", switch=True)
-    tiny: bool = option(False, "a very small model (tests, smoke runs)", flag="--tiny", switch=True, resume="model")
 
     def __post_init__(self):
-        for name in ("data", "val"):
-            value = getattr(self, name)
-            object.__setattr__(self, name, tuple(str(p) for p in ((value,) if isinstance(value, str) else value)))
-        object.__setattr__(self, "out", str(self.out))
+        super().__post_init__()
+        object.__setattr__(self, "val", as_paths(self.val))
         if self.base is not None:
             object.__setattr__(self, "base", str(self.base))
-        if self.tasks is not None:
-            object.__setattr__(self, "tasks", (self.tasks,) if isinstance(self.tasks, str) else tuple(self.tasks))
-            unknown = [t for t in self.tasks if t not in TASKS]
-            if unknown:
-                raise ValueError(f"unknown task(s) {', '.join(unknown)}; tasks: {', '.join(TASKS)}")
         validate_options(self)
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")

@@ -12,34 +12,18 @@ models/train_policy.py build and train from them.
 """
 from __future__ import annotations
 
-import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 from models.anchor_frame import FRAMES
 from models.option_fields import default_of, option, options_of, validate_options
 from models.policy_layout import COND_KINDS, OBS_KINDS, PROPRIO_DIM, STATE_DIM
-from recorders.task_suite import TASKS
+from models.run_options import RunOptions, from_known_dict
 
 PREDICTIONS = ("sample", "epsilon")
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("no", "fp16", "bf16")
 MAX_WARMUP_STEPS = 500
 MAX_WIDTH = 4096  # channels of any layer: bounds a config's allocation before anything is built
 # Keys missing from checkpoints and runs saved before they existed take these values, not today's defaults.
 OLDER_DEFAULTS = {"frame": "world", "prediction": "epsilon", "state_objects": True}
-
-
-def from_known_dict(cls, d: dict, what: str, defaults: dict | None = None):
-    """cls(**d) with `defaults` under `d`; ValueError naming unknown keys or a bad value."""
-    if not isinstance(d, dict):
-        raise ValueError(f"{what} is not a JSON object")
-    unknown = sorted(set(d) - {f.name for f in fields(cls)})
-    if unknown:
-        raise ValueError(f"{what} has unknown key(s) {', '.join(unknown)}")
-    try:
-        return cls(**{**(defaults or {}), **d})
-    except TypeError as e:  # a required key missing
-        raise ValueError(f"{what}: {e}") from None
 
 
 def _size(default, help: str = "", maximum: int = MAX_WIDTH, **meta):
@@ -144,20 +128,14 @@ def _like(name: str, flag: str | None = None, help: str | None = None, **meta):
 
 
 @dataclass(frozen=True)
-class TrainOptions:
-    """One `train policy` run (options.json); `resume` says what a resumed run may change."""
-    data: tuple[str, ...] = option((), "episode folders or files", flag="--data", kind="paths", resume="keep")
-    out: str = option("", "the run folder", flag="--out")
+class TrainOptions(RunOptions):
+    """One `train policy` run (options.json): RunOptions plus the policy's model and schedule."""
     obs: str = _like("obs", "--obs")
     cond: str = _like("cond", "--flat", "condition on the task text only (the paper's flat baseline)", switch="flat")
     memory: bool = _like("memory", "--no-memory", "withhold memory (the ablation)", switch=False)
     frame: str = _like("frame", "--frame")
     prediction: str = _like("prediction", "--prediction")
     state_objects: bool | None = _like("state_objects")
-    tasks: tuple[str, ...] | None = option(None, "comma-separated task ids to train on (default all)", flag="--tasks",
-                                           kind="names", resume="keep")
-    edited_only: bool = option(False, "only episodes whose labels were edited", flag="--edited-only", switch=True,
-                               resume="keep")
     steps: int = option(3000, "optimiser steps in all (on --resume: a new total)", flag="--steps", kind="int",
                         minimum=1)
     batch_size: int = option(64, "training windows per step and process", flag="--batch-size", kind="int", minimum=1)
@@ -166,31 +144,14 @@ class TrainOptions:
     warmup_steps: int | None = option(None, "linear warm-up steps (default: a tenth of the steps, at most "
                                       f"{MAX_WARMUP_STEPS})", kind="int", minimum=0)
     ema_power: float = option(0.75, "EMA warm-up power", kind="float", minimum=0)
-    seed: int = option(0, "seeds the weights, the batch order and the diffusion noise", flag="--seed", kind="int",
-                       minimum=0, resume="keep")
-    device: str = option("auto", "auto: a GPU when torch sees one, else the CPU", flag="--device", choices=DEVICES)
-    mixed_precision: str = option("no", "mixed precision on a GPU", flag="--mixed-precision", choices=PRECISIONS)
-    checkpoint_every: int = option(500, "write a checkpoint every N steps (0: only at the end and when stopped)",
-                                   flag="--checkpoint-every", kind="int", minimum=0)
-    log_every: int = option(10, "steps per metrics line", kind="int", minimum=1)
     num_workers: int = option(0, "data-loading processes", flag="--workers", kind="int", minimum=0,
                               metavar="N")
-    resume: bool = option(False, "continue the run in --out from its newest checkpoint, with its own options",
-                          flag="--resume", switch=True)
     embed_dim: int = _like("embed_dim")
     down_dims: tuple[int, ...] = _like("down_dims", "--down-dims", metavar="W1,W2,...")
-    tiny: bool = option(False, "a very small model (tests, smoke runs)", flag="--tiny", switch=True, resume="model")
 
     def __post_init__(self):
-        data = (self.data,) if isinstance(self.data, (str, os.PathLike)) else self.data
-        object.__setattr__(self, "data", tuple(str(p) for p in data))
-        object.__setattr__(self, "out", str(self.out))
+        super().__post_init__()
         object.__setattr__(self, "down_dims", tuple(self.down_dims))
-        if self.tasks is not None:
-            object.__setattr__(self, "tasks", (self.tasks,) if isinstance(self.tasks, str) else tuple(self.tasks))
-            unknown = [t for t in self.tasks if t not in TASKS]
-            if unknown:
-                raise ValueError(f"unknown task(s) {', '.join(unknown)}; tasks: {', '.join(TASKS)}")
         if self.warmup_steps is None and isinstance(self.steps, int):
             object.__setattr__(self, "warmup_steps", min(MAX_WARMUP_STEPS, self.steps // 10))
         validate_options(self)
