@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from recorders.call_log import CallRecord
+from recorders.cell.scene import SceneSpec
 from recorders.episode_file import CONTROL_STREAM, EpisodeError, open_episode
 from recorders.robot_api_spec import API, Call, InvalidCallError, is_zone
 from recorders.segmentation import IDLE, Segment
@@ -64,12 +65,11 @@ def remembered_keys(history: Sequence[str]) -> tuple[str, ...]:
     return tuple(keys)
 
 
-def scene_names(scene: dict, codes: Sequence[str] = ()) -> SceneNames:
+def scene_names(scene: SceneSpec | None, codes: Sequence[str] = ()) -> SceneNames:
     """Object and zone names of an episode's scene; without a stored scene (a real arm), the names
     its calls use."""
-    spec = scene.get("spec", {}) if isinstance(scene, dict) else {}
-    objects = [c["name"] for c in spec.get("cubes", [])]
-    zones = [z["name"] for z in spec.get("zones", [])]
+    objects = list(scene.object_names) if scene is not None else []
+    zones = list(scene.zone_names) if scene is not None else []
     if not objects:
         for code in codes:
             for call in _with_nested(Call.from_code(code)):
@@ -125,7 +125,7 @@ def episode_steps(path, with_images: bool = True) -> tuple[list[PlannerStep], Sc
             raise ValueError(f"{path}: no {IMAGE_STREAM} camera stream (record with --obs rgb)")
         images = _frames_at(ep, times, [f for f, _ in program]) if with_images else [None] * len(program)
         task = ep.instruction or ep.task
-        names = scene_names(ep.scene, [c for _, c in program])
+        names = scene_names(ep.meta.scene, [c for _, c in program])
     steps, history = [], []
     for (frame, code), image in zip(program, images):
         steps.append(PlannerStep(task, tuple(history), remembered_keys(history), code, image))

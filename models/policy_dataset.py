@@ -25,6 +25,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -38,6 +39,7 @@ from models.policy_layout import (CAMERAS, COND_KINDS, MAX_OBJECTS, OBS_KINDS, P
                                   observation_window, policy_item, state_rows, task_index)
 from recorders.episode_file import EpisodeError, open_episode
 from recorders.robot_api_spec import Call, InvalidCallError
+from recorders.segmentation import IDLE, Segment
 
 _SKIP_ERRORS = (EpisodeError, OSError, KeyError, ValueError, TypeError, IndexError)
 
@@ -137,21 +139,21 @@ class PolicyDataset(Dataset):
             if objects.shape[1] > MAX_OBJECTS or len(names) != objects.shape[1]:
                 raise ValueError(f"{objects.shape[1]} objects ({len(names)} names); at most {MAX_OBJECTS} supported")
             state = state_rows(*(read(name) for name in PROPRIO_STREAMS), objects)
-            zones = {z["name"]: zone_pose(z["position"]) for z in ep.scene.get("spec", {}).get("zones", [])}
+            zones = {z.name: zone_pose(z.position) for z in (ep.meta.scene.zones if ep.meta.scene is not None else ())}
             times = ep.stream_time("action")
             arrays = _EpisodeArrays(task_index(ep.task), times, action, state, objects, object_mask(len(names)),
                                     names, zones, remembered_poses(ep.calls, times, objects, names))
             if self.cond == "flat":
                 return arrays, [PolicySegment(index, 0, n, "", "flat", None, None, np.zeros(3, np.float32))]
-            return arrays, self._segments_of(path, index, [s.to_dict() for s in ep.labels], arrays)
+            return arrays, self._segments_of(path, index, ep.labels, arrays)
 
-    def _segments_of(self, path: Path, index: int, labels: list[dict], a: _EpisodeArrays) -> list[PolicySegment]:
+    def _segments_of(self, path: Path, index: int, labels: Sequence[Segment], a: _EpisodeArrays) -> list[PolicySegment]:
         out, n = [], len(a.times)
         for k, label in enumerate(labels):
-            code = str(label.get("code", ""))
+            code = label.code
             try:
-                start, end = int(label["start"]), min(int(label["end"]), n)
-                if code == "idle" or end <= start:
+                start, end = label.start, min(label.end, n)
+                if code == IDLE or end <= start:
                     continue
                 call = Call.from_code(code)
                 if call.spec.kind != "motion":
@@ -163,7 +165,7 @@ class PolicyDataset(Dataset):
             except (ValueError, InvalidCallError, KeyError, TypeError) as e:
                 self.skipped.append((str(path), f"segment {k} {code!r}: {e}"))
                 continue
-            out.append(PolicySegment(index, start, end, code, str(label.get("source", "auto")), call, resolved, anchor))
+            out.append(PolicySegment(index, start, end, code, label.source, call, resolved, anchor))
         return out
 
     @staticmethod

@@ -85,7 +85,7 @@ def test_state_only_episodes_are_skipped_with_a_reason(tmp_path):
 
 
 def test_scene_names_without_a_stored_scene_come_from_the_calls():
-    names = scene_names({}, ['pick("red cube")', 'place("red cube", "blue zone")', 'place("red cube", recall("k"))'])
+    names = scene_names(None, ['pick("red cube")', 'place("red cube", "blue zone")', 'place("red cube", recall("k"))'])
     assert names == SceneNames(("red cube",), ("blue zone",))
 
 
