@@ -109,3 +109,18 @@ def test_a_hardware_extra_without_a_wheel_does_not_block_the_rest(project):
     assert (project / ".venv" / ".code2act-installed").exists()  # the next launch does not retry pip
     done, calls_again = run(project, "tools/bootstrap.sh", FAKE_ALL_INSTALLED="1")
     assert done.returncode == 0 and calls_again == calls and done.stderr == ""
+
+
+def test_the_launcher_keeps_the_callers_folder_for_paths_and_runs_tests_from_the_checkout(project, tmp_path):
+    mark_python_env_up_to_date(project)
+    (project / "main.py").write_text("import os, sys\nprint('cwd', os.getcwd(), 'args', *sys.argv[1:])\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    environ = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}", "FAKE_ALL_INSTALLED": "1"}
+    done = subprocess.run(["bash", str(project / "code2act"), "inspect", "data/ep.h5"], cwd=elsewhere, env=environ,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["cwd", str(elsewhere), "args", "inspect", "data/ep.h5"]
+    done = subprocess.run(["bash", str(project / "code2act"), "test", "--version"], cwd=elsewhere, env=environ,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "pytest" in done.stdout + done.stderr
