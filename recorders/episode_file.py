@@ -10,17 +10,20 @@ This module owns the schema; nothing else opens episode files with h5py directly
 /streams/<name>/time   (N,) float64 seconds since the episode's start on its one clock (NaN: never written)
 /calls    (M,) variable-length UTF-8, one JSON object per logged robot-API call (appendable while recording)
 /labels   (K,) variable-length UTF-8, one JSON segment {start, end, code, source} each; frames index `action`
+/interventions (I,) variable-length UTF-8, one JSON intervention of a supervised run each (appendable while
+          recording; recorders/intervention.py); empty when nobody intervened, absent in older files
 ```
 The stream `action` is the control timeline: frame i is its row i. Image streams hold one frame per
 chunk, compressed with Blosc-LZ4 and byte shuffle (1.4 ms per 640x480 RGB-D pair): two such cameras
 at 30 fps record on two cores with no drops, where h5py's built-in lzf (12 ms a pair) took a whole
 core and dropped 938 frames in the 60 s `bench recording`.
 Files written before calls and labels became string rows (calls as JSON-lines bytes, labels as one
-JSON list), and before the scene held a provenance, are still version 1 and still read. Readers get
-calls and labels as frozen records (`CallRecord`, `Segment`), never as dicts.
+JSON list), and before the scene held a provenance or interventions existed, are still version 1 and
+still read. Readers get calls, labels and interventions as frozen records (`CallRecord`, `Segment`,
+`Intervention`), never as dicts.
 
 Writing a recording lives in recorders/episode_writer.py (it builds datasets with `create_stream` and
-`create_calls` below); this module reads, summarises, recovers partial files and rewrites labels, and
+`create_rows` below); this module reads, summarises, recovers partial files and rewrites labels, and
 raises only `EpisodeError` subclasses with one-line messages that name the file.
 """
 from __future__ import annotations
@@ -36,6 +39,7 @@ import numpy as np
 
 from recorders.call_log import CallRecord
 from recorders.episode_meta import EpisodeMeta
+from recorders.intervention import Intervention
 from recorders.segmentation import IDLE, PROVENANCES, Segment, segment_calls
 
 FORMAT_VERSION = 1
@@ -131,8 +135,14 @@ def create_stream(f: h5py.File, spec: StreamSpec) -> tuple[h5py.Dataset, h5py.Da
     return data, time
 
 
-def create_calls(f: h5py.File, rows: list[str] = ()) -> h5py.Dataset:
-    d = f.create_dataset("calls", shape=(len(rows),), maxshape=(None,), dtype=STRING, chunks=(64,))
+ROW_LOGS = ("calls", "interventions")  # datasets of JSON rows appended while recording
+
+
+def create_rows(f: h5py.File, name: str, rows: list[str] = ()) -> h5py.Dataset:
+    """An appendable dataset of JSON rows (`name` in ROW_LOGS), holding `rows`."""
+    if name not in ROW_LOGS:
+        raise ValueError(f"row log must be one of {', '.join(ROW_LOGS)}, got {name!r}")
+    d = f.create_dataset(name, shape=(len(rows),), maxshape=(None,), dtype=STRING, chunks=(64,))
     if rows:
         d[:] = rows
     return d
@@ -348,6 +358,14 @@ class Episode:
         return self._parsed("calls", lambda: tuple(CallRecord.from_dict(d) for d in rows))
 
     @property
+    def interventions(self) -> tuple[Intervention, ...]:
+        """Where the operator stepped in during a supervised run, in the order the interventions ended."""
+        if "interventions" not in self.h5:
+            return ()
+        rows = self._read("interventions", lambda: _json_rows(self.h5["interventions"]))
+        return self._parsed("interventions", lambda: tuple(Intervention.from_dict(d) for d in rows))
+
+    @property
     def memory(self) -> dict | None:
         """The robot's memory at the end of the episode (`Memory.to_json()`: key poses, poses captured
         at gripper events, call history), or None when it was not stored."""
@@ -370,7 +388,7 @@ class Episode:
     def _parsed(self, what: str, fn):
         try:
             return fn()
-        except (KeyError, TypeError, ValueError) as e:  # CallRecordError is a ValueError
+        except (KeyError, TypeError, ValueError) as e:  # CallRecordError and InterventionError are ValueErrors
             raise TruncatedEpisodeError(f"{self.path}: its {what} are malformed ({_short(e)})") from None
 
 
@@ -397,6 +415,7 @@ def episode_summary(ep: Episode) -> dict:
                 "calls": calls, "segments": segments, "success": ep.success,
                 "format_version": ep.format_version, "recovered": ep.recovered, "unfinished": ep.unfinished,
                 "seed": ep.seed, "split": ep.split, "memory": ep.memory,
+                "interventions": [i.to_dict() for i in ep.interventions],
                 "provenance": None if ep.provenance is None else ep.provenance.to_json()}
     except _READ_ERRORS as e:
         raise TruncatedEpisodeError(f"{ep.path} is damaged ({_short(e)})") from None
@@ -509,7 +528,9 @@ def recover_partial(partial) -> Path:
                 time.resize((n,))
                 time[:] = g["time"][:n]
             calls = _json_rows(src["calls"]) if "calls" in src else []
-            create_calls(dst, [json.dumps(c) for c in calls])
+            create_rows(dst, "calls", [json.dumps(c) for c in calls])
+            if "interventions" in src:
+                create_rows(dst, "interventions", [json.dumps(i) for i in _json_rows(src["interventions"])])
             times = dst["streams"][CONTROL_STREAM]["time"][:]
             try:
                 labels = [s.to_dict() for s in segment_calls([CallRecord.from_dict(c) for c in calls], times)]

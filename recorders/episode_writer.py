@@ -26,8 +26,8 @@ import h5py
 import numpy as np
 
 from recorders.episode_file import (
-    CONTROL_STREAM, PARTIAL_SUFFIX, EpisodeExistsError, EpisodeMeta, EpisodeWriteError, StreamSpec, create_calls,
-    create_stream, encode_labels, root_attrs, store_labels,
+    CONTROL_STREAM, PARTIAL_SUFFIX, EpisodeExistsError, EpisodeMeta, EpisodeWriteError, ROW_LOGS, StreamSpec,
+    create_rows, create_stream, encode_labels, root_attrs, store_labels,
 )
 
 _STOP = object()
@@ -35,7 +35,7 @@ _MAX_BATCH = 1024  # samples written between two looks at the flush clock
 
 
 class EpisodeWriter:
-    """Appends timestamped samples of declared streams, and logged calls, to one episode file.
+    """Appends timestamped samples of declared streams, logged calls and interventions to one episode file.
 
     `queue_size` bounds the samples waiting in memory (a 640x480 RGB frame is 0.9 MB, its depth
     0.6 MB). With `drop_when_full=False` (scripted recording, where waiting costs nothing) `append`
@@ -63,7 +63,7 @@ class EpisodeWriter:
         self.written: Counter[str] = Counter()  # touched by the writer thread only
         self._drop_lock = threading.Lock()
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
-        self._calls: deque[str] = deque()  # JSON rows; never dropped, appended by any thread
+        self._rows: dict[str, deque[str]] = {name: deque() for name in ROW_LOGS}  # JSON rows; never dropped
         self._error: BaseException | None = None
         self._done = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,8 +98,15 @@ class EpisodeWriter:
 
     def log_call(self, call: dict) -> None:
         """Record one logged robot-API call (a JSON object); never dropped, never blocks."""
+        self._log("calls", call)
+
+    def log_intervention(self, intervention: dict) -> None:
+        """Record one intervention of a supervised run (a JSON object); never dropped, never blocks."""
+        self._log("interventions", intervention)
+
+    def _log(self, name: str, row: dict) -> None:
         self._check_open()
-        self._calls.append(json.dumps(call, default=str))
+        self._rows[name].append(json.dumps(row, default=str))  # deque.append: safe from any thread
 
     @property
     def queued(self) -> int:
@@ -151,7 +158,7 @@ class EpisodeWriter:
         try:
             f.attrs.update(root_attrs(self.meta, created))
             self._datasets = {s.name: create_stream(f, s) for s in self.specs.values()}
-            self._calls_ds = create_calls(f)
+            self._row_datasets = {name: create_rows(f, name) for name in ROW_LOGS}
             f.swmr_mode = True  # every dataset and attribute exists: from here the file stays readable
         except BaseException:
             f.close()
@@ -180,7 +187,7 @@ class EpisodeWriter:
                     batch[item[0]].append(item)
                 for name, samples in batch.items():
                     self._write_stream(name, samples)
-                self._write_calls()
+                self._write_rows()
                 if stop or time.monotonic() - last_flush >= self.flush_interval:
                     self._h5.flush()
                     last_flush = time.monotonic()
@@ -205,14 +212,16 @@ class EpisodeWriter:
         times[n:n + k] = [t for _, t, _ in items]
         self.written[name] += k
 
-    def _write_calls(self) -> None:
-        rows = []
-        while self._calls:
-            rows.append(self._calls.popleft())
-        if rows:
-            n = self._calls_ds.shape[0]
-            self._calls_ds.resize((n + len(rows),))
-            self._calls_ds[n:] = rows
+    def _write_rows(self) -> None:
+        for name, queued in self._rows.items():
+            rows = []
+            while queued:
+                rows.append(queued.popleft())
+            if rows:
+                d = self._row_datasets[name]
+                n = d.shape[0]
+                d.resize((n + len(rows),))
+                d[n:] = rows
 
     # ---- plumbing ----------------------------------------------------------------------------------
     def _put(self, item) -> None:

@@ -6,6 +6,7 @@ policy rollouts (app/policy_rollout.py) and Run all record through a `Take`:
 Take(path, cell, provenance, ...)    episode metadata (task, scene, roles, program, provenance),
                                      the episode writer, the task monitor, the call log
 take.log                             the robot API logs its calls here, on the workcell's clock
+take.log_intervention(i)             a supervised run's operator stepped in (recorders/intervention.py)
 take.tick(sent, ob)                  once per control tick: the command the safety layer sent, with
                                      the observation taken just before it
 take.finish(memory) / discard()      labels from auto-segmentation, success, memory -> EPISODE.h5
@@ -24,6 +25,7 @@ from recorders.arms.base import ArmCommand
 from recorders.call_log import CallLog, CallRecord
 from recorders.episode_meta import EpisodeMeta, Provenance
 from recorders.episode_writer import EpisodeWriter
+from recorders.intervention import Intervention
 from recorders.memory import Memory
 from recorders.observation import Observation, append_tick, stream_specs
 from recorders.segmentation import segment_calls
@@ -86,6 +88,10 @@ class Take:
             self.monitor.update(ob.object_poses)
         self.frame_times.append(t)
         return kept
+
+    def log_intervention(self, intervention: Intervention) -> None:
+        """Store one intervention of the operator (recorders/intervention.py) as it ends."""
+        self.writer.log_intervention(intervention.to_dict())
 
     def finish(self, memory: Memory | None = None, failed: bool = False) -> TakeResult:
         """Close an open hotkey stretch, label the frames from the logged calls, decide success and

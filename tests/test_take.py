@@ -7,8 +7,9 @@ import pytest
 
 from recorders.arms.base import ArmCommand
 from recorders.cell.registry import open_workcell
-from recorders.episode_file import find_partials, open_episode
+from recorders.episode_file import EpisodeError, episode_summary, find_partials, open_episode, recover_partial
 from recorders.episode_meta import ModelRef, Provenance
+from recorders.intervention import Intervention, InterventionError
 from recorders.observation import observe
 from recorders.robot_api_spec import Call
 from recorders.safety import SafetyLimits
@@ -90,6 +91,52 @@ def test_a_failed_program_is_not_a_success_whatever_the_objects_show(cell, tmp_p
         ob = observe(cell, cameras=False)
         take.tick(cell.arm.command(_hold(ob)), ob)
         assert take.finish(failed=True).success is False
+
+
+def test_interventions_are_stored_as_they_end_and_survive_a_killed_take(cell, tmp_path):
+    takeover = Intervention("takeover", 'pick("red cube")', 1.0, 2.5, "the gripper missed the cube")
+    edit = Intervention("edit", 'place("red cube", "blue zone")', 3.0, 3.0,
+                        replacement='place("red cube", "green cube")')
+    with take_of(cell, tmp_path) as take:
+        _ticks(cell, take, 2)
+        take.log_intervention(takeover)
+        take.log_intervention(edit)
+        path = take.finish().path
+    with open_episode(path) as ep:
+        assert ep.interventions == (takeover, edit)
+        assert episode_summary(ep)["interventions"][0] == takeover.to_dict()
+    with pytest.raises(RuntimeError):  # killed mid-take: what was logged is recovered with the frames
+        with Take(tmp_path / "killed.h5", cell, Provenance("policy", "sim"), obs="state", control_hz=10.0,
+                  inst=INST) as take:
+            _ticks(cell, take, 2)
+            take.log_intervention(takeover)
+            take.writer.close_unfinished()  # what a crash leaves: everything flushed, never finished
+            raise RuntimeError("killed")
+    with open_episode(recover_partial(tmp_path / "killed.h5.partial")) as ep:
+        assert ep.interventions == (takeover,)
+
+
+def test_a_malformed_intervention_is_refused_when_made_and_when_read(cell, tmp_path):
+    with pytest.raises(InterventionError, match="kind"):
+        Intervention("nudge", "home()", 0.0, 1.0)
+    with pytest.raises(InterventionError, match="ends"):
+        Intervention("takeover", "home()", 2.0, 1.0)
+    with pytest.raises(InterventionError, match="replacement"):
+        Intervention("edit", "home()", 1.0, 1.0)
+    with take_of(cell, tmp_path) as take:
+        _ticks(cell, take, 1)
+        take.writer.log_intervention({"kind": "takeover", "call": "home()", "t_start": "soon", "t_end": 1.0})
+        path = take.finish().path
+    with open_episode(path) as ep:
+        with pytest.raises(EpisodeError, match="interventions are malformed.*t_start"):
+            ep.interventions
+
+
+def _ticks(cell, take: Take, n: int) -> None:
+    for _ in range(n):
+        ob = observe(cell, cameras=False)
+        take.tick(cell.arm.command(_hold(ob)), ob)
+        cell.arm.wait_tick()
 
 
 def _hold(ob) -> ArmCommand:
