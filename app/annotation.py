@@ -15,6 +15,12 @@ Edits never reach into the trimmed frames; dragging the boundary of a trimmed se
 Merge keeps the first segment's code unless it is idle (then the second's). Delete turns a segment
 into idle and merges it with idle neighbours. Any segment whose code or extent an edit changes
 gets source "edited".
+
+Logged calls are read-only context for the labels: `call_of(k)` is the motion call a segment came
+from (same code, overlapping frames; None for idle or a hand-made segment), so the views can show
+its status (ok / failed / aborted, with the reason) and source (script / gui / hotkey / planner);
+`events` are the instantaneous calls (remember, recall, free_space, done) at their frames. Neither
+is ever saved as a label: `to_labels()` holds segments only.
 """
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ from recorders.call_log import CallRecord
 from recorders.episode_file import CONTROL_STREAM, Episode, open_episode, write_labels
 from recorders.robot_api_spec import API, Call, InvalidCallError
 from recorders.segmentation import IDLE, Segment, check_tiling, resegment, segment_calls
+from recorders.segmentation import events as instant_calls
 
 SNAP_FRAMES = 3  # a boundary within this many frames of a gripper event lands on it
 GRIPPER_COLUMN = 7  # the action stream's gripper command (0 open, 1 closed)
@@ -68,6 +75,58 @@ class EpisodeTimeline:
         objects = () if scene is None else (*scene.object_names, *scene.zone_names)
         return EpisodeTimeline(ep.path, ep.frames, ep.stream_time(CONTROL_STREAM), ep.calls, tuple(objects),
                                tuple(gripper_events(ep)), ep.calls_missing)
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    """An instantaneous call (memory, query or terminal: remember, recall, free_space, done) at the
+    control frame it happened on; `seconds` counts from the episode's first frame."""
+
+    frame: int
+    call: CallRecord
+    seconds: float
+
+    @property
+    def kind(self) -> str:
+        """memory, query or terminal (the robot API's function kind)."""
+        return API[self.call.name].kind
+
+    @property
+    def label(self) -> str:
+        return short_code(self.call)
+
+    @property
+    def description(self) -> str:
+        return f"{self.call.code}\nframe {self.frame}, {self.seconds:.2f} s · {_outcome(self.call)}"
+
+
+def short_code(rec: CallRecord) -> str:
+    """An event's label: the code cut to its first argument when that is a plain string, `remember("A")` for
+    `remember("A", "red cube")`; the whole code otherwise."""
+    if rec.args and isinstance(rec.args[0], str):
+        return f'{rec.name}("{rec.args[0]}")'
+    return rec.code
+
+
+def describe_call(rec: CallRecord, t0: float = 0.0) -> str:
+    """The full code, when (seconds from `t0`), how the call ended and who made it, for a tooltip."""
+    end = "running" if rec.t_end is None else f"{rec.t_end - t0:.2f} s"
+    return f"{rec.code}\n{rec.t_start - t0:.2f} – {end} · {_outcome(rec)}"
+
+
+def _outcome(rec: CallRecord) -> str:
+    reason = f": {rec.reason}" if rec.reason and rec.status != "ok" else ""
+    return f"{rec.status}{reason} · by {rec.source}"
+
+
+def call_frames(rec: CallRecord, frame_times: np.ndarray) -> tuple[int, int]:
+    """The frames [start, end) a call ran over (as auto-segmentation assigns them); a call shorter
+    than a frame gets the frame it started on."""
+    n = len(frame_times)
+    a = int(np.searchsorted(frame_times, rec.t_start, side="left"))
+    b = n if rec.t_end is None else int(np.searchsorted(frame_times, rec.t_end, side="left"))
+    a = min(a, max(n - 1, 0))
+    return a, max(b, a + 1)
 
 
 def gripper_events(ep: Episode) -> list[int]:
@@ -134,6 +193,16 @@ class AnnotationModel(QObject):
         self.undo_stack = undo_stack if undo_stack is not None else QUndoStack(self)
         self.undo_stack.clear()
         self.undo_stack.cleanChanged.connect(self._on_clean_changed)
+        times = np.asarray(timeline.frame_times, dtype=float)
+        t0 = float(times[0]) if len(times) else 0.0
+        self.t0 = t0  # the episode's first frame on the calls' clock
+        self.events: tuple[CallEvent, ...] = tuple(
+            CallEvent(f, rec, rec.t_start - t0) for f, rec in instant_calls(timeline.calls, times))
+        self._motion_calls: dict[str, list[tuple[int, int, CallRecord]]] = {}  # code -> (start, end, record)
+        for rec in timeline.calls:
+            if rec.name in API and API[rec.name].kind == "motion":
+                self._motion_calls.setdefault(rec.code, []).append((*call_frames(rec, times), rec))
+        self._calls_of: tuple[LabelState, list[CallRecord | None]] | None = None  # cache for one state
 
     @staticmethod
     def load(path, undo_stack: QUndoStack | None = None, parent: QObject | None = None) -> "AnnotationModel":
@@ -194,6 +263,22 @@ class AnnotationModel(QObject):
             if s.start <= frame < s.end:
                 return k
         raise AnnotationError(f"frame {frame} is outside the episode (0..{self.frames - 1})")
+
+    def call_of(self, k: int) -> CallRecord | None:
+        """The logged motion call segment k came from: same code, most frames in common with it
+        (the first logged on a tie). None for idle, trimmed, or a segment no call matches (made by hand)."""
+        state = self._state
+        if self._calls_of is None or self._calls_of[0] is not state:
+            self._calls_of = (state, [self._match(s) for s in state.segments])
+        return None if self.is_trimmed(k) else self._calls_of[1][k]
+
+    def _match(self, s: Segment) -> CallRecord | None:
+        best, best_overlap = None, 0
+        for a, b, rec in self._motion_calls.get(s.code, ()):
+            overlap = min(b, s.end) - max(a, s.start)
+            if overlap > best_overlap:
+                best, best_overlap = rec, overlap
+        return best
 
     def snap(self, frame: int) -> int:
         """The nearest gripper event within SNAP_FRAMES of `frame`, else `frame`."""

@@ -117,6 +117,10 @@ class RecordSession:
         self._warmup_ticks = WARMUP_TICKS  # the first ticks after connecting warm caches up: never counted late
         self._tick = 0
         self._running_call: str | None = None
+        # The e-stop as the operator latched it, published at once (the arm's own stop runs in its own
+        # thread, and its watchdog may stop it too); cleared only by a reset, so no status lags behind.
+        self._estop_reason: str | None = None
+        self._estops = 0  # e-stops pressed so far: a reset asked for before the latest one does not clear it
         self._instruction = self._inst.instruction
         self._snap = SessionSnapshot(robot=robot, task=task, seed=seed, instruction=self._instruction)
         self._thread = threading.Thread(target=self._run, name="record-session", daemon=True)
@@ -186,15 +190,25 @@ class RecordSession:
         self._abort.set()
 
     def estop(self, reason: str = "e-stop pressed") -> None:
-        """Stop the arm now, from any thread: the running call is aborted and commands refused."""
+        """Stop the arm now, from any thread: the running call is aborted and commands refused. The
+        snapshot's `estop_reason` says so at once, until `reset_estop()`."""
         self._abort.set()
         cell = self._cell
-        if cell is not None:
-            threading.Thread(target=self._estop_arm, args=(cell, reason), name="estop", daemon=True).start()
+        if cell is None:
+            self._event("error", f"E-STOP: {reason} (no arm connected: nothing to stop)")
+            return
+        with self._lock:
+            self._estops += 1
+            self._estop_reason = reason
+            self._update(estop_reason=reason)
+        threading.Thread(target=self._estop_arm, args=(cell, reason), name="estop", daemon=True).start()
         self._event("error", f"E-STOP: {reason}")
 
     def reset_estop(self) -> None:
-        self._submit(self._reset_estop)
+        """Let the arm move again (the operator has checked the workspace); an e-stop pressed after this
+        request stays latched."""
+        estops = self._estops
+        self._submit(lambda: self._reset_estop(estops))
 
     def recover_arm(self) -> None:
         """Clear a real arm's errors (franky's recover_from_errors); call only after the operator confirmed."""
@@ -352,6 +366,9 @@ class RecordSession:
     def _release_cell(self) -> None:
         cell, self._cell, self._api = self._cell, None, None
         self._live.clear()
+        with self._lock:  # an e-stop belongs to the arm it stopped: a new connection starts unlatched
+            self._estop_reason = None
+            self._update(estop_reason=None)
         if cell is not None:
             cell.close()
 
@@ -444,7 +461,8 @@ class RecordSession:
         log = self._api.log if self._api is not None else None
         open_rec = log.open_record if log is not None else None
         self._update(tick=self._tick, images={cam: rgb.copy() for cam, (rgb, _) in ob.images.items()},
-                     samples=tuple(self._samples), estop_reason=self._cell.arm.estop_reason,
+                     samples=tuple(self._samples),
+                     estop_reason=self._estop_reason or self._cell.arm.estop_reason,  # the watchdog's too
                      running_call=self._running_call, open_call=open_rec.code if open_rec else None,
                      memory_keys=tuple(self._api.memory.poses) if self._api is not None else (),
                      recording=self._rec.status() if self._rec is not None else None, late_ticks=self._late)
@@ -531,12 +549,28 @@ class RecordSession:
                 self._event("saved", f"saved {result.path.name}: {result.frames} ticks, {verdict}", result.path)
         self._update(recording=None, open_call=None)
 
-    def _reset_estop(self) -> None:
-        if self._cell is not None:
-            self._cell.arm.reset_estop()
+    def _reset_estop(self, estops: int) -> None:
+        cell = self._cell
+        latched = self._estop_reason is not None or (cell is not None and cell.arm.estopped)
+        if estops != self._estops:
+            return  # pressed again since the reset was asked for
+        if not latched:
+            self._abort.clear()
+            return
+        if cell is not None:
+            cell.arm.reset_estop()  # not under the snapshot's lock: a real arm's reset may wait on a command
             self._integrator.resync()
-            self._event("info", "e-stop reset; the arm accepts commands again")
+        with self._lock:
+            pressed_again = estops != self._estops
+            if not pressed_again:
+                self._estop_reason = None
+                self._update(estop_reason=None)
+        if pressed_again:  # during the reset: the arm is stopped again, and stays so
+            if cell is not None:
+                self._estop_arm(cell, self._estop_reason or "e-stop pressed")
+            return
         self._abort.clear()
+        self._event("info", "e-stop reset; the arm accepts commands again")
 
     def _recover_arm(self) -> None:
         self._require_api()

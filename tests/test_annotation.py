@@ -201,3 +201,88 @@ def test_resegment_is_refused_when_the_calls_are_missing(episode):
     with pytest.raises(AnnotationError, match="no call log"):
         model.resegment(keep_edits=False)
     assert model.segments == before and not model.is_dirty()  # the labels are untouched
+
+
+# ---- logged calls shown beside the labels: status and source per segment, instantaneous events ----
+HZ = 10.0
+
+
+def _rec(code: str, t0: float, t1: float, status: str = "ok", source: str = "script", reason: str | None = None):
+    from recorders.call_log import CallRecord
+    from recorders.robot_api_spec import Call
+
+    call = Call.from_code(code, ("red cube", "blue cube", "blue zone"))
+    return CallRecord(call.code, call.name, tuple(call.to_json()["args"]), t0, t1, status, source, reason)
+
+
+@pytest.fixture
+def logged() -> AnnotationModel:
+    """40 frames at 10 Hz: remember, pick (ok, script), recall, a place that failed (gui), idle, done."""
+    import numpy as np
+
+    from app.annotation import EpisodeTimeline
+    from recorders.segmentation import segment_calls
+
+    calls = (_rec('remember("a", "red cube")', 0.0, 0.0), _rec('pick("red cube")', 0.0, 1.5),
+             _rec('recall("a")', 1.5, 1.5),
+             _rec('place("red cube", recall("a"))', 1.5, 2.5, "failed", "gui", "slipped"),
+             _rec("done()", 3.95, 3.95))
+    times = np.arange(40) / HZ
+    timeline = EpisodeTimeline("unused.h5", 40, times, calls, ("red cube", "blue cube", "blue zone"), ())
+    return AnnotationModel(timeline, segment_calls(calls, times))
+
+
+def test_events_are_the_instantaneous_calls_at_their_frames(logged):
+    assert [(e.frame, e.call.code, e.kind) for e in logged.events] == [
+        (0, 'remember("a", "red cube")', "memory"), (15, 'recall("a")', "memory"), (39, "done()", "terminal")]
+    remember = logged.events[0]
+    assert remember.label == 'remember("a")' and logged.events[2].label == "done()"
+    assert remember.description == 'remember("a", "red cube")\nframe 0, 0.00 s · ok · by script'
+    assert all(s.code.split("(")[0] in ("pick", "place", IDLE) for s in logged.segments)  # events are no segments
+
+
+def test_call_of_gives_each_segment_the_call_it_came_from(logged):
+    assert [s.code for s in logged.segments] == ['pick("red cube")', 'place("red cube", recall("a"))', IDLE]
+    pick, place = logged.call_of(0), logged.call_of(1)
+    assert (pick.code, pick.status, pick.source) == ('pick("red cube")', "ok", "script")
+    assert (place.status, place.source, place.reason) == ("failed", "gui", "slipped")
+    assert logged.call_of(2) is None  # idle
+    logged.split(5)  # both halves still overlap the pick
+    assert logged.call_of(0) is pick and logged.call_of(1) is pick
+    logged.move_boundary(1, 20, snap=False)  # the pick's code now reaches into the place's frames: still the pick
+    assert logged.call_of(1) is pick and logged.call_of(2) is place
+    logged.set_code(2, "home()")  # no home() was called: a hand-made segment
+    assert logged.call_of(2) is None
+    logged.undo_stack.undo()
+    assert logged.call_of(2) is place
+    logged.trim_start(3)
+    assert logged.is_trimmed(0) and logged.call_of(0) is None
+
+
+def test_call_of_picks_the_call_with_the_same_code_that_overlaps_most():
+    import numpy as np
+
+    from app.annotation import EpisodeTimeline
+    from recorders.segmentation import segment_calls
+
+    first, again = _rec('pick("red cube")', 0.0, 1.0), _rec('pick("red cube")', 2.0, 3.0, "aborted", "hotkey", "e-stop")
+    calls = (first, _rec('place("red cube", "blue zone")', 1.0, 2.0), again)
+    times = np.arange(30) / HZ
+    model = AnnotationModel(EpisodeTimeline("unused.h5", 30, times, calls, ("red cube", "blue zone"), ()),
+                            segment_calls(calls, times))
+    assert [(s.start, s.end) for s in model.segments] == [(0, 10), (10, 20), (20, 30)]
+    assert model.call_of(0) is first and model.call_of(2) is again
+    model.merge(1)  # place + the second pick -> one place segment: still the place
+    assert model.call_of(1).code == 'place("red cube", "blue zone")'
+
+
+def test_describe_call_and_short_code():
+    from app.annotation import describe_call, short_code
+
+    failed = _rec('place("red cube", recall("a"))', 11.5, 12.0, "failed", "planner", "nothing stored under 'a'")
+    assert describe_call(failed, t0=10.0) == ('place("red cube", recall("a"))\n1.50 – 2.00 s · '
+                                              "failed: nothing stored under 'a' · by planner")
+    assert short_code(_rec('remember("blue start", "blue cube")', 0, 0)) == 'remember("blue start")'
+    assert short_code(_rec("done()", 0, 0)) == "done()"
+    running = _rec("home()", 1.0, None, "running", "hotkey")
+    assert describe_call(running).endswith("1.00 – running · running · by hotkey")

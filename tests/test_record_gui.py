@@ -211,17 +211,75 @@ def test_connecting_to_an_unreachable_arm_shows_the_error_in_the_window(window, 
     assert panel.palette.isEnabled()
 
 
-def test_escape_in_any_workspace_stops_the_arm_until_reset(window, qtbot):
+def says_stopped(*texts: str) -> bool:
+    return any(word in t.lower() for t in texts for word in ("latched", "stopped", "engaged"))
+
+
+def safety_texts(window) -> list[str]:
+    panel = window.record_panel
+    return [panel.status.text(), panel._estop_text.text(), window.statusBar().currentMessage(),
+            window.estop_button.text(), window.estop_label.text()]
+
+
+def test_escape_in_any_workspace_stops_the_arm_until_reset_from_the_global_bar(window, qtbot):
     panel = window.record_panel
     window.tabs.setCurrentWidget(window.annotate_panel)
     qtbot.keyClick(window.annotate_panel, Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: panel._snap.estop_reason is not None, timeout=HANG_MS)
+    for workspace in (window.annotate_panel, window.train_panel):  # the global bar says so everywhere
+        window.tabs.setCurrentWidget(workspace)
+        assert "LATCHED" in window.estop_button.text() and window.reset_estop_button.isVisible()
+        assert "e-stop pressed" in window.estop_label.text()
     window.tabs.setCurrentWidget(panel)
     qtbot.waitUntil(lambda: panel.estop_banner.isVisible(), timeout=HANG_MS)
-    assert not panel.palette.isEnabled()
+    assert not panel.palette.isEnabled() and "E-STOP latched" in panel.status.text()
     held = tcp(panel).ee_xyz
     hold_key(qtbot, panel.cameras, Qt.Key.Key_W, ticks_from_now(panel, 6))
     assert abs(tcp(panel).ee_xyz[0] - held[0]) < 0.005  # teleop refused while stopped
-    qtbot.mouseClick(panel.reset_estop_button, Qt.MouseButton.LeftButton)
+
+    window.tabs.setCurrentWidget(window.train_panel)  # reset from another workspace's global bar
+    qtbot.mouseClick(window.reset_estop_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.is_estop_shown(), timeout=HANG_MS)
+    assert panel.session.snapshot().estop_reason is None and not window.reset_estop_button.isVisible()
+    window.tabs.setCurrentWidget(panel)
     qtbot.waitUntil(lambda: not panel.estop_banner.isVisible(), timeout=HANG_MS)
     assert panel.palette.isEnabled()
+    assert not says_stopped(*safety_texts(window)), safety_texts(window)
+    start = tcp(panel).ee_xyz
+    hold_key(qtbot, panel.cameras, Qt.Key.Key_W, lambda: abs(tcp(panel).ee_xyz[0] - start[0]) > 0.01)  # it moves
+
+
+def test_escape_cancels_a_code_edit_in_annotate_and_never_stops_the_arm(window, qtbot, tmp_path):
+    from PySide6.QtWidgets import QAbstractItemView
+
+    from synthetic_episodes import write_pick_place
+    from widgets.segment_table import CODE_COLUMN
+
+    annotate, session = window.annotate_panel, window.record_panel.session
+    window.tabs.setCurrentWidget(annotate)
+    assert annotate.open_episode(write_pick_place(tmp_path / "labels" / "pick_place.h5"))
+    table = annotate.table
+    index = table.table_model.index(0, CODE_COLUMN)
+    before = annotate.model.segments[0].code
+    table.setFocus()
+    table.setCurrentIndex(index)
+    table.edit(index)
+    editor = QApplication.focusWidget()
+    assert editor is not table and table.state() == QAbstractItemView.State.EditingState
+    editor.selectAll()
+    qtbot.keyClicks(editor, 'place("blue cube", "red cube")')
+    qtbot.keyClick(editor, Qt.Key.Key_Escape)
+    assert table.state() != QAbstractItemView.State.EditingState  # the edit is cancelled ...
+    assert annotate.model.segments[0].code == before and not annotate.has_unsaved_changes()
+    assert session.snapshot().estop_reason is None and not window.is_estop_shown()  # ... and the arm untouched
+
+    table.setFocus()  # no edit open: Esc is the e-stop
+    qtbot.keyClick(table, Qt.Key.Key_Escape)
+    assert session.snapshot().estop_reason is not None  # latched at once, not on the next tick
+    assert window.is_estop_shown() and window.reset_estop_button.isVisible()
+    window.grab().save(str(tmp_path / "estop_latched.png"))  # the latched e-stop, seen from Annotate
+    qtbot.keyClick(table, Qt.Key.Key_R, CTRL | Qt.KeyboardModifier.ShiftModifier)  # reset from Annotate
+    qtbot.waitUntil(lambda: not window.is_estop_shown(), timeout=HANG_MS)
+    qtbot.waitUntil(lambda: not window.record_panel.estop_banner.isVisibleTo(window.record_panel), timeout=HANG_MS)
+    assert session.snapshot().estop_reason is None
+    assert not says_stopped(*safety_texts(window)), safety_texts(window)

@@ -1,4 +1,5 @@
-"""The Annotate workspace: dataset browser, episode player, segment track and table, edit toolbar.
+"""The Annotate workspace: dataset browser, episode player, segment track and table, the events
+(remember, recall, free_space, done) table, edit toolbar.
 
 Composition only. The panel owns one QUndoStack (`undo_stack`) shared by the annotation model of
 whichever episode is open; views render the `AnnotationModel` and send their intents (a finished
@@ -21,7 +22,7 @@ from app.dataset import Dataset, DatasetError
 from app.domain import IDLE, Episode, EpisodeError, open_episode
 from widgets.dataset_browser import DatasetBrowserWidget
 from widgets.episode_player import EpisodePlayerWidget, StateCurvesWidget
-from widgets.segment_table import SegmentTableView
+from widgets.segment_table import EventTableView, SegmentTableView
 from widgets.segment_track import SegmentTrackWidget
 
 INSERT_DEFAULT_FRAMES = 10
@@ -78,6 +79,7 @@ class AnnotatePanel(QWidget):
         self.curves = StateCurvesWidget()
         self.track = SegmentTrackWidget()
         self.table = SegmentTableView()
+        self.event_table = EventTableView()
         self.track.setXLink(self.curves)
         self.status = QLabel()
         self.status.setWordWrap(True)
@@ -93,10 +95,22 @@ class AnnotatePanel(QWidget):
                 toolbar.addAction(action)
             self.addAction(action)
 
+        events_box = QWidget()
+        events_layout = QVBoxLayout(events_box)
+        events_layout.setContentsMargins(0, 0, 0, 0)
+        events_layout.setSpacing(2)
+        events_title = QLabel("Events: memory, query and done calls (not segments; click to seek)")
+        events_title.setStyleSheet("color: #a0a0a0")
+        events_layout.addWidget(events_title)
+        events_layout.addWidget(self.event_table, 1)
+        tables = QSplitter(Qt.Orientation.Vertical)
+        tables.addWidget(self.table)
+        tables.addWidget(events_box)
+        tables.setSizes([220, 180])
         top = QSplitter(Qt.Orientation.Horizontal)
         top.addWidget(self.player)
-        top.addWidget(self.table)
-        top.setSizes([560, 460])
+        top.addWidget(tables)
+        top.setSizes([520, 500])
         timeline = QWidget()
         timeline_layout = QVBoxLayout(timeline)
         timeline_layout.setContentsMargins(0, 0, 0, 0)
@@ -129,6 +143,7 @@ class AnnotatePanel(QWidget):
         self.track.segment_clicked.connect(self._on_segment_clicked)
         self.track.boundary_drag_finished.connect(self._on_boundary_dropped)
         self.table.segment_selected.connect(self.track.set_selected)
+        self.event_table.seek_requested.connect(self.player.set_frame)
         self.table.table_model.code_rejected.connect(
             lambda row, code, why: self.show_error(f"segment {row}: {code!r} rejected: {why}"))
         # A bound slot (not a lambda): Qt drops it when the panel goes, before the stack is deleted.
@@ -177,10 +192,11 @@ class AnnotatePanel(QWidget):
         self.curves.set_episode(episode)
         self.track.set_model(model)
         self.table.set_annotation(model, episode.control_hz)
+        self.event_table.set_annotation(model)
         self.browser.select_path(path)
         self._set_editing_enabled(True)
         self._update_title()
-        self.show_info(f"opened {path.name}: {len(model.segments)} segments, "
+        self.show_info(f"opened {path.name}: {len(model.segments)} segments, {len(model.events)} events, "
                        f"{len(model.gripper_events)} gripper events")
         return True
 
@@ -299,6 +315,7 @@ class AnnotatePanel(QWidget):
         self.curves.set_episode(None)
         self.track.set_model(None)
         self.table.set_annotation(None)
+        self.event_table.set_annotation(None)
         if self.model is not None:
             self.model.detach()
             self.model.deleteLater()

@@ -58,6 +58,7 @@ def build_window(session, data_dir: Path):
         session.close()
 
     window = MainWindow([("Record", record), ("Annotate", annotate), ("Train", train)], estop=session.estop,
+                        reset_estop=session.reset_estop, estop_reason=lambda: session.snapshot().estop_reason,
                         has_unsaved_changes=annotate.has_unsaved_changes, save_changes=annotate.save,
                         on_close=close)
     window.record_panel, window.annotate_panel, window.train_panel = record, annotate, train

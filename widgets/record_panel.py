@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from app.record_session import ROBOTS, TASK_IDS, RecordSession, SessionSnapshot
 from app.domain import SPEED_LEVELS_M_S
 from widgets.live_views import LiveCameras, LiveStateCurves
+from widgets.main_window import RESET_ESTOP_STYLE, RESET_KEYS
 from widgets.skill_palette import SkillPalette
 from widgets.teleop_keys import TeleopKeys, device_help_text, help_label
 
@@ -73,12 +74,15 @@ class RecordPanel(QWidget):
         banner = QHBoxLayout(self.estop_banner)
         self._estop_text = QLabel()
         self._estop_text.setStyleSheet("color: white; font-weight: bold;")
-        self.reset_estop_button = QPushButton("Reset e-stop")
+        self.reset_estop_button = QPushButton(f"Reset e-stop  ({RESET_KEYS})")
+        self.reset_estop_button.setStyleSheet(RESET_ESTOP_STYLE)
         self.reset_estop_button.setToolTip("Make sure the workspace is clear, then let the arm move again")
         self.reset_estop_button.clicked.connect(self.session.reset_estop)
         banner.addWidget(self._estop_text, 1)
         banner.addWidget(self.reset_estop_button)
-        self.estop_banner.setStyleSheet("background: #c62828; border-radius: 4px;")
+        self.estop_banner.setObjectName("estopBanner")  # the red is the banner's only, not its button's
+        self.estop_banner.setStyleSheet("#estopBanner { background: #c62828; border-radius: 4px; }")
+        self.estop_banner.setAttribute(Qt.WidgetAttribute.WA_StyledBackground)
         self.estop_banner.hide()
 
         layout = QVBoxLayout(self)
@@ -292,7 +296,8 @@ class RecordPanel(QWidget):
     def _show_state(self, s: SessionSnapshot) -> None:
         colour = STATUS_COLOURS.get(s.connection, "#757575")
         late = f" <span style='color:#c62828'>({s.late_ticks} late tick{'s' if s.late_ticks > 1 else ''})</span>" if s.late_ticks else ""
-        self.status.setText(f"<span style='color:{colour}'>●</span> {s.message}{late}")
+        stopped = " <b style='color:#c62828'>E-STOP latched</b>" if s.estop_reason is not None else ""
+        self.status.setText(f"<span style='color:{colour}'>●</span> {s.message}{stopped}{late}")
         self.status.setToolTip("Late ticks: control ticks that started more than a period late "
                                "(the computer could not keep the simulation in real time)")
         self.connect_button.setText("Disconnect" if s.connection == "live" and self.robot.currentText() == s.robot
@@ -306,7 +311,8 @@ class RecordPanel(QWidget):
         self.open_label.setText(f"<b>{s.open_call}</b> (press its key again to close)" if s.open_call
                                 else "no labelled stretch open")
         self.estop_banner.setVisible(s.estop_reason is not None)
-        self._estop_text.setText(f"E-STOP engaged: {s.estop_reason}. The arm refuses commands until reset.")
+        self._estop_text.setText(f"E-STOP latched: {s.estop_reason}. The arm refuses every command until the "
+                                 "e-stop is reset." if s.estop_reason is not None else "")
         if s.instruction != self._shown_instruction:  # a new scene's text, or the one a take started with
             self._shown_instruction = s.instruction
             self.instruction.setText(s.instruction)

@@ -1,4 +1,5 @@
-"""Keyboard teleop: turns key presses in a workspace into teleop intents, and shows the key help.
+"""Keyboard teleop: turns key presses in a workspace into teleop intents, and shows the key help
+(with the main window's e-stop keys, SAFETY_KEYS).
 
 `TeleopKeys` is an application event filter that is active only while its workspace is visible.
 It takes the teleop keys (recorders/teleop.KEY_BINDINGS), the speed keys and the label hotkeys
@@ -12,6 +13,7 @@ from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QLabel, QLineEdit, QPlainTextEdit, QTextEdit, QWidget
 
 from app.domain import KEY_BINDINGS, SPEED_KEYS, TeleopIntent, intent_from_keys, is_teleop_key
+from widgets.main_window import SAFETY_KEYS
 from widgets.skill_palette import LABEL_HOTKEYS
 
 _SHORTCUT_MODIFIERS = (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
@@ -95,7 +97,7 @@ def teleop_help_text(extra: tuple[tuple[str, str], ...] = ()) -> str:
     rows += [("+ / -", "faster / slower")]
     rows += [(key, f"label teleop as {name}(...); {key} again: close")
              for name, key in LABEL_HOTKEYS.items()]
-    rows += [("Esc", "E-STOP (any workspace)"), *extra]
+    rows += [*SAFETY_KEYS, *extra]
     return _table(rows, columns=2)
 
 
