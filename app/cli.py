@@ -127,13 +127,24 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     e.add_argument("--max-call-s", type=float, default=30.0, help="time a learned policy gets per call")
 
-    rn = sub.add_parser("run", help="run a task with a planner and a policy in the simulated workcell")
-    rn.add_argument("--task", required=True, help="a task of the suite")
-    rn.add_argument("--planner", default="oracle", help="oracle (the scripted program) or a planner run folder")
+    rn = sub.add_parser("run", help="run a task or an instruction with a planner and a policy in a workcell")
+    what = rn.add_mutually_exclusive_group(required=True)
+    what.add_argument("--task", help="a task of the suite: its scene, instruction, oracle program and success check")
+    what.add_argument("--instruction", help="any text, given as it is to a learned --planner RUN; the scene is "
+                                            "--scene-task's layout for --seed, and success is not checked")
+    rn.add_argument("--scene-task", default="pick_place", metavar="TASK",
+                    help="with --instruction: the task whose layout for --seed is the scene (default %(default)s: "
+                         "3-4 cubes of different colours and 2-3 zones); its program and check are not used")
+    rn.add_argument("--planner", default="oracle", help="oracle (the task's scripted program) or a planner run folder")
     rn.add_argument("--policy", default="oracle", help="oracle (scripted skills) or a policy run folder")
+    rn.add_argument("--robot", choices=ROBOT_KINDS, default="sim", help=_robot_help(ROBOT_KINDS))
+    rn.add_argument("--robot-ip", default=None, help="IP of a real arm (with --robot franky)")
+    rn.add_argument("--step", action="store_true",
+                    help="show each call before it runs and ask: [a]pprove (Enter), [e]dit, [s]kip or [q]uit")
     rn.add_argument("--seed", type=nonneg_int, default=0)
     rn.add_argument("--split", choices=("train", "test"), default="train")
-    rn.add_argument("--out", type=Path, default=None, help="episode file (default TASK_SEED_run.h5)")
+    rn.add_argument("--out", type=Path, default=None,
+                    help="episode file (default TASK_SEED_run.h5, or instruction_SEED_run.h5)")
     rn.add_argument("--obs", choices=("state", "rgb"), default="rgb", help="streams saved with --policy oracle")
     rn.add_argument("--max-call-s", type=float, default=30.0, help="time the policy gets per call")
 

@@ -79,7 +79,7 @@ class RolloutResult:
     task: str
     seed: int
     split: str
-    success: bool
+    success: bool | None  # None: unknown (a free instruction, no task to check it against)
     calls: list[CallOutcome]
     frames: int
     episode_seconds: float  # on the workcell's clock
@@ -205,7 +205,7 @@ class _Runner:
         sent = self.cell.arm.command(cmd)  # the safety layer clamps it
         if self.take is not None:
             self.take.tick(sent, ob)  # updates the take's task monitor, which is self.monitor
-        else:
+        elif self.monitor is not None:
             self.monitor.update(ob.object_poses)
         self.frames += 1
         self.cell.arm.wait_tick()
@@ -260,7 +260,8 @@ def rollout(inst: TaskInstance, policy: "DiffusionPolicy", out_path: Path | None
             stop_on_failure: bool = True, policy_name: str | None = None, seed: int | None = None,
             fixed_noise: bool = True, cell_factory: Callable[..., Workcell] = open_workcell,
             propose: Callable[[RobotAPI], Call] | None = None, max_calls: int = 20,
-            models: tuple[ModelRef, ...] = ()) -> RolloutResult:
+            models: tuple[ModelRef, ...] = (), instruction: str | None = None,
+            on_take: Callable[[Take], None] | None = None) -> RolloutResult:
     """Run `inst`'s oracle program with `policy` executing each motion call (see the module docstring).
 
     `propose`: instead of the oracle program, ask a planner for each next call (`propose(api)`, as
@@ -272,7 +273,10 @@ def rollout(inst: TaskInstance, policy: "DiffusionPolicy", out_path: Path | None
     `fixed_noise`: every chunk starts DDIM from the same noise (deterministic sampling: consecutive
     chunks agree instead of switching between the modes of the demonstrations). `models`: the
     models behind the rollout (the policy's checkpoint, the planner of `propose`), for the episode's
-    provenance; without a policy entry the policy is named by `policy_name`."""
+    provenance; without a policy entry the policy is named by `policy_name`. `instruction`: with
+    `propose`, a free instruction instead of the task (`inst` gives only the scene): the take has no
+    task, so success is unknown (None). `on_take`: called with the take as it opens (`run --step` logs
+    the operator's interventions in it)."""
     if max_call_s <= 0:
         raise ValueError(f"max_call_s must be > 0, got {max_call_s}")
     if hasattr(policy, "eval"):
@@ -285,9 +289,15 @@ def rollout(inst: TaskInstance, policy: "DiffusionPolicy", out_path: Path | None
         if out_path is not None:
             given = () if any(m.role == "policy" for m in models) else (ModelRef("policy", name),)
             provenance = Provenance("policy", cell.kind, (*given, *models))
-            take = Take(out_path, cell, provenance, obs=policy.config.obs, control_hz=control_hz, inst=inst)
+            take = Take(out_path, cell, provenance, obs=policy.config.obs, control_hz=control_hz,
+                        inst=inst, instruction=instruction, does_task=instruction is None)
+            if on_take is not None:
+                on_take(take)
         try:
-            monitor = take.monitor if take is not None else TaskMonitor(inst, cell.object_poses())
+            if take is not None:
+                monitor = take.monitor
+            else:
+                monitor = TaskMonitor(inst, cell.object_poses()) if instruction is None else None
             log = take.log if take is not None else CallLog(clock=clock)
             api = RobotAPI(cell, log)
             runner = _Runner(inst, policy, cell, api, monitor, take, lead_steps, min_call_ticks,
@@ -295,16 +305,18 @@ def rollout(inst: TaskInstance, policy: "DiffusionPolicy", out_path: Path | None
             max_ticks = max(1, math.ceil(max_call_s * control_hz - 1e-9))
             try:
                 calls = inst.program if propose is None else api.proposals(propose, max_calls)
-                ticks, failure = _run_program(runner, api, log, inst, calls, max_ticks, max_call_s, source,
-                                              stop_on_failure)
+                ticks, failure, aborted = _run_program(runner, api, log, inst, calls, max_ticks, max_call_s,
+                                                       source, stop_on_failure)
             finally:
                 runner.close()
-            success = monitor.success(cell.object_poses())
-            if failure is None and not success:
+            success = None if monitor is None else monitor.success(cell.object_poses())
+            if aborted:  # the operator stopped it: never a success, whatever the scene shows
+                success = False
+            if failure is None and success is False:
                 failure = "the program ran but the task's success check failed"
             path = None
             if take is not None:
-                path = take.finish(api.memory).path
+                path = take.finish(api.memory, failed=aborted).path
                 take = None
         finally:
             if take is not None:  # the rollout broke off: save what ran, as a failure
@@ -318,24 +330,25 @@ def rollout(inst: TaskInstance, policy: "DiffusionPolicy", out_path: Path | None
 
 def _run_program(runner: _Runner, api: RobotAPI, log: CallLog, inst: TaskInstance, calls, max_ticks: int,
                  max_call_s: float, source: str,
-                 stop_on_failure: bool) -> tuple[dict[tuple[str, float], int], str | None]:
+                 stop_on_failure: bool) -> tuple[dict[tuple[str, float], int], str | None, bool]:
     """Execute `calls` (the program, or a planner's proposals); returns ticks per motion call (by its
-    record's code and start time) and the first failure."""
+    record's code and start time), the first failure, and whether the run was aborted."""
     ticks: dict[tuple[str, float], int] = {}
     if runner.config.cond == "flat":  # the task alone: one loop over the whole episode
         n_motions = sum(c.spec.kind == "motion" for c in inst.program)
         runner.features.begin_call(None, None)
         _, finished = runner.drive(max_ticks * max(1, n_motions))
-        return ticks, None if finished else f"the flat policy did not finish within {n_motions * max_call_s:g} s"
-    failure = None
+        return ticks, None if finished else f"the flat policy did not finish within {n_motions * max_call_s:g} s", False
+    failure, aborted = None, False
     upcoming = iter(calls)
     while True:
         try:
-            call = next(upcoming)  # a planner's proposal may be refused (SkillFailed)
+            call = next(upcoming)  # a planner's proposal may be refused (SkillFailed) or the operator quit
         except StopIteration:
             break
-        except SkillFailed as e:
+        except (SkillFailed, CallAborted) as e:
             failure = failure or str(e)
+            aborted = isinstance(e, CallAborted)
             break
         try:
             if call.spec.kind != "motion":
@@ -357,11 +370,12 @@ def _run_program(runner: _Runner, api: RobotAPI, log: CallLog, inst: TaskInstanc
                 api.memory.history.append(call.code)
         except (SkillFailed, CallAborted, ArmError) as e:  # ArmError: the safety layer refused a command
             failure = failure or str(e)
-            if stop_on_failure or isinstance(e, CallAborted):
+            aborted = isinstance(e, CallAborted)
+            if stop_on_failure or aborted:
                 break
         if api.finished:
             break
-    return ticks, failure
+    return ticks, failure, aborted
 
 
 def _capture(api: RobotAPI, call: Call, args: Sequence) -> None:

@@ -1,16 +1,42 @@
 """`python main.py run` and `eval --policy RUN`: a planner (oracle or learned) with a policy (learned or scripted).
 
-`run` executes one task instance in the simulated workcell and saves it as an episode; `eval` runs
-many and reports success per task and per call type with 95% intervals. The learned policy does
-each motion call (app/policy_rollout.py); memory and query calls run through the robot API.
+`run` executes one task instance, or one free instruction, in a workcell and saves it as an episode;
+`eval` runs many and reports success per task and per call type with 95% intervals. The learned
+policy does each motion call (app/policy_rollout.py); memory and query calls run through the robot API.
+
+What `run` runs, and who writes its calls:
+```
+--task T            the suite's instance of T for --seed: scene, instruction, oracle program, success check
+--instruction TEXT  TEXT as it is, for a learned planner, in the scene of --scene-task's layout for --seed;
+                    no task, so the episode's task is FREE_INSTRUCTION_TASK (its scene and seed are
+                    kept) and success is unknown (None)
+--planner oracle    the task's program (an instruction has none: one-line error)
+--planner RUN       the planner writes each next call (app/planner_eval.py planner_proposer)
+--step              StepGate wraps the proposer (the oracle program is handed over as one, call by
+                    call): each call is shown and approved, edited, skipped or the run quit first;
+                    edits, skips and a quit are logged in the take as interventions
+```
+The calls then run with the scripted skills (recorders/demo_recorder.py record_demo) or the learned
+policy (app/policy_rollout.py rollout), on the workcell `--robot` opens through the registry (with
+`--robot-ip` where the kind needs an address). A kind whose workcell cannot see objects (the real
+franky arm, until it has object perception) is refused before it is connected: every program and
+every planner names objects.
 """
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable, NoReturn
 
 from app.errors import UserError, print_json
 from app.model_loading import load_planner, load_policy, model_ref
+
+if TYPE_CHECKING:
+    from recorders.task_suite import TaskInstance
+
+STEP_CHOICES = "[a]pprove (Enter), [e]dit, [s]kip, [q]uit"
 
 
 def run_policy_eval(args, tasks: list[str]) -> int:
@@ -31,44 +57,223 @@ def run_policy_eval(args, tasks: list[str]) -> int:
     return 0
 
 
-def run_run(args) -> int:
-    from recorders.task_suite import TASKS, make_instance
+# ---- --step -----------------------------------------------------------------------------------------
+def program_proposer(program: Iterable):
+    """`propose(api)` handing over a fixed program's calls in order (the oracle program under --step)."""
+    from recorders.call_log import SkillFailed
 
-    if args.task not in TASKS:
-        raise UserError(f"--task names a task of the suite ({', '.join(TASKS)}); got {args.task!r}")
-    inst = make_instance(args.task, args.seed, args.split)
-    out = args.out or Path(f"{args.task}_{args.seed:04d}_run.h5")
+    calls = iter(program)
+
+    def propose(_api):
+        try:
+            return next(calls)
+        except StopIteration:  # every call was run or skipped, done() too
+            raise SkillFailed("the program has no calls left") from None
+    return propose
+
+
+class StepGate:
+    """A proposer that asks the operator about each call of `propose` before it runs (`run --step`).
+
+    Each call is printed with its number and the operator answers [a]pprove (or Enter), [e]dit,
+    [s]kip or [q]uit. An edit is parsed and checked against the robot API and the scene's `names`
+    as Annotate's code cells are (`Call.from_code`); an invalid one is refused with the reason and
+    asked again (an empty edit goes back to the question). A skipped call is not run (the next call
+    is asked for at once, under the same number; a learned planner asked again with the same history
+    may well propose it again: edit it or quit). Quit, or the end of the input, raises CallAborted,
+    which ends the run as failed. An edited call is logged as the call that ran, with the run's source.
+
+    Once `attach`ed to the take, every edit, skip and quit is logged in it as an intervention
+    (recorders/intervention.py) naming the proposed call: edit (with the replacement), skip, and
+    abort for a quit. `ask` reads one answer (input() by default; EOFError at the end of input)."""
+
+    def __init__(self, propose: Callable, names: Iterable[str], ask: Callable[[str], str] = input,
+                 say: Callable[[str], None] = print):
+        self.propose, self.names, self.ask, self.say = propose, tuple(names), ask, say
+        self.number = 0  # calls handed over so far
+        self.take = None  # the take being recorded, where interventions are logged
+
+    def attach(self, take) -> None:
+        self.take = take
+
+    def __call__(self, api):
+        call = self.propose(api)
+        while True:
+            self.say(f"call {self.number + 1}: {call.code}")
+            answer = self._answer(call)
+            if answer == "s":
+                self.say(f"  skipped {call.code}")
+                self._intervened("skip", call)
+                call = self.propose(api)
+                continue
+            if answer == "e":
+                edited = self._edited(call)
+                if edited is None:  # an empty edit: ask about the proposed call again
+                    continue
+                self._intervened("edit", call, replacement=edited.code)
+                call = edited
+            self.number += 1
+            return call
+
+    def _answer(self, call) -> str:
+        while True:
+            answer = self._read(f"  {STEP_CHOICES}? ", call).strip().lower()
+            if answer in ("", "a", "approve"):
+                return "a"
+            if answer in ("e", "edit", "s", "skip"):
+                return answer[0]
+            if answer in ("q", "quit"):
+                self._quit("quit", call)
+            self.say(f"  answer one of {STEP_CHOICES}")
+
+    def _edited(self, proposed):
+        """The operator's replacement for `proposed`, valid against the robot API and the scene;
+        None when the operator leaves the edit empty."""
+        from recorders.robot_api_spec import Call, InvalidCallError
+
+        while True:
+            text = self._read(f"  edit {proposed.code} to: ", proposed).strip()
+            if not text:
+                return None
+            try:
+                return Call.from_code(text, self.names)
+            except InvalidCallError as e:
+                self.say(f"  invalid call: {e}")
+
+    def _read(self, prompt: str, call) -> str:
+        try:
+            return self.ask(prompt)
+        except EOFError:
+            self.say("")
+            self._quit("end of input: quit", call)
+
+    def _quit(self, why: str, call) -> NoReturn:
+        from recorders.call_log import CallAborted
+
+        self._intervened("abort", call, reason=f"the operator quit at the --step prompt ({why})")
+        raise CallAborted(f"the operator ended the run before call {self.number + 1} ({why})")
+
+    def _intervened(self, kind: str, call, **details) -> None:
+        from recorders.intervention import Intervention
+
+        if self.take is not None:
+            t = self.take.clock()
+            self.take.log_intervention(Intervention(kind, call.code, t, t, **details))
+
+
+# ---- run ----------------------------------------------------------------------------------------------
+def _instance(args):
+    """The task instance whose scene the run uses, and the free instruction (None for --task)."""
+    from recorders.task_suite import TASKS, make_instance, task_def
+
+    if args.task is not None:
+        if args.task not in TASKS:
+            raise UserError(f"--task names a task of the suite ({', '.join(TASKS)}); got {args.task!r}")
+        return make_instance(args.task, args.seed, args.split), None
+    instruction = " ".join(args.instruction.split())
+    if not instruction:
+        raise UserError("--instruction needs some text")
+    if args.planner == "oracle":
+        raise UserError("--instruction needs a learned --planner RUN: the oracle program belongs to a task "
+                        "(use --task T for it)")
+    task_def(args.scene_task)  # unknown: one-line TaskError naming the tasks
+    return make_instance(args.scene_task, args.seed, args.split), instruction
+
+
+def _check_robot(robot: str) -> None:
+    """Refuse, before any arm is connected, a workcell that cannot see the objects every call names."""
+    from recorders.cell.registry import workcell_kind
+
+    if not workcell_kind(robot).scripted_demos:
+        raise UserError(f"the {robot} workcell cannot see objects yet (no object perception), so it cannot run "
+                        "a task's program or a planner's calls, which name them; use --robot sim or franky-sim")
+
+
+def _outcome(success: bool | None, failure: str | None) -> str:
+    if failure is not None:
+        return f"failed: {failure}"
+    return "finished (no task to check success against)" if success is None else "success" if success else "failed"
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One `run`: what runs, into which file, who writes its calls and which workcell executes them."""
+
+    inst: TaskInstance  # the task, or for a free instruction only its scene
+    instruction: str | None  # a free instruction (no task to check success against), or None
+    out: Path
+    propose: Callable | None  # None: the oracle program runs as it is
+    source: str  # of the logged calls: script (the oracle program) or planner
+    models: tuple  # ModelRefs of the learned planner, for the episode's provenance
+    cell_factory: Callable  # open_workcell, with the arm's address where the robot kind needs one
+    on_take: Callable | None  # StepGate.attach under --step: its interventions go into the take
+
+
+def run_run(args) -> int:
+    from recorders.arms.base import ArmError
+
+    _check_robot(args.robot)
+    inst, instruction = _instance(args)
+    out = args.out or Path(f"{args.task or 'instruction'}_{args.seed:04d}_run.h5")
     if out.exists():
         raise UserError(f"{out} already exists; choose another --out")
-    print(f"{inst.instruction}  (seed {args.seed}, {args.split} split)")
-    propose, models = None, ()
+    run = _prepare(args, inst, instruction, out)
+    policy = None if args.policy == "oracle" else load_policy(args.policy, for_planner=run.propose is not None)
+    names = ", ".join(inst.scene.object_names + inst.scene.zone_names)
+    print(f"{inst.instruction}  (seed {args.seed}, {args.split} split)" if instruction is None else
+          f"{instruction}  (the {args.scene_task} layout of seed {args.seed}: {names})")
+    try:
+        return _run_scripted(args, run) if policy is None else _run_policy(args, run, policy)
+    except ArmError as e:  # e.g. franky-sim cannot start here, or the safety layer stopped the arm
+        raise UserError(f"--robot {args.robot}: {' '.join(str(e).split())}") from None
+
+
+def _prepare(args, inst, instruction: str | None, out: Path) -> _Run:
+    """The run's proposer (learned planner, and --step around it or the oracle program) and workcell."""
+    from recorders.cell.registry import open_workcell, workcell_kind
+
+    propose, models, source = None, (), "script"
     if args.planner != "oracle":
         from app.planner_eval import planner_proposer
 
-        propose = planner_proposer(load_planner(args.planner), inst.instruction, inst.scene)
-        models = (model_ref("planner", args.planner),)
-    if args.policy == "oracle":
-        from recorders.demo_recorder import RecordOptions, record_demo
+        propose = planner_proposer(load_planner(args.planner), instruction or inst.instruction, inst.scene)
+        models, source = (model_ref("planner", args.planner),), "planner"
+    on_take = None
+    if args.step:
+        propose = StepGate(propose or program_proposer(inst.program), inst.scene.object_names + inst.scene.zone_names)
+        on_take = propose.attach
+    cell_factory = partial(open_workcell, host=args.robot_ip) if workcell_kind(args.robot).needs_ip else open_workcell
+    return _Run(inst, instruction, out, propose, source, models, cell_factory, on_take)
 
-        r = record_demo(inst, out, RecordOptions(obs=args.obs), propose=propose, models=models)
-        if r.frames == 0:  # e.g. a planner that said done() first: an episode needs at least one tick
-            r.path.unlink(missing_ok=True)
-            print(f"{'success' if r.success else 'failed: ' + str(r.failure)}; no motion, nothing saved")
-            return 0
-        if propose is not None:
-            for code, status in r.calls:
-                print(f"  {code:<50} {status}")
-        print(f"{'success' if r.success else 'failed: ' + str(r.failure)}; saved {r.path}")
+
+def _run_scripted(args, run: _Run) -> int:
+    from recorders.demo_recorder import RecordOptions, record_demo
+
+    r = record_demo(run.inst, run.out, RecordOptions(robot=args.robot, obs=args.obs), cell_factory=run.cell_factory,
+                    propose=run.propose, models=run.models, source=run.source, instruction=run.instruction,
+                    on_take=run.on_take)
+    if run.propose is not None:
+        for code, status in r.calls:
+            print(f"  {code:<50} {status}")
+    if r.frames == 0:  # e.g. a planner that said done() first: an episode needs at least one tick
+        r.path.unlink(missing_ok=True)
+        print(f"{_outcome(r.success, r.failure)}; no motion, nothing saved")
         return 0
+    print(f"{_outcome(r.success, r.failure)}; saved {r.path}")
+    return 0
+
+
+def _run_policy(args, run: _Run, policy) -> int:
     from app.policy_rollout import rollout
 
-    policy = load_policy(args.policy, for_planner=propose is not None)
-    result = rollout(inst, policy, out, max_call_s=args.max_call_s, policy_name=str(args.policy), seed=args.seed,
-                     propose=propose, source="script" if propose is None else "planner",
-                     models=(model_ref("policy", args.policy), *models))
+    result = rollout(run.inst, policy, run.out, max_call_s=args.max_call_s, robot=args.robot,
+                     policy_name=str(args.policy), seed=args.seed, cell_factory=run.cell_factory,
+                     propose=run.propose, source=run.source, models=(model_ref("policy", args.policy), *run.models),
+                     instruction=run.instruction, on_take=run.on_take)
     for c in result.calls:
         print(f"  {c.code:<45} {c.status:<7} {c.ticks:>4} ticks  {c.reason or ''}")
     ms = sorted(result.inference_ms)
-    timing = f"inference {ms[len(ms) // 2]:.0f} ms median per chunk, {result.stalls} stalls" if ms else ""
-    print(f"{'success' if result.success else 'failed'}; {timing}; saved {result.path}")
+    timing = f"; inference {ms[len(ms) // 2]:.0f} ms median per chunk, {result.stalls} stalls" if ms else ""
+    saved = f"saved {result.path}" if result.path is not None else "no motion, nothing saved"
+    print(f"{_outcome(result.success, result.failure)}{timing}; {saved}")
     return 0

@@ -42,7 +42,7 @@ class RecordOptions:
 @dataclass(frozen=True)
 class EpisodeResult:
     path: Path
-    success: bool
+    success: bool | None  # None: unknown (a free instruction, no task to check it against)
     frames: int
     episode_seconds: float  # on the workcell's clock
     wall_seconds: float
@@ -71,14 +71,21 @@ def record_demo(inst: TaskInstance, path: Path, options: RecordOptions = RecordO
                 should_abort: Callable[[], bool] | None = None,
                 cell_factory: Callable[..., Workcell] = open_workcell,
                 propose: Callable[[RobotAPI], Call] | None = None, max_calls: int = 20,
-                models: tuple[ModelRef, ...] = ()) -> EpisodeResult:
+                models: tuple[ModelRef, ...] = (), source: str = "planner",
+                instruction: str | None = None, on_take: Callable[[Take], None] | None = None) -> EpisodeResult:
     """Record one episode of `inst` into `path` (an .h5 episode file): the scripted demonstration,
-    or with `propose` a planner writing the program call by call (RobotAPI.run_planned); `models`:
-    the learned models behind `propose`, for the episode's provenance."""
+    or with `propose` the program handed over call by call (RobotAPI.run_planned) by `source`: a
+    planner, or "script" for the oracle program asked for one call at a time; `models`: the learned
+    models behind `propose`, for the episode's provenance. `instruction`: a free instruction instead
+    of the task (`inst` gives only the scene): the take has no task, so success is unknown (None).
+    `on_take`: called with the take as it opens (`run --step` logs the operator's interventions in it)."""
     wall0 = time.perf_counter()
     with cell_factory(options.robot, inst.scene, options.control_hz) as cell:
-        provenance = Provenance("script" if propose is None else "planner", cell.kind, models)
-        with Take(path, cell, provenance, obs=options.obs, control_hz=options.control_hz, inst=inst) as take:
+        provenance = Provenance("script" if propose is None else source, cell.kind, models)
+        with Take(path, cell, provenance, obs=options.obs, control_hz=options.control_hz,
+                  inst=inst, instruction=instruction, does_task=instruction is None) as take:
+            if on_take is not None:
+                on_take(take)
             ticks = _ScriptedTicks(cell, take, options.obs == "rgb", MAX_EPISODE_SECONDS)
             api = RobotAPI(cell, take.log, on_tick=ticks.after_command, should_abort=should_abort,
                            before_tick=ticks.before_command)
@@ -87,13 +94,13 @@ def record_demo(inst: TaskInstance, path: Path, options: RecordOptions = RecordO
                 if propose is None:
                     api.run_program(inst.program)
                 else:
-                    api.run_planned(propose, max_calls)
+                    api.run_planned(propose, max_calls, source)
             except (SkillFailed, CallAborted) as e:
                 failure = str(e)
             frames, seconds = take.frames, take.clock()
             result = take.finish(api.memory, failed=failure is not None)
-        success = bool(result.success)
-        if failure is None and not success:
+        success = bool(result.success) if instruction is None else result.success
+        if failure is None and success is False:
             failure = "the program ran but the task's success check failed"
         return EpisodeResult(result.path or path, success, frames, seconds, time.perf_counter() - wall0, failure,
                              tuple((r.code, r.status) for r in result.calls))

@@ -33,6 +33,7 @@ from recorders.task_suite import TaskInstance, TaskMonitor
 from recorders.cell.workcell import Workcell
 
 FREE_TASK = "teleop"  # the task id of a take recorded without a task of the suite
+FREE_INSTRUCTION_TASK = "instruction"  # ... and of a planner following a free instruction in a suite scene
 
 
 @dataclass(frozen=True)
@@ -47,21 +48,29 @@ class Take:
     """An episode of `cell` being recorded into `path`.
 
     `inst`: the task being done (its scene, roles and program are stored, and its monitor decides
-    success) or None for free teleoperation. `realtime`: a live arm that must never wait on the disk,
-    so samples are dropped (and counted) when the writer falls behind; otherwise ticks wait."""
+    success) or None for free teleoperation. `does_task=False`: `inst` only lays out the scene (stored
+    with its seed) for a free `instruction` a planner follows, so the task id is FREE_INSTRUCTION_TASK,
+    no program or roles are stored and success is unknown. `realtime`: a live arm that must never wait
+    on the disk, so samples are dropped (and counted) when the writer falls behind; otherwise ticks wait."""
 
     def __init__(self, path, cell: Workcell, provenance: Provenance, *, obs: str, control_hz: float,
-                 inst: TaskInstance | None = None, instruction: str | None = None, realtime: bool = False):
+                 inst: TaskInstance | None = None, instruction: str | None = None, realtime: bool = False,
+                 does_task: bool = True):
         self.cell = cell
         sees_objects = inst is not None and bool(cell.spec.cubes)
-        meta = EpisodeMeta(task=inst.task.id if inst else FREE_TASK,
+        checks_task = sees_objects and does_task
+        if inst is None:
+            task = FREE_TASK
+        else:
+            task = inst.task.id if does_task else FREE_INSTRUCTION_TASK
+        meta = EpisodeMeta(task=task,
                            instruction=instruction if instruction is not None else inst.instruction if inst else "",
                            robot=cell.kind, control_hz=control_hz, seed=inst.seed if inst else -1,
                            split=inst.split if inst else "", clock=cell.clock_name,
-                           scene=inst.scene if sees_objects else None, roles=inst.roles if sees_objects else {},
-                           program=inst.program_code if sees_objects else "", provenance=provenance)
+                           scene=inst.scene if sees_objects else None, roles=inst.roles if checks_task else {},
+                           program=inst.program_code if checks_task else "", provenance=provenance)
         self.writer = EpisodeWriter(path, meta, stream_specs(cell, obs, control_hz), drop_when_full=realtime)
-        self.monitor = TaskMonitor(inst, cell.object_poses()) if sees_objects else None
+        self.monitor = TaskMonitor(inst, cell.object_poses()) if checks_task else None
         self.t0 = cell.arm.time()  # the take's time starts now, whatever the arm's clock reads
         self.log = CallLog(clock=self.clock, sink=self.writer.log_call)
         self.frame_times: list[float] = []
