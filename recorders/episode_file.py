@@ -6,7 +6,8 @@ This module owns the schema; nothing else opens episode files with h5py directly
           split, created (ISO-8601), clock (sim | monotonic), scene (JSON: spec, roles, program and
           provenance, see recorders/episode_meta.py), success (1 | 0 | -1 unknown), recovered (0 | 1),
           labels_edited (0 | 1), memory (JSON, optional)
-/streams/<name>/data   (N, *shape); attrs kind (array | rgb | depth | audio), rate_hz (nominal), meta (JSON)
+/streams/<name>/data   (N, *shape); attrs kind (array | rgb | depth | audio), rate_hz (nominal), meta (JSON;
+          cameras: intrinsics and mount, recorders/cell/camera_geometry.py)
 /streams/<name>/time   (N,) float64 seconds since the episode's start on its one clock (NaN: never written)
 /calls    (M,) variable-length UTF-8, one JSON object per logged robot-API call (appendable while recording)
 /labels   (K,) variable-length UTF-8, one JSON segment {start, end, code, source} each; frames index `action`
@@ -88,7 +89,7 @@ class StreamSpec:
     shape: tuple[int, ...]  # of one sample: rgb (H, W, 3), depth (H, W), audio (channels,)
     dtype: str  # array float32 | float64, rgb uint8, depth uint16 (millimetres), audio int16
     rate_hz: float  # nominal
-    meta: dict = field(default_factory=dict)  # JSON: intrinsics, depth_scale, object names, ...
+    meta: dict = field(default_factory=dict)  # JSON: intrinsics, camera mount, depth_scale, object names, ...
 
     def __post_init__(self):
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))

@@ -2,7 +2,10 @@
 
 Used by every take (recorders/take.py), so scripted demos, the Record workspace and rollouts write
 exactly the same streams: the command the safety layer sent on the tick, the proprioception taken
-just before it, the object poses and, with `obs="rgb"`, every camera.
+just before it, the object poses and, with `obs="rgb"`, every camera. Each camera stream's meta holds
+its intrinsics and its mount (recorders/cell/camera_geometry.py: "base" with the camera's fixed pose,
+or "hand" with its pose relative to the TCP), so a reader places the camera at any frame from the
+`ee_pose` stream; files recorded before mounts were stored read back a mount of None.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from recorders.arms.base import ArmCommand, ArmState
+from recorders.cell.camera_geometry import MOUNT_KEY
 from recorders.episode_file import StreamSpec
 from recorders.episode_writer import EpisodeWriter
 from recorders.pose import Pose
@@ -50,7 +54,7 @@ def stream_specs(cell: Workcell, obs: str, control_hz: float) -> list[StreamSpec
     if obs == "rgb":
         cams = cell.spec.cameras
         for cam in cell.cameras:
-            meta = {"intrinsics": cell.camera_intrinsics(cam)}
+            meta = {"intrinsics": cell.camera_intrinsics(cam), MOUNT_KEY: cell.camera_mount(cam).to_dict()}
             specs.append(StreamSpec(f"{cam}_rgb", "rgb", (cams.height, cams.width, 3), "uint8", control_hz, meta))
             if cams.depth:
                 specs.append(StreamSpec(f"{cam}_depth", "depth", (cams.height, cams.width), "uint16", control_hz,

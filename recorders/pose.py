@@ -1,7 +1,8 @@
 """Poses of the end effector and of objects: position (m) + unit quaternion (w, x, y, z).
 
 One small value type shared by arms, skills, memory and episode files, with the few rotation
-helpers the workcell needs (top-down grasps rotate about the vertical axis only).
+helpers the workcell needs (top-down grasps rotate about the vertical axis only) and the rigid-body
+algebra that places cameras (`compose`, `inverse`, `rotation_matrix`).
 """
 from __future__ import annotations
 
@@ -22,6 +23,22 @@ def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         aw * bx + ax * bw + ay * bz - az * by,
         aw * by - ax * bz + ay * bw + az * bx,
         aw * bz + ax * by - ay * bx + az * bw,
+    ])
+
+
+def quat_conjugate(q: np.ndarray) -> np.ndarray:
+    """The inverse rotation of a unit (w, x, y, z) quaternion."""
+    w, x, y, z = q
+    return np.array([w, -x, -y, -z])
+
+
+def quat_to_matrix(q: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation matrix of a (w, x, y, z) quaternion (normalised first); columns are the rotated axes."""
+    w, x, y, z = np.asarray(q, dtype=float) / np.linalg.norm(q)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
     ])
 
 
@@ -88,3 +105,19 @@ class Pose:
 
     def with_position(self, position) -> "Pose":
         return Pose(tuple(float(v) for v in position), self.quat)
+
+    def rotation_matrix(self) -> np.ndarray:
+        """(3, 3) rotation of this frame's axes into the parent frame."""
+        return quat_to_matrix(np.asarray(self.quat, dtype=float))
+
+    def compose(self, local: "Pose") -> "Pose":
+        """`local` (a pose relative to this frame) expressed in this pose's parent frame: self * local."""
+        p = self.xyz + self.rotation_matrix() @ local.xyz
+        q = quat_multiply(np.asarray(self.quat, dtype=float), np.asarray(local.quat, dtype=float))
+        return Pose(tuple(float(v) for v in p), tuple(float(v) for v in q / np.linalg.norm(q)))
+
+    def inverse(self) -> "Pose":
+        """The parent frame relative to this one: self.compose(self.inverse()) is the identity."""
+        q = quat_conjugate(np.asarray(self.quat, dtype=float) / np.linalg.norm(self.quat))
+        p = -(quat_to_matrix(q) @ self.xyz)
+        return Pose(tuple(float(v) for v in p), tuple(float(v) for v in q))

@@ -231,3 +231,31 @@ def test_an_unreachable_arm_is_a_one_line_error():
     with pytest.raises(ArmError, match="not connected"):
         arm.state()
 
+
+
+def test_camera_poses_and_mounts_match_the_in_process_simulator(cell):
+    """The same scene at the same joint positions puts both cameras in the same place, whichever
+    process simulates it, and the wrist camera follows the TCP through its mount."""
+    import mujoco
+
+    from recorders.cell.camera_geometry import camera_pose_at
+    from recorders.sim.world import SimWorld
+
+    drive(cell, None, False, 1, until=at_rest(cell))
+    world = SimWorld.build(cell.spec)
+    try:
+        world.data.qpos[world.arm_qpos] = cell.arm.state().joint_positions
+        mujoco.mj_forward(world.model, world.data)
+        for cam in cell.cameras:
+            served, local = cell.camera_pose(cam), world.camera_pose(cam)
+            assert np.linalg.norm(served.xyz - local.xyz) < 1e-3, cam
+            assert np.degrees(quat_angle(np.asarray(served.quat), np.asarray(local.quat))) < 0.5, cam
+            mount, local_mount = cell.camera_mount(cam), world.camera_mount(cam)
+            assert mount.frame == local_mount.frame
+            assert np.linalg.norm(mount.pose.xyz - local_mount.pose.xyz) < 1e-6
+            assert quat_angle(np.asarray(mount.pose.quat), np.asarray(local_mount.pose.quat)) < 1e-6
+        wrist = camera_pose_at(cell.camera_mount("wrist"), cell.arm.state().ee_pose)  # franky's measured pose
+        assert np.linalg.norm(wrist.xyz - cell.camera_pose("wrist").xyz) < 0.003
+        assert quat_angle(np.asarray(wrist.quat), np.asarray(cell.camera_pose("wrist").quat)) < 0.01
+    finally:
+        world.close()

@@ -164,3 +164,121 @@ def test_measured_tool_speed_stays_bounded_under_random_commands():
         assert fastest < 1.1 * MAX_TCP_SPEED
     finally:
         cell.close()
+
+
+def colour_names(rgb: np.ndarray) -> np.ndarray:
+    """(H, W) name of the scene colour (or "table") each pixel's chromaticity is nearest to; shading
+    changes a colour's brightness, not its direction in RGB."""
+    from recorders.cell.scene import COLOURS
+
+    palette = {**COLOURS, "table": (0.72, 0.6, 0.45)}
+    names = np.array(list(palette))
+    ref = np.array(list(palette.values()))  # (K, 3)
+    ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+    pix = rgb.astype(float) + 1e-6  # (H, W, 3)
+    pix /= np.linalg.norm(pix, axis=-1, keepdims=True)
+    return names[np.argmax(pix @ ref.T, axis=-1)]  # (H, W)
+
+
+def blob_at(mask: np.ndarray, uv, radius: int = 3) -> np.ndarray | None:
+    """(H, W) the 4-connected region of `mask` at pixel `uv`, or at the nearest pixel of `mask` within
+    `radius` pixels; None when there is none."""
+    vs, us = np.nonzero(mask)
+    d = np.hypot(us - uv[0], vs - uv[1])
+    if not d.size or d.min() > radius:
+        return None
+    blob = np.zeros_like(mask)
+    blob[vs[d.argmin()], us[d.argmin()]] = True
+    while True:
+        grown = blob.copy()
+        grown[1:] |= blob[:-1]
+        grown[:-1] |= blob[1:]
+        grown[:, 1:] |= blob[:, :-1]
+        grown[:, :-1] |= blob[:, 1:]
+        grown &= mask
+        if (grown == blob).all():
+            return blob
+        blob = grown
+
+
+def test_cube_centres_project_onto_their_colour_in_both_cameras():
+    """Camera poses (OpenCV optical frame) and intrinsics agree with what MuJoCo renders."""
+    from recorders.cell.camera_geometry import project
+
+    spec = scene(0)
+    cell = SimWorkcell(spec)
+    try:
+        # At home, and with the hand moved and turned (the wrist camera's pose changes with it).
+        for target in (None, Pose.top_down((0.45, 0.05, 0.3), 0.5)):
+            if target is not None:
+                drive(cell.arm, target, ticks=20)
+            seen = {}
+            for cam in cell.cameras:
+                rgb, _ = cell.render(cam)
+                names = list(cell.object_poses())
+                centres = np.stack([p.xyz for p in cell.object_poses().values()])  # (N, 3)
+                uv, visible = project(centres, cell.camera_pose(cam), cell.camera_intrinsics(cam))
+                seen[cam] = int(visible.sum())
+                colours = colour_names(rgb)
+                for name, (u, v), vis in zip(names, uv, visible):
+                    if vis:
+                        blob = blob_at(colours == spec.cube(name).colour, (u, v))
+                        assert blob is not None, f"{cam}: no {name} pixel within 3 px of {u:.1f}, {v:.1f}"
+                        # The centre lands in the middle of the cube's image (perspective moves it < 1 px here).
+                        bv, bu = np.nonzero(blob)
+                        assert np.hypot(bu.mean() - u, bv.mean() - v) < 2.0, f"{cam}: {name}"
+            assert seen["front"] == len(spec.cubes) and seen["wrist"] >= 2, seen
+    finally:
+        cell.close()
+
+
+def test_camera_poses_use_the_optical_frame():
+    """x right, y down, z forward: the front camera looks at the table, its image's up is the world's up."""
+    cell = SimWorkcell(scene(0))
+    try:
+        front = cell.camera_pose("front").rotation_matrix()
+        ahead = np.array([0.45, 0.0, 0.0]) - cell.camera_pose("front").xyz
+        assert front[:, 2] @ ahead / np.linalg.norm(ahead) > 0.999  # z towards the point it was aimed at
+        assert front[2, 1] < 0  # y (image down) has a downward world component
+        assert front[1, 0] > 0.99  # x (image right) is base +y: the camera faces the robot
+        wrist = cell.camera_pose("wrist").rotation_matrix()
+        assert wrist[2, 2] < -0.9  # at home the wrist camera looks down, like the tool
+    finally:
+        cell.close()
+
+
+def test_the_wrist_pose_from_the_stored_mount_and_recorded_ee_pose_matches_the_simulator(tmp_path):
+    from recorders.cell.camera_geometry import CameraMount, camera_pose_at
+    from recorders.episode_file import EpisodeMeta, open_episode
+    from recorders.episode_writer import EpisodeWriter
+    from recorders.observation import append_tick, observe, stream_specs
+    from recorders.pose import quat_angle
+
+    spec = scene(3)
+    cell = SimWorkcell(spec, control_hz=10.0)
+    writer = EpisodeWriter(tmp_path / "ep.h5", EpisodeMeta("camera", "move", "sim", 10.0, clock="sim", scene=spec),
+                           stream_specs(cell, "rgb", 10.0), drop_when_full=False)
+    truth = {"front": [], "wrist": []}
+    targets = [Pose.top_down((0.5, 0.1 * np.sin(i), 0.25 + 0.05 * np.cos(i)), 0.4 * np.sin(0.7 * i)) for i in range(12)]
+    try:
+        for i, target in enumerate(targets):
+            ob = observe(cell, cameras=True)
+            for cam in truth:
+                truth[cam].append(cell.camera_pose(cam))
+            append_tick(writer, 0.1 * i, cell.arm.command(ArmCommand(target, False)), ob)
+            cell.arm.wait_tick()
+        path = writer.finish(None, [])
+    finally:
+        cell.close()
+    with open_episode(path) as ep:
+        ee_poses = ep.stream_data("ee_pose")[:]  # (T, 7) float32
+        for cam in truth:
+            mount = CameraMount.from_meta(ep.stream_spec(f"{cam}_rgb").meta)
+            assert mount.frame == {"front": "base", "wrist": "hand"}[cam]
+            assert len(ee_poses) == len(truth[cam])
+            for row, want in zip(ee_poses, truth[cam]):
+                got = camera_pose_at(mount, Pose.from_array(row))
+                assert np.linalg.norm(got.xyz - want.xyz) < 1e-3
+                assert np.degrees(quat_angle(np.asarray(got.quat), np.asarray(want.quat))) < 0.5
+    moved = max(np.linalg.norm(p.xyz - truth["wrist"][0].xyz) for p in truth["wrist"])
+    assert moved > 0.05  # the wrist camera really moved during the episode

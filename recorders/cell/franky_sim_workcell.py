@@ -6,7 +6,7 @@ loopback, and the safety layer sits in front as on a real arm. What a real cell 
 cameras and a tracker (object poses, images) comes from the server's side channel instead.
 
     skills / teleop -> SafeArm -> FrankyArm (private) ==libfranka==> server process (MuJoCo at 1 kHz)
-    object_poses / render / camera_intrinsics / tcp_pose ---pipe---> server process
+    object_poses / render / camera_intrinsics / camera_pose / camera_mount / tcp_pose ---pipe---> server
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import numpy as np
 
 from recorders.arms.base import DEFAULT_CONTROL_HZ
 from recorders.arms.franky_arm import DEFAULT_DYNAMICS_FACTOR, FrankyArm
+from recorders.cell.camera_geometry import CameraMount
 from recorders.cell.scene import SceneSpec
 from recorders.cell.workcell import Workcell
 from recorders.pose import Pose
@@ -53,6 +54,12 @@ class FrankySimWorkcell(Workcell):
 
     def camera_intrinsics(self, camera: str) -> dict:
         return self.server.camera_intrinsics(camera)
+
+    def camera_pose(self, camera: str) -> Pose:
+        return self.server.camera_pose(camera)
+
+    def camera_mount(self, camera: str) -> CameraMount:
+        return self.server.camera_mount(camera)
 
     def tcp_pose(self) -> Pose:
         """The simulator's own TCP pose, for checking the arm's reported pose against it."""

@@ -13,6 +13,7 @@ import numpy as np
 
 from recorders.arms.base import DEFAULT_CONTROL_HZ, ArmError
 from recorders.arms.franky_arm import FrankyArm
+from recorders.cell.camera_geometry import CameraMount
 from recorders.cell.scene import SceneSpec
 from recorders.cell.workcell import Workcell
 from recorders.pose import Pose
@@ -48,6 +49,12 @@ class FrankyWorkcell(Workcell):
         raise ArmError(f"the franky workcell has no camera {camera!r}")
 
     def camera_intrinsics(self, camera: str) -> dict:
+        raise ArmError(f"the franky workcell has no camera {camera!r}")
+
+    def camera_pose(self, camera: str) -> Pose:
+        raise ArmError(f"the franky workcell has no camera {camera!r}")
+
+    def camera_mount(self, camera: str) -> CameraMount:
         raise ArmError(f"the franky workcell has no camera {camera!r}")
 
     def close(self) -> None:

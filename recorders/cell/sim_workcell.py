@@ -2,7 +2,7 @@
 CPU allows, behind the safety layer.
 
     skills / teleop -> SafeArm -> SimArm (private) -> SimWorld (MuJoCo, this process)
-    object_poses / render / camera_intrinsics ------> SimWorld
+    object_poses / render / camera_intrinsics / camera_pose / camera_mount ---> SimWorld
 
 Opened through recorders/cell/registry.py (`open_workcell("sim", spec, control_hz)`). Importing
 recorders.sim chooses MuJoCo's rendering backend before MuJoCo loads, so rendering works from any
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from recorders.arms.base import DEFAULT_CONTROL_HZ
 from recorders.arms.sim_arm import SimArm
+from recorders.cell.camera_geometry import CameraMount
 from recorders.cell.scene import SceneSpec
 from recorders.cell.workcell import Workcell
 from recorders.pose import Pose
@@ -41,6 +42,12 @@ class SimWorkcell(Workcell):
 
     def camera_intrinsics(self, camera: str) -> dict:
         return self.world.camera_intrinsics(camera)
+
+    def camera_pose(self, camera: str) -> Pose:
+        return self.world.camera_pose(camera)
+
+    def camera_mount(self, camera: str) -> CameraMount:
+        return self.world.camera_mount(camera)
 
     def close(self) -> None:
         self.arm.disconnect()

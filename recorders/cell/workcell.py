@@ -5,7 +5,8 @@ Each robot kind has one implementation in this package (recorders/cell/sim_workc
 franky_sim_workcell.py, franky_workcell.py), and recorders/cell/registry.py is the one place that
 maps a robot kind to its workcell. A workcell owns its scene (`spec`: objects, zones, cameras) and a
 safety-wrapped arm (`arm`); the unguarded backend behind it stays private, so every command to the
-arm passes the safety layer.
+arm passes the safety layer. Camera poses and mounts follow recorders/cell/camera_geometry.py's
+conventions (OpenCV optical frame in the robot base frame; quaternions w, x, y, z).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from recorders.cell.camera_geometry import CameraMount
 from recorders.cell.scene import CAMERA_NAMES, SceneSpec
 from recorders.pose import Pose
 from recorders.safety import SafeArm
@@ -37,6 +39,15 @@ class Workcell(ABC):
     @abstractmethod
     def camera_intrinsics(self, camera: str) -> dict:
         """fx, fy, cx, cy, width, height of a camera."""
+
+    @abstractmethod
+    def camera_pose(self, camera: str) -> Pose:
+        """The camera's optical frame (x right, y down, z forward) in the robot base frame now."""
+
+    @abstractmethod
+    def camera_mount(self, camera: str) -> CameraMount:
+        """How the camera is held: "base" with its fixed pose, or "hand" with its fixed pose relative to
+        the TCP (the camera pose at any frame is then that frame's ee_pose composed with it)."""
 
     @abstractmethod
     def close(self) -> None:

@@ -12,7 +12,8 @@ carries `multiprocessing.connection` messages:
             <-- (ready | unavailable | failed, message)
     franky.Robot(host) <== libfranka TCP/UDP ==>  process commands, mj_step, send state (1 kHz)
     request(op) --- side channel ------------->   answered between two ticks: object poses,
-            <-- ("ok", value) | ("error", msg)    TCP pose, render, camera intrinsics, stats
+            <-- ("ok", value) | ("error", msg)    TCP pose, render, camera intrinsics, camera pose
+                                                  and mount, stats
     stop() ----- ("shutdown",) --------------->   close the sockets, exit
 
 Only plain data crosses the channel (strings, numbers, lists, dicts, numpy arrays). The child exits
@@ -41,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from recorders.arms.base import ArmError
+from recorders.cell.camera_geometry import CameraMount
 from recorders.pose import Pose
 from recorders.cell.scene import SceneSpec
 
@@ -59,6 +61,8 @@ OP_OBJECT_POSES = "object_poses"
 OP_TCP_POSE = "tcp_pose"
 OP_RENDER = "render"
 OP_INTRINSICS = "camera_intrinsics"
+OP_CAMERA_POSE = "camera_pose"
+OP_CAMERA_MOUNT = "camera_mount"
 OP_STATS = "stats"
 OP_SHUTDOWN = "shutdown"
 
@@ -197,6 +201,12 @@ class FrankySimServer:
 
     def camera_intrinsics(self, camera: str) -> dict:
         return self.request(OP_INTRINSICS, camera)
+
+    def camera_pose(self, camera: str) -> Pose:
+        return Pose.from_array(self.request(OP_CAMERA_POSE, camera))
+
+    def camera_mount(self, camera: str) -> CameraMount:
+        return CameraMount.from_dict(self.request(OP_CAMERA_MOUNT, camera))
 
     def stats(self) -> dict:
         """ticks, sim_time, wall_time, realtime_factor, overruns of the server loop so far."""
@@ -346,6 +356,10 @@ def _answer(op: str, args: tuple, world, ticks: int, wall: float, overruns: int)
             return "ok", world.render(*args)
         if op == OP_INTRINSICS:
             return "ok", world.camera_intrinsics(*args)
+        if op == OP_CAMERA_POSE:
+            return "ok", world.camera_pose(*args).to_array()
+        if op == OP_CAMERA_MOUNT:
+            return "ok", world.camera_mount(*args).to_dict()
         if op == OP_STATS:
             sim_time = ticks * TICK_S
             return "ok", {"ticks": ticks, "sim_time": sim_time, "wall_time": wall,

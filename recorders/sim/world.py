@@ -1,5 +1,8 @@
 """The simulated workcell's MuJoCo model and data: building, object poses, grasp contacts, cameras.
 
+Camera poses are given in the OpenCV optical frame of recorders/cell/camera_geometry.py (x right,
+y down, z forward); MuJoCo's cameras look along their -z with y up, a half turn about x away.
+
 `SimWorld` is shared by the in-process arm (which steps it) and by the franky-sim server process
 (where franky-sim steps it and this class only reads it): everything here reads `model`/`data`
 and never advances time.
@@ -13,12 +16,15 @@ import xml.etree.ElementTree as ET
 import mujoco
 import numpy as np
 
-from recorders.pose import Pose
+from recorders.cell.camera_geometry import CameraMount
+from recorders.pose import Pose, quat_multiply
 from recorders.cell.scene import CAMERA_NAMES, CUBE_SIZE, SceneSpec
 from recorders.sim.scene import ROBOT_PREFIX, add_workcell, apply_layout, cube_body_name
 
 # franky-sim's home configuration; the hand's fingers then point straight down.
 HOME_JOINTS = np.array([0.0, 0.0, 0.0, -1.57, 0.0, 1.57, 0.785])
+# A MuJoCo camera frame (x right, y up, looking along -z) turned by pi about its x: the optical frame.
+_MUJOCO_TO_OPTICAL = np.array([0.0, 1.0, 0.0, 0.0])
 
 
 def new_franky_simulator(spec: SceneSpec):
@@ -134,10 +140,14 @@ class SimWorld:
         return abs(self.object_pose(name).position[2] - CUBE_SIZE / 2) < tol
 
     # ---- cameras -------------------------------------------------------------------------------
-    def render(self, camera: str) -> tuple[np.ndarray, np.ndarray | None]:
-        """(H, W, 3) uint8 RGB and, if the scene's camera settings ask for it, (H, W) uint16 depth in mm."""
+    def _camera_id(self, camera: str) -> int:
         if camera not in CAMERA_NAMES:
             raise KeyError(f"no camera named {camera!r}; cameras: {', '.join(CAMERA_NAMES)}")
+        return mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, camera)
+
+    def render(self, camera: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """(H, W, 3) uint8 RGB and, if the scene's camera settings ask for it, (H, W) uint16 depth in mm."""
+        cam = self._camera_id(camera)
         settings = self.spec.cameras
         key = (settings.height, settings.width)
         renderer = self._renderers.get(key)
@@ -145,7 +155,7 @@ class SimWorld:
             renderer = mujoco.Renderer(self.model, settings.height, settings.width)
             self._renderers[key] = renderer
         renderer.disable_depth_rendering()
-        renderer.update_scene(self.data, camera=camera, scene_option=self._scene_option)
+        renderer.update_scene(self.data, camera=cam, scene_option=self._scene_option)
         renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
         renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
         rgb = renderer.render().copy()
@@ -159,10 +169,27 @@ class SimWorld:
 
     def camera_intrinsics(self, camera: str) -> dict:
         """Pinhole intrinsics (pixels) of a camera at the scene's resolution."""
-        cam = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, camera)
+        cam = self._camera_id(camera)
         w, h = self.spec.cameras.width, self.spec.cameras.height
         fy = 0.5 * h / np.tan(np.deg2rad(self.model.cam_fovy[cam]) / 2)
         return {"fx": float(fy), "fy": float(fy), "cx": (w - 1) / 2, "cy": (h - 1) / 2, "width": w, "height": h}
+
+    def camera_pose(self, camera: str) -> Pose:
+        """The camera's optical frame in the base frame, from the last kinematics pass (as rendered)."""
+        cam = self._camera_id(camera)
+        quat = np.empty(4)
+        mujoco.mju_mat2Quat(quat, self.data.cam_xmat[cam])
+        quat = quat_multiply(quat, _MUJOCO_TO_OPTICAL)
+        return Pose(tuple(float(v) for v in self.data.cam_xpos[cam]), tuple(float(v) for v in quat))
+
+    def camera_mount(self, camera: str) -> CameraMount:
+        """How a camera is held: "base" on the world body, "hand" (relative to the TCP) on the TCP's body."""
+        body = self.model.cam_bodyid[self._camera_id(camera)]
+        if body == 0:
+            return CameraMount("base", self.camera_pose(camera))
+        if body != self.model.site_bodyid[self.tcp_site]:
+            raise ValueError(f"camera {camera!r} is on a body that moves relative to the TCP")
+        return CameraMount("hand", self.tcp_pose().inverse().compose(self.camera_pose(camera)))
 
     def close(self) -> None:
         for r in self._renderers.values():
