@@ -34,20 +34,38 @@ class PlannedEpisode:
         return self.program == self.oracle_program
 
 
-def planner_proposer(planner, instruction: str, scene):
+class PlannerProposer:
     """`propose(api) -> Call` for RobotAPI.run_planned / proposals (which check it against the scene):
     the planner's next call given the front camera's frame now, the task, the calls made so far and
-    the keys in memory."""
-    from models.planner_data import SceneNames, remembered_keys
-    from recorders.robot_api_spec import Call
+    the keys in memory. With `alternatives` k >= 1, `last_alternatives` holds that proposal's k best
+    calls with their scores (models/planner.py ScoredCall), the call proposed first, all from the same
+    forward pass, for the Run view; with 0 the planner is only asked for its one call (`next_call`)."""
 
-    names = SceneNames(tuple(scene.object_names), tuple(scene.zone_names))
+    def __init__(self, planner, instruction: str, scene, alternatives: int = 0):
+        from models.planner_data import SceneNames
 
-    def propose(api) -> Call:
+        if alternatives < 0:
+            raise ValueError(f"alternatives must be 0 (none kept) or more, got {alternatives}")
+        self.planner, self.instruction, self.alternatives = planner, instruction, alternatives
+        self.names = SceneNames(tuple(scene.object_names), tuple(scene.zone_names))
+        self.last_alternatives: tuple = ()  # ScoredCall, best first; () before the first call or when not kept
+
+    def __call__(self, api):
+        from models.planner_data import remembered_keys
+        from recorders.robot_api_spec import Call
+
         image, _depth = api.cell.render(FRONT_CAMERA)
         history = list(api.memory.history)
-        return Call.from_code(planner.next_call(image, instruction, history, remembered_keys(history), names))
-    return propose
+        query = (image, self.instruction, history, remembered_keys(history), self.names)
+        if not self.alternatives:
+            return Call.from_code(self.planner.next_call(*query))
+        self.last_alternatives = self.planner.next_calls(*query, k=self.alternatives)
+        return Call.from_code(self.last_alternatives[0].code)
+
+
+def planner_proposer(planner, instruction: str, scene, alternatives: int = 0) -> PlannerProposer:
+    """The planner as the proposer of a run's calls (PlannerProposer)."""
+    return PlannerProposer(planner, instruction, scene, alternatives)
 
 
 def _noting(propose, episode: PlannedEpisode):

@@ -2,7 +2,14 @@
 
     front-camera image ─► CLIP-style ViT ─► projector ─┐
     prompt (models/planner_data.prompt_text) ─► tokens ─┴─► Llama-style decoder ─► next call's code
-                                                             (decoding constrained: models/planner_grammar)
+                                                             (valid calls only: models/planner_grammar)
+
+The next call is chosen among the scene's valid calls (models/planner_grammar.candidate_calls) by
+exact scoring: the prompt and every token node of the calls' trie go through the decoder in one
+forward pass, each node attending to the prompt and its own ancestors (a tree attention mask, with
+positions as if each call followed the prompt alone), so each call's log-probability (its tokens and
+the end token) is read off that one pass. `next_calls(k)` gives the k best with their scores (the Run
+view's alternatives); `next_call` is the first of them.
 
 Two ways to get one, both transformers image-text-to-text models driven through their processor:
 - `Planner.scratch(config, corpus)`: a tiny `LlavaForConditionalGeneration` trained from scratch,
@@ -19,7 +26,7 @@ from __future__ import annotations
 
 import json
 import string
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -29,11 +36,45 @@ import torch
 from models.planner_data import IMAGE_MARK, PlannerStep, SceneNames, prompt_text
 from models.planner_config import PlannerConfig
 from models.planner_files import FORMAT, PLANNER_FILE, load_pretrained, load_saved
-from models.planner_grammar import CallTrie, candidate_calls
+from models.planner_grammar import CallTrie, TrieLayout, candidate_calls
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<s>", "</s>", IMAGE_MARK)
 IGNORE = -100
 GRAMMAR_CACHE = 256  # scenes x memory states whose call grammar is kept
+ALTERNATIVES = 3  # next calls offered by default: the one proposed and the two runners-up
+
+
+@dataclass(frozen=True)
+class ScoredCall:
+    """One alternative for the next call."""
+    code: str
+    log_probability: float  # sum over the call's tokens and its end token of log p(token | image, prompt, before)
+    probability: float  # exp(log_probability) normalised over the alternatives given together
+
+
+@dataclass(frozen=True)
+class _CallTree:
+    """A scene's valid calls as tensors for scoring them all in one pass (from a TrieLayout)."""
+    codes: tuple[str, ...]  # (C,)
+    tokens: torch.Tensor  # (N,) long: the trie's token nodes, parents before children
+    depths: torch.Tensor  # (N,) long: a node's position after the prompt
+    ancestors: torch.Tensor  # (N, N) bool: [i, j] when node j is node i or one of its ancestors
+    parent_rows: torch.Tensor  # (N,) long: the row of the scores predicting each node (0: the prompt's last)
+    paths: torch.Tensor  # (C, N) float: 1 on the nodes of each call
+    end_rows: torch.Tensor  # (C,) long: the row of the scores predicting each call's end token
+
+    @staticmethod
+    def of(layout: TrieLayout) -> "_CallTree":
+        n = len(layout.tokens)
+        ancestors = torch.zeros(n, n, dtype=torch.bool)
+        for i, parent in enumerate(layout.parents):  # parents come first: their rows are complete
+            if parent >= 0:
+                ancestors[i] = ancestors[parent]
+            ancestors[i, i] = True
+        ends = torch.tensor(layout.ends, dtype=torch.long)
+        return _CallTree(layout.codes, torch.tensor(layout.tokens, dtype=torch.long),
+                         torch.tensor(layout.depths, dtype=torch.long), ancestors,
+                         torch.tensor(layout.parents, dtype=torch.long) + 1, ancestors[ends].float(), ends + 1)
 
 
 def train_tokenizer(corpus: Sequence[str], vocab_size: int):
@@ -101,7 +142,7 @@ class Planner:
         if self.tokenizer.eos_token_id is None:
             raise ValueError("the planner's tokenizer has no end-of-sequence token")
         self.image_mark = getattr(processor, "image_token", None) or IMAGE_MARK
-        self._grammars: dict[tuple, tuple[list[str], CallTrie]] = {}  # (scene names, memory keys) -> grammar
+        self._grammars: dict[tuple, tuple[list[str], _CallTree]] = {}  # (scene names, memory keys) -> grammar
 
     # ---- construction --------------------------------------------------------------------------
     @staticmethod
@@ -161,8 +202,8 @@ class Planner:
     def candidates(self, names: SceneNames, memory_keys: Sequence[str]) -> list[str]:
         return self._grammar(names, memory_keys)[0]
 
-    def _grammar(self, names: SceneNames, memory_keys: Sequence[str]) -> tuple[list[str], CallTrie]:
-        """The valid calls and their token trie; built once per scene and memory (about 10 ms), then
+    def _grammar(self, names: SceneNames, memory_keys: Sequence[str]) -> tuple[list[str], _CallTree]:
+        """The valid calls and their token tree; built once per scene and memory (about 10 ms), then
         reused for every call of an episode while the memory's keys stay the same."""
         key = (names, tuple(memory_keys))
         if key not in self._grammars:
@@ -170,33 +211,52 @@ class Planner:
                 self._grammars.clear()
             codes = candidate_calls(names.objects, names.zones, memory_keys, self.config.calls)
             trie = CallTrie.build(codes, lambda c: self.answer_ids(c)[:-1], self.tokenizer.eos_token_id)
-            self._grammars[key] = (codes, trie)
+            self._grammars[key] = (codes, _CallTree.of(trie.layout()))
         return self._grammars[key]
 
     @torch.no_grad()
-    def next_call(self, image: np.ndarray, task: str, history: Sequence[str], memory_keys: Sequence[str],
-                  names: SceneNames) -> str:
-        """The next call's canonical code: greedy decoding restricted to the scene's valid calls."""
-        trie = self._grammar(names, memory_keys)[1]
+    def call_log_probabilities(self, image: np.ndarray, task: str, history: Sequence[str],
+                               memory_keys: Sequence[str], names: SceneNames) -> tuple[tuple[str, ...], torch.Tensor]:
+        """Every valid call of the scene (C) and its log-probability (C,), from one forward pass."""
+        tree = self._grammar(names, memory_keys)[1]
         q = self.encode_prompt(image, task, history, memory_keys)
         device = next(self.model.parameters()).device
-        ids = q["input_ids"][None].to(device)
-        start = ids.shape[1]
-        longest = max(len(k) for k in trie.codes) + 1
+        dtype = self.model.get_input_embeddings().weight.dtype
+        m, n = len(q["input_ids"]), len(tree.tokens)
+        seen = torch.ones(m + n, m + n, dtype=torch.bool).tril()  # (M + N, M + N): the prompt is causal ...
+        seen[m:, m:] = tree.ancestors  # ... and each node sees the prompt and its own ancestors only
+        mask = torch.zeros(m + n, m + n, dtype=dtype).masked_fill(~seen, torch.finfo(dtype).min)
         was_training = self.model.training
         self.model.eval()
         try:
-            out = self.model.generate(
-                input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=q["pixel_values"][None].to(device),
-                max_new_tokens=longest, do_sample=False, num_beams=1, pad_token_id=self.tokenizer.pad_token_id,
-                eos_token_id=self.tokenizer.eos_token_id,
-                prefix_allowed_tokens_fn=lambda _b, seq: trie.allowed(seq[start:].tolist()))
+            logits = self.model(
+                input_ids=torch.cat([q["input_ids"], tree.tokens])[None].to(device),  # (1, M + N)
+                position_ids=torch.cat([torch.arange(m), m + tree.depths])[None].to(device),  # (1, M + N)
+                attention_mask=mask[None, None].to(device),  # (1, 1, M + N, M + N)
+                pixel_values=q["pixel_values"][None].to(device), use_cache=False, logits_to_keep=n + 1,
+            ).logits[0]  # (N + 1, V): row 0 predicts the first token, row i + 1 what follows node i
         finally:
             self.model.train(was_training)
-        code = trie.code_of(out[0, start:].tolist())
-        if code is None:  # max_new_tokens covers the longest candidate, so this is a bug, not bad luck
-            raise RuntimeError(f"constrained decoding ended off the grammar: {out[0, start:].tolist()}")
-        return code
+        scores = logits.float().log_softmax(-1)  # (N + 1, V)
+        edges = scores[tree.parent_rows.to(device), tree.tokens.to(device)].cpu()  # (N,): log p(token | its prefix)
+        ends = scores[tree.end_rows.to(device), self.tokenizer.eos_token_id].cpu()  # (C,)
+        return tree.codes, tree.paths @ edges + ends  # (C,)
+
+    def next_calls(self, image: np.ndarray, task: str, history: Sequence[str], memory_keys: Sequence[str],
+                   names: SceneNames, k: int = ALTERNATIVES) -> tuple[ScoredCall, ...]:
+        """The k most probable valid calls (all of them when the scene has fewer), best first."""
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        codes, log_probs = self.call_log_probabilities(image, task, history, memory_keys, names)
+        best = torch.topk(log_probs, min(k, len(codes)))  # sorted, best first
+        shares = best.values.softmax(-1)
+        return tuple(ScoredCall(codes[i], float(lp), float(p))
+                     for i, lp, p in zip(best.indices.tolist(), best.values, shares))
+
+    def next_call(self, image: np.ndarray, task: str, history: Sequence[str], memory_keys: Sequence[str],
+                  names: SceneNames) -> str:
+        """The next call's canonical code: the most probable of the scene's valid calls."""
+        return self.next_calls(image, task, history, memory_keys, names, k=1)[0].code
 
     def predict_step(self, step: PlannerStep, names: SceneNames) -> str:
         return self.next_call(step.image, step.task, step.history, step.memory_keys, names)

@@ -4,8 +4,11 @@
 (recorders/robot_api_spec.API): each function with objects and zones of the scene, recall(key) of
 keys already in memory, free_space(obj), directions from the registry and push distances and
 remember-key patterns learned from the training data ("{obj} start"). `CallTrie` holds those calls
-as token sequences; during generation it allows only tokens that continue some candidate, and the
-end-of-sequence token once a candidate is complete, so the decoded tokens always name one of them.
+as token sequences: `allowed(prefix)` gives only tokens that continue some candidate, and the
+end-of-sequence token once a candidate is complete. `CallTrie.layout()` lays its token nodes out as
+one sequence (`TrieLayout`, parents before children) so that models/planner.py scores every
+candidate in one forward pass, each node attending to the prompt and its own ancestors only: the
+answer is always one of the candidates, and the alternatives are ranked exactly.
 """
 from __future__ import annotations
 
@@ -80,6 +83,17 @@ def candidate_calls(objects: Sequence[str], zones: Sequence[str], memory_keys: S
     return list(dict.fromkeys(codes))
 
 
+@dataclass(frozen=True)
+class TrieLayout:
+    """A trie's token nodes as one sequence, parents before children; node i's prefix is its ancestors'
+    tokens then its own. The end-of-sequence token is no node: a candidate ends at its last token's node."""
+    tokens: tuple[int, ...]  # (N,) each node's token
+    parents: tuple[int, ...]  # (N,) each node's parent node; -1 for a first token (its context is the prompt)
+    depths: tuple[int, ...]  # (N,) 0 for a first token
+    codes: tuple[str, ...]  # (C,) the candidates
+    ends: tuple[int, ...]  # (C,) each candidate's last token node
+
+
 @dataclass
 class CallTrie:
     """Token sequences of candidate calls; `allowed(prefix)` gives the tokens that may follow."""
@@ -106,8 +120,25 @@ class CallTrie:
         for t in prefix:
             node = node.get(int(t))
             if node is None:
-                return [self.eos]  # off the trie (cannot happen when decoding uses allowed()): stop
+                return [self.eos]  # off the trie (never for a prefix built through allowed()): stop
         return list(node) or [self.eos]
+
+    def layout(self) -> TrieLayout:
+        """Every node once, walked through `allowed` from the root, so parents come before their children."""
+        tokens, parents, depths, codes, ends = [], [], [], [], []
+        stack: list[tuple[tuple[int, ...], int]] = [((), -1)]  # (prefix, its node; -1 for the empty prefix)
+        while stack:
+            prefix, node = stack.pop()
+            for t in self.allowed(prefix):
+                if t == self.eos:
+                    codes.append(self.code_of(prefix))
+                    ends.append(node)
+                else:
+                    tokens.append(t)
+                    parents.append(node)
+                    depths.append(len(prefix))
+                    stack.append((prefix + (t,), len(tokens) - 1))
+        return TrieLayout(tuple(tokens), tuple(parents), tuple(depths), tuple(codes), tuple(ends))
 
     def code_of(self, ids: Sequence[int]) -> str | None:
         ids = [int(t) for t in ids]

@@ -375,3 +375,104 @@ def test_two_processes_train_one_planner_through_accelerate(planner_episodes, tm
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_000002", "step_000004"]
     assert proc.stdout.count("trained 4 steps") == 1
     assert Planner.load(out).config.memory
+
+
+# ---- the next call's alternatives (issue 12: the Run view shows the best few with their scores) ----
+def test_the_trie_layout_holds_each_shared_prefix_once_with_parents_first():
+    trie = CallTrie.build(["ab", "ac", "b", "abd"], lambda c: [ord(ch) for ch in c], eos=0)
+    layout = trie.layout()
+    assert len(layout.tokens) == 5 and 0 not in layout.tokens  # a, b, c under a, b, d under ab: no end nodes
+    assert all(p < i for i, p in enumerate(layout.parents))
+    for code, end in zip(layout.codes, layout.ends):
+        spelled, node = [], end
+        while node >= 0:
+            spelled.append(chr(layout.tokens[node]))
+            assert layout.depths[node] == len(code) - len(spelled)
+            node = layout.parents[node]
+        assert "".join(reversed(spelled)) == code
+    assert sorted(layout.codes) == ["ab", "abd", "ac", "b"]
+
+
+def _check_alternatives(planner, step, names, k):
+    alternatives = planner.next_calls(step.image, step.task, step.history, step.memory_keys, names, k=k)
+    codes = [a.code for a in alternatives]
+    known = set(names.objects) | set(names.zones)
+    assert len(codes) == k and len(set(codes)) == k
+    assert all(c in planner.candidates(names, step.memory_keys) and Call.from_code(c, known).code == c for c in codes)
+    scores = [a.log_probability for a in alternatives]
+    assert scores == sorted(scores, reverse=True) and all(s < 0 for s in scores)
+    assert [a.probability for a in alternatives] == sorted((a.probability for a in alternatives), reverse=True)
+    assert sum(a.probability for a in alternatives) == pytest.approx(1.0, abs=1e-5)
+    assert codes[0] == planner.next_call(step.image, step.task, step.history, step.memory_keys, names)
+    return alternatives
+
+
+def test_the_tree_pass_scores_each_call_as_decoding_it_alone_would(planner_episodes):
+    import torch
+
+    steps, names = episode_steps(planner_episodes / "swap_0000.h5")
+    planner = _tiny_planner(steps)
+    step = steps[4]  # memory keys in the prompt, recall(...) among the calls
+    codes, scores = planner.call_log_probabilities(step.image, step.task, step.history, step.memory_keys, names)
+    assert sorted(codes) == sorted(planner.candidates(names, step.memory_keys)) and scores.shape == (len(codes),)
+    q = planner.encode_prompt(step.image, step.task, step.history, step.memory_keys)
+    start = len(q["input_ids"])
+    planner.model.eval()
+    for code, score in zip(codes, scores):
+        answer = torch.tensor(planner.answer_ids(code))
+        with torch.no_grad():
+            logits = planner.model(input_ids=torch.cat([q["input_ids"], answer])[None],
+                                   pixel_values=q["pixel_values"][None]).logits[0, start - 1:-1]  # (A, V)
+        alone = logits.log_softmax(-1)[torch.arange(len(answer)), answer].sum()
+        assert float(score) == pytest.approx(float(alone), abs=1e-4), code
+
+
+def test_an_untrained_planners_alternatives_are_distinct_valid_and_ranked(planner_episodes):
+    steps, names = episode_steps(planner_episodes / "swap_0000.h5")
+    planner = _tiny_planner(steps)
+    for step in steps:
+        _check_alternatives(planner, step, names, 3)
+    step = steps[0]
+    assert _check_alternatives(planner, step, names, 1)[0].probability == pytest.approx(1.0)
+    every = planner.next_calls(step.image, step.task, step.history, step.memory_keys, names, k=10_000)
+    assert sorted(a.code for a in every) == sorted(planner.candidates(names, step.memory_keys))
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        planner.next_calls(step.image, step.task, step.history, step.memory_keys, names, k=0)
+
+
+def test_a_trained_planners_alternatives_start_with_its_answer(planner_episodes, tiny_run):
+    planner = Planner.load(tiny_run)
+    for path in (planner_episodes / "pick_place_0000.h5", planner_episodes / "swap_0000.h5"):
+        steps, names = episode_steps(path)
+        for step in steps:
+            _check_alternatives(planner, step, names, 3)
+
+
+def test_the_proposer_keeps_the_alternatives_of_the_call_it_proposed(tiny_run):
+    from app.planner_eval import planner_proposer
+    from models.planner_data import SceneNames
+    from recorders.cell.registry import open_workcell
+    from recorders.robot_api import RobotAPI
+
+    planner = Planner.load(tiny_run)
+    inst = make_instance("stack", 0)
+    propose = planner_proposer(planner, inst.instruction, inst.scene, alternatives=3)
+    alone = planner_proposer(planner, inst.instruction, inst.scene)
+    assert propose.last_alternatives == ()
+    with open_workcell("sim", inst.scene) as cell:
+        call = propose(RobotAPI(cell))
+        assert alone(RobotAPI(cell)) == call and alone.last_alternatives == ()
+        image, _ = cell.render("front")
+    assert len(propose.last_alternatives) == 3 and propose.last_alternatives[0].code == call.code
+    names = SceneNames(tuple(inst.scene.object_names), tuple(inst.scene.zone_names))
+    again = planner.next_calls(image, inst.instruction, [], [], names, k=3)
+    assert [a.code for a in again] == [a.code for a in propose.last_alternatives]
+    with pytest.raises(ValueError, match="alternatives must be 0"):
+        planner_proposer(planner, inst.instruction, inst.scene, alternatives=-1)
+
+
+def test_bench_times_a_planners_next_call_with_its_alternatives(tiny_run):
+    from app.bench_inference import planner_latency_ms
+
+    r = planner_latency_ms(Planner.load(tiny_run), k=3)
+    assert r["k"] == 3 and r["calls"] == len(make_instance("swap", 0).program) and r["median_ms"] > 0
