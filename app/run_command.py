@@ -28,10 +28,12 @@ import sys
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, NoReturn
+from typing import TYPE_CHECKING, Callable, Iterable
 
+from app import step_gate
 from app.errors import UserError, print_json
 from app.model_loading import load_planner, load_policy, model_ref
+from app.step_gate import StepAnswer, program_proposer
 
 if TYPE_CHECKING:
     from recorders.task_suite import TaskInstance
@@ -58,107 +60,73 @@ def run_policy_eval(args, tasks: list[str]) -> int:
 
 
 # ---- --step -----------------------------------------------------------------------------------------
-def program_proposer(program: Iterable):
-    """`propose(api)` handing over a fixed program's calls in order (the oracle program under --step)."""
-    from recorders.call_log import SkillFailed
-
-    calls = iter(program)
-
-    def propose(_api):
-        try:
-            return next(calls)
-        except StopIteration:  # every call was run or skipped, done() too
-            raise SkillFailed("the program has no calls left") from None
-    return propose
-
-
-class StepGate:
-    """A proposer that asks the operator about each call of `propose` before it runs (`run --step`).
+class TerminalOperator:
+    """`run --step`'s operator (app/step_gate.py StepOperator) at the terminal.
 
     Each call is printed with its number and the operator answers [a]pprove (or Enter), [e]dit,
-    [s]kip or [q]uit. An edit is parsed and checked against the robot API and the scene's `names`
-    as Annotate's code cells are (`Call.from_code`); an invalid one is refused with the reason and
-    asked again (an empty edit goes back to the question). A skipped call is not run (the next call
-    is asked for at once, under the same number; a learned planner asked again with the same history
-    may well propose it again: edit it or quit). Quit, or the end of the input, raises CallAborted,
-    which ends the run as failed. An edited call is logged as the call that ran, with the run's source.
+    [s]kip or [q]uit. An edit that the gate refuses is said with its reason and the edit is asked for
+    again (an empty edit goes back to the question). A skipped call is not run (the next call is asked
+    for at once, under the same number; a learned planner asked again with the same history may well
+    propose it again: edit it or quit). Quit, or the end of the input, ends the run as failed. `ask`
+    reads one answer (input() by default; EOFError at the end of input)."""
 
-    Once `attach`ed to the take, every edit, skip and quit is logged in it as an intervention
-    (recorders/intervention.py) naming the proposed call: edit (with the replacement), skip, and
-    abort for a quit. `ask` reads one answer (input() by default; EOFError at the end of input)."""
+    def __init__(self, ask: Callable[[str], str] = input, say: Callable[[str], None] = print):
+        self.ask, self.say = ask, say
+        self._editing = False  # the last edit was refused: ask for the edit again, not the question
 
-    def __init__(self, propose: Callable, names: Iterable[str], ask: Callable[[str], str] = input,
-                 say: Callable[[str], None] = print):
-        self.propose, self.names, self.ask, self.say = propose, tuple(names), ask, say
-        self.number = 0  # calls handed over so far
-        self.take = None  # the take being recorded, where interventions are logged
-
-    def attach(self, take) -> None:
-        self.take = take
-
-    def __call__(self, api):
-        call = self.propose(api)
+    def answer(self, call, number: int) -> StepAnswer:
         while True:
-            self.say(f"call {self.number + 1}: {call.code}")
-            answer = self._answer(call)
-            if answer == "s":
-                self.say(f"  skipped {call.code}")
-                self._intervened("skip", call)
-                call = self.propose(api)
-                continue
-            if answer == "e":
-                edited = self._edited(call)
-                if edited is None:  # an empty edit: ask about the proposed call again
-                    continue
-                self._intervened("edit", call, replacement=edited.code)
-                call = edited
-            self.number += 1
-            return call
+            if not self._editing:
+                self.say(f"call {number}: {call.code}")
+                choice = self._choice()
+                if choice.kind != "edit":
+                    if choice.kind == "skip":
+                        self.say(f"  skipped {call.code}")
+                    return choice
+            self._editing = False
+            text = self._read(f"  edit {call.code} to: ")
+            if text is None:
+                return StepAnswer("quit", why="end of input: quit")
+            if text.strip():  # empty: back to the question
+                return StepAnswer("edit", code=text.strip())
 
-    def _answer(self, call) -> str:
+    def refused(self, call, reason: str) -> None:
+        self.say(f"  {reason}")
+        self._editing = True
+
+    def _choice(self) -> StepAnswer:
         while True:
-            answer = self._read(f"  {STEP_CHOICES}? ", call).strip().lower()
+            text = self._read(f"  {STEP_CHOICES}? ")
+            if text is None:
+                return StepAnswer("quit", why="end of input: quit")
+            answer = text.strip().lower()
             if answer in ("", "a", "approve"):
-                return "a"
-            if answer in ("e", "edit", "s", "skip"):
-                return answer[0]
+                return StepAnswer("approve")
+            if answer in ("e", "edit"):
+                return StepAnswer("edit")
+            if answer in ("s", "skip"):
+                return StepAnswer("skip")
             if answer in ("q", "quit"):
-                self._quit("quit", call)
+                return StepAnswer("quit", why="quit")
             self.say(f"  answer one of {STEP_CHOICES}")
 
-    def _edited(self, proposed):
-        """The operator's replacement for `proposed`, valid against the robot API and the scene;
-        None when the operator leaves the edit empty."""
-        from recorders.robot_api_spec import Call, InvalidCallError
-
-        while True:
-            text = self._read(f"  edit {proposed.code} to: ", proposed).strip()
-            if not text:
-                return None
-            try:
-                return Call.from_code(text, self.names)
-            except InvalidCallError as e:
-                self.say(f"  invalid call: {e}")
-
-    def _read(self, prompt: str, call) -> str:
+    def _read(self, prompt: str) -> str | None:
+        """One line typed at the terminal; None at the end of the input."""
         try:
             return self.ask(prompt)
         except EOFError:
             self.say("")
-            self._quit("end of input: quit", call)
+            return None
 
-    def _quit(self, why: str, call) -> NoReturn:
-        from recorders.call_log import CallAborted
 
-        self._intervened("abort", call, reason=f"the operator quit at the --step prompt ({why})")
-        raise CallAborted(f"the operator ended the run before call {self.number + 1} ({why})")
+class StepGate(step_gate.StepGate):
+    """`run --step`: the shared step gate (app/step_gate.py) asking a TerminalOperator. Edits, skips
+    and a quit are logged in the attached take as interventions; an edited call is logged as the call
+    that ran, with the run's source."""
 
-    def _intervened(self, kind: str, call, **details) -> None:
-        from recorders.intervention import Intervention
-
-        if self.take is not None:
-            t = self.take.clock()
-            self.take.log_intervention(Intervention(kind, call.code, t, t, **details))
+    def __init__(self, propose: Callable, names: Iterable[str], ask: Callable[[str], str] = input,
+                 say: Callable[[str], None] = print):
+        super().__init__(propose, names, TerminalOperator(ask, say))
 
 
 # ---- run ----------------------------------------------------------------------------------------------

@@ -1,0 +1,295 @@
+"""One run in progress on the Run session's worker thread: the loop that asks for each next call,
+lets the operator have a say, runs it with the scripted skills and records every control tick.
+
+    RunSession (app/run_session.py) --RunControls (what the operator asked)--> ActiveRun
+    ActiveRun --RunHost.update / event (snapshot changes, events)--> RunSession --> callers
+
+Per call: `between_calls` serves the session's requests and holds while paused; the step gate
+(app/step_gate.py) takes the next proposal (an aborted call again, else the planner's, checked
+against the scene) and asks this run, its operator, in step mode; `execute` runs it through the
+robot API (logged in the take) and publishes its row. An abort pauses the run with the call kept
+for a retry; a take-over drives the arm by teleop in a stretch labelled with the corrected call.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from app.planner_eval import planner_proposer
+from app.run_program import PLANNER_ALTERNATIVES, Alternative, CallRow, MemoryView
+from app.step_gate import StepAnswer, StepGate
+from recorders.arms.base import ArmCommand, ArmError
+from recorders.call_log import CallAborted, SkillFailed
+from recorders.intervention import Intervention
+from recorders.observation import Observation, observe
+from recorders.robot_api import RobotAPI
+from recorders.robot_api_spec import Call
+from recorders.take import Take, TakeResult
+from recorders.teleop import TeleopIntegrator, TeleopIntent
+
+STOPPED = "stopped by the operator"
+
+
+class RunControls:
+    """What the operator asked of the run: set by the session's requests (the events from any
+    thread, the rest on the worker), read by the run between calls and at every tick."""
+
+    def __init__(self):
+        self.abort = threading.Event()  # the running call stops at its next tick
+        self.stop = threading.Event()  # the run ends (saved) at its next chance
+        self.takeover = threading.Event()  # the operator takes the arm at the next chance
+        self.mode = "auto"
+        self.paused = False
+        self.answer: StepAnswer | None = None  # the operator's answer to the call awaiting approval
+        self.hand_back: tuple[bool, str] | None = None  # (done, reason) ending a take-over
+        self._lock = threading.Lock()
+        self._keys = TeleopIntent()
+        self._gripper_request: str | None = None  # one-shot, kept until a teleop tick takes it
+
+    def reset(self, mode: str) -> None:
+        """A new run starts in `mode`."""
+        for flag in (self.abort, self.stop, self.takeover):
+            flag.clear()
+        self.mode, self.paused, self.answer, self.hand_back = mode, False, None, None
+
+    def set_teleop(self, intent: TeleopIntent) -> None:
+        with self._lock:
+            self._keys = TeleopIntent(intent.linear, intent.angular)
+            if intent.gripper is not None:
+                self._gripper_request = intent.gripper
+
+    def teleop_intent(self) -> TeleopIntent:
+        """The intent for this tick; a gripper request is handed out once."""
+        with self._lock:
+            intent, gripper, self._gripper_request = self._keys, self._gripper_request, None
+        return intent if gripper is None else TeleopIntent(intent.linear, intent.angular, gripper)
+
+
+@dataclass(frozen=True)
+class RunHost:
+    """What the run needs of its session."""
+
+    controls: RunControls
+    update: Callable[..., None]  # publish snapshot changes
+    event: Callable[..., None]  # post an event: (kind, text)
+    serve_until: Callable[[Callable[[], bool]], None]  # serve requests until done() or a stop
+    serve_pending: Callable[[], None]  # serve the requests queued so far
+    control_hz: float
+    cameras: bool  # observe the cameras every tick (obs "rgb")
+    realtime: bool  # hold a stepped simulation to the wall clock
+    max_calls: int
+
+
+class ActiveRun:
+    """A run of `propose`'s calls (source `source`) on the open `take`'s workcell."""
+
+    def __init__(self, host: RunHost, take: Take, propose: Callable, source: str, planner=None):
+        self.host, self.controls, self.take, self.cell = host, host.controls, take, take.cell
+        self.propose, self.source = propose, source
+        self.planner = planner  # the learned planner behind `propose` (None: the oracle program)
+        self.names = tuple(self.cell.spec.object_names + self.cell.spec.zone_names)
+        self.api = RobotAPI(self.cell, take.log, on_tick=self._record_tick, should_abort=self.controls.abort.is_set,
+                            before_tick=self._observe_tick)
+        self.gate = StepGate(self._next_proposal, self.names, self)
+        self.gate.attach(take)
+        self.rows: tuple[CallRow, ...] = ()
+        self.retry: Call | None = None  # an aborted call, proposed again on resume
+        self._integrator = TeleopIntegrator(host.control_hz)
+        self._observed: Observation | None = None
+        self._next_tick: float | None = None
+
+    def drive(self) -> str | None:
+        """Run calls until done(); why the run failed, or None."""
+        for _ in range(self.host.max_calls):
+            self._between_calls()
+            if self.controls.stop.is_set():
+                return STOPPED
+            try:
+                call = self.gate(self.api)
+            except CallAborted as e:  # stopped while a call awaited approval
+                return str(e)
+            except Exception as e:  # noqa: BLE001 - whatever the planner did, the run ends with the reason
+                return f"the planner could not write a valid next call: {_one_line(e)}"
+            failure = self._execute(call)
+            if failure is not None or self.api.finished:
+                return failure
+        return f"no done() after {self.host.max_calls} calls"
+
+    def finish(self, failure: str | None) -> TakeResult:
+        return self.take.finish(self.api.memory, failed=failure is not None)
+
+    def reinstruct(self, text: str) -> None:
+        """The learned planner goes on from the same memory and call history with `text`."""
+        if self.planner is None:
+            raise RuntimeError("the oracle program belongs to its task; re-instructing needs a learned planner")
+        self.propose = planner_proposer(self.planner, text, self.cell.spec, PLANNER_ALTERNATIVES)
+
+    def palette_call(self, call: Call) -> None:
+        """While taken over: a call of the skill palette runs now (source gui) inside the take-over's
+        stretch (its frames are labelled with it: the later call owns them); failures are shown."""
+        call = call.validate(self.names)
+        self.controls.abort.clear()
+        try:
+            self.api.skills.sync_held()
+            self.api.execute(call, "gui")
+            self.host.event("call", f"{call.code}  ok (skill palette)")
+        except (CallAborted, SkillFailed, ArmError) as e:
+            status = "aborted" if isinstance(e, CallAborted) else "failed"
+            self.host.event("error", f"{call.code}  {status}: {_one_line(e)}")
+        finally:
+            self.api.finished = False  # the operator ends a take-over by handing back, never by done()
+            self.controls.abort.clear()
+            self._integrator.resync()
+            self.host.update(memory=MemoryView.of(self.api.memory))
+
+    # ---- the step gate's operator (app/step_gate.py) ------------------------------------------------
+    def answer(self, call: Call, number: int) -> StepAnswer:
+        """Auto mode (or a take-over) approves at once; step mode publishes the call and serves the
+        session's requests until the operator answers (or stops the run)."""
+        c = self.controls
+        if c.mode == "auto" or c.takeover.is_set():
+            return StepAnswer("approve")
+        self.host.update(state="waiting_approval", proposed=call.code)
+        self.host.serve_until(lambda: c.answer is not None or c.takeover.is_set())
+        answer, c.answer = c.answer, None
+        if answer is None:
+            answer = StepAnswer("approve") if c.takeover.is_set() else StepAnswer("quit", why=STOPPED)
+        self.host.update(state="running", proposed=None)
+        return answer
+
+    def refused(self, call: Call, reason: str) -> None:
+        self.host.update(state="waiting_approval", error=reason)
+        self.host.event("refused", reason)
+
+    # ---- calls --------------------------------------------------------------------------------------
+    def _between_calls(self) -> None:
+        c = self.controls
+        self.host.serve_pending()
+        if c.paused and not c.stop.is_set():
+            self.host.update(state="paused")
+            self.host.serve_until(lambda: not c.paused or c.takeover.is_set())
+        self.host.update(state="running")
+
+    def _next_proposal(self, api: RobotAPI) -> Call:
+        """The aborted call again, else the planner's next call, checked against the scene."""
+        if self.retry is not None:
+            call, self.retry = self.retry, None
+            return call
+        call = self.propose(api)
+        if self.planner is not None:  # a learned planner's proposer keeps the best calls it chose from
+            self.host.update(alternatives=tuple(Alternative(a.code, a.probability)
+                                                for a in self.propose.last_alternatives))
+        return call.validate(self.names)
+
+    def _publish_row(self, row: CallRow, new: bool) -> None:
+        self.rows = (*self.rows, row) if new else (*self.rows[:-1], row)
+        self.host.update(program=self.rows, memory=MemoryView.of(self.api.memory))
+
+    def _execute(self, call: Call) -> str | None:
+        """Run one call and publish its row; why the run must end, or None (an abort pauses it)."""
+        c = self.controls
+        if c.takeover.is_set():  # taken over before the call started
+            return self._taken_over(call)
+        c.abort.clear()
+        row = CallRow(call.code, "running", self.source, self.take.clock())
+        self._publish_row(row, new=True)
+        status, reason = "ok", None
+        try:
+            self.api.skills.sync_held()  # the operator may have moved things by teleop
+            self.api.execute(call, self.source)
+        except CallAborted as e:
+            status, reason = "aborted", _one_line(e)
+        except (SkillFailed, ArmError) as e:
+            status, reason = "failed", _one_line(e)
+        row = replace(row, status=status, t_end=self.take.clock(), reason=reason)
+        self._publish_row(row, new=False)
+        self.host.event("call", f"{call.code}  {status}" + (f": {reason}" if reason else ""))
+        if status == "failed":
+            return f"{call.code} failed: {reason}"
+        if status == "aborted":
+            if c.stop.is_set():
+                return STOPPED
+            if c.takeover.is_set():
+                return self._taken_over(call)
+            self.take.log_intervention(Intervention("abort", call.code, row.t_start, row.t_end, reason=reason))
+            self.retry, c.paused = call, True  # resume runs it again; step mode may skip it
+        return None
+
+    def _taken_over(self, call: Call) -> str | None:
+        """Teleop ticks, labelled `call`, until the operator hands back; why the run must end, or None."""
+        c = self.controls
+        c.takeover.clear()
+        c.abort.clear()
+        c.hand_back, c.paused = None, False  # handing back goes on running
+        opened = self.take.log.open_call(call, "hotkey")
+        row = CallRow(call.code, "running", "hotkey", opened.t_start)
+        self._publish_row(row, new=True)
+        self.host.update(state="taken_over")
+        self.host.event("info", f"taken over at {call.code}: teleoperate, then hand back")
+        self._integrator.resync()
+        while c.hand_back is None and not c.stop.is_set():
+            self.host.serve_pending()
+            try:
+                self._teleop_tick()
+            except ArmError as e:  # e.g. the safety layer refused a step: shown, and teleop goes on
+                self.host.event("error", _one_line(e))
+        done, reason = c.hand_back or (False, STOPPED)
+        record = self.take.log.close_call("ok" if done else "aborted", None if done else reason or "handed back")
+        self.take.log_intervention(Intervention("takeover", call.code, record.t_start, record.t_end, reason=reason))
+        if c.stop.is_set():
+            self._publish_row(replace(row, status=record.status, t_end=record.t_end, reason=record.reason), new=False)
+            return STOPPED
+        history = self.api.memory.history
+        if not done:
+            self.retry = call
+        elif history[-1:] != [call.code]:  # done by hand (unless the palette just ran it): the planner goes on
+            history.append(call.code)
+        self._publish_row(replace(row, status=record.status, t_end=record.t_end, reason=record.reason), new=False)
+        self.host.update(state="running")
+        return None
+
+    # ---- control ticks ------------------------------------------------------------------------------
+    def _teleop_tick(self) -> None:
+        intent = self.controls.teleop_intent()
+        try:
+            self._observe_tick()
+            state = self._observed.state
+            if self.cell.arm.estopped:  # nothing is sent: the arm holds where it is
+                self._record_tick(ArmCommand(state.ee_pose, state.gripper_closed))
+                return
+            try:
+                sent = self.cell.arm.command(self._integrator.step(intent, state))
+            except ArmError:
+                self._integrator.resync()
+                raise
+            self._record_tick(sent)
+        finally:
+            self.cell.arm.wait_tick()
+
+    def _observe_tick(self) -> None:
+        """Just before a command (skills and teleop alike): keep the pace and observe."""
+        self._pace()
+        self._observed = observe(self.cell, cameras=self.host.cameras)
+
+    def _record_tick(self, sent: ArmCommand) -> None:
+        """After the command: write what the safety layer sent, with the observation taken before it."""
+        ob, self._observed = self._observed, None
+        self.take.tick(sent, ob)
+        self.host.update(clock=ob.state.time - self.take.t0, estop_reason=self.cell.arm.estop_reason)
+
+    def _pace(self) -> None:
+        """Simulated arms advance only when stepped: hold them to the wall clock (unless pacing is off)."""
+        if not (self.host.realtime and self.cell.arm.stepped):
+            return
+        period = 1.0 / self.host.control_hz
+        now = time.monotonic()
+        deadline = now if self._next_tick is None else max(self._next_tick, now - period)
+        if deadline > now:
+            time.sleep(deadline - now)
+        self._next_tick = max(deadline, now) + period
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
