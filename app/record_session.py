@@ -26,6 +26,7 @@ from typing import Callable
 
 
 from app.recording import Recording, RecordingStatus, next_episode_path
+from app.session_state import PublishedState
 from recorders.arms.base import ArmCommand, ArmError
 from recorders.call_log import CallAborted, CallLog, SkillFailed
 from recorders.observation import Observation, observe
@@ -80,7 +81,7 @@ class SessionSnapshot:
     teleop_devices_note: str = "not scanned yet"  # why a kind is missing, or which device is in use
 
 
-class RecordSession:
+class RecordSession(PublishedState):
     """A connection to one workcell, teleop, robot-API calls and recording, run by a worker thread."""
 
     def __init__(self, out_dir, robot: str = "sim", robot_ip: str | None = None, task: str = "stack",
@@ -222,33 +223,9 @@ class RecordSession:
         if self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
-    # ---- reading (any thread) -----------------------------------------------------------------------
-    def snapshot(self) -> SessionSnapshot:
-        with self._lock:
-            return self._snap
-
-    def drain_events(self) -> list[SessionEvent]:
-        with self._lock:
-            events = list(self._events)
-            self._events.clear()
-        return events
-
+    # ---- reading (any thread; snapshot, events and waits: app/session_state.py) ---------------------
     def wait_until_live(self, timeout: float) -> bool:
         return self._live.wait(timeout)
-
-    def wait_for(self, predicate: Callable[[SessionSnapshot], bool], timeout: float) -> bool:
-        """Block until `predicate(snapshot)` holds, checked whenever the snapshot changes; False
-        after `timeout` seconds without it."""
-        with self._changed:
-            return self._changed.wait_for(lambda: predicate(self._snap), timeout)
-
-    def wait_for_event(self, kind: str, timeout: float) -> SessionEvent | None:
-        """The oldest event of `kind` not drained yet, waiting up to `timeout` seconds for one."""
-        def first() -> SessionEvent | None:
-            return next((e for e in self._events if e.kind == kind), None)
-
-        with self._changed:
-            return first() if self._changed.wait_for(lambda: first() is not None, timeout) else None
 
     def wait_until_idle(self, timeout: float) -> bool:
         """True once every request sent so far has been handled (for scripts and tests)."""

@@ -37,6 +37,7 @@ from typing import Callable
 from app.planner_eval import MAX_CALLS, planner_proposer
 from app.recording import next_episode_path
 from app.run_loop import ActiveRun, RunControls, RunHost
+from app.session_state import PublishedState
 from app.run_program import MODES, ORACLE, PLANNER_ALTERNATIVES, SCRIPTED, MemoryView, RunEvent, RunSnapshot
 from app.step_gate import StepAnswer, program_proposer
 from recorders.cell.registry import ROBOT_KINDS, workcell_kind
@@ -49,7 +50,7 @@ from recorders.teleop import TeleopIntent
 ACTIVE_STATES = ("running", "waiting_approval", "paused", "taken_over")
 
 
-class RunSession:
+class RunSession(PublishedState):
     """Runs of a planner and the scripted skills on one kind of workcell, one run at a time."""
 
     def __init__(self, out_dir, robot: str = "sim", robot_ip: str | None = None, control_hz: float = 10.0,
@@ -165,29 +166,7 @@ class RunSession:
         if self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
-    # ---- reading (any thread) -----------------------------------------------------------------------
-    def snapshot(self) -> RunSnapshot:
-        with self._lock:
-            return self._snap
-
-    def drain_events(self) -> list[RunEvent]:
-        with self._lock:
-            events = list(self._events)
-            self._events.clear()
-        return events
-
-    def wait_for(self, predicate: Callable[[RunSnapshot], bool], timeout: float) -> bool:
-        """Block until `predicate(snapshot)` holds, checked whenever the snapshot changes."""
-        with self._changed:
-            return self._changed.wait_for(lambda: predicate(self._snap), timeout)
-
-    def wait_for_event(self, kind: str, timeout: float) -> RunEvent | None:
-        """The oldest event of `kind` not drained yet, waiting up to `timeout` seconds for one."""
-        def first() -> RunEvent | None:
-            return next((e for e in self._events if e.kind == kind), None)
-
-        with self._changed:
-            return first() if self._changed.wait_for(lambda: first() is not None, timeout) else None
+    # ---- reading (any thread): snapshot, events and waits come from app/session_state.py ----------
 
     # ---- worker: requests ---------------------------------------------------------------------------
     def _submit(self, fn: Callable[[], None]) -> None:
