@@ -7,7 +7,9 @@ lets the operator have a say, runs it with the scripted skills and records every
 Per call: `between_calls` serves the session's requests and holds while paused; the step gate
 (app/step_gate.py) takes the next proposal (an aborted call again, else the planner's, checked
 against the scene) and asks this run, its operator, in step mode; `execute` runs it through the
-robot API (logged in the take) and publishes its row. An abort pauses the run with the call kept
+robot API with the scripted skills, or a motion call with the learned policy (app/run_policy.py),
+logged in the take, and publishes its row. Every tick publishes the camera images with the memory's
+key poses and the policy's predicted path projected on them (app/run_overlay.py). An abort pauses the run with the call kept
 for a retry; a take-over drives the arm by teleop in a stretch labelled with the corrected call.
 """
 from __future__ import annotations
@@ -15,9 +17,12 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Callable
 
 from app.planner_eval import planner_proposer
+from app.run_overlay import CameraOverlay
+from app.run_policy import RunPolicy
 from app.run_program import PLANNER_ALTERNATIVES, Alternative, CallRow, MemoryView
 from app.step_gate import StepAnswer, StepGate
 from recorders.arms.base import ArmCommand, ArmError
@@ -80,12 +85,17 @@ class RunHost:
     cameras: bool  # observe the cameras every tick (obs "rgb")
     realtime: bool  # hold a stepped simulation to the wall clock
     max_calls: int
+    max_call_s: float  # a learned policy's motion call fails when not finished by then
 
 
 class ActiveRun:
     """A run of `propose`'s calls (source `source`) on the open `take`'s workcell."""
 
-    def __init__(self, host: RunHost, take: Take, propose: Callable, source: str, planner=None):
+    def __init__(self, host: RunHost, take: Take, propose: Callable, source: str, planner=None, policy=None,
+                 task_id: str = ""):
+        """`planner`: the learned planner behind `propose` (None: the oracle program); `policy`: a learned
+        policy that executes the motion calls (None: the scripted skills); `task_id`: the task whose
+        layout the scene is (the policy's task feature)."""
         self.host, self.controls, self.take, self.cell = host, host.controls, take, take.cell
         self.propose, self.source = propose, source
         self.planner = planner  # the learned planner behind `propose` (None: the oracle program)
@@ -99,6 +109,18 @@ class ActiveRun:
         self._integrator = TeleopIntegrator(host.control_hz)
         self._observed: Observation | None = None
         self._next_tick: float | None = None
+        self.overlay = CameraOverlay(self.cell)
+        self.learned = None if policy is None else RunPolicy(
+            policy, self.api, task_id, observe=self._observe_policy_tick, record=lambda sent, _ob: self._record_tick(sent),
+            should_abort=self.controls.abort.is_set, clock=self.take.clock, publish=host.update,
+            control_hz=host.control_hz, max_call_s=host.max_call_s)
+        self._shown_memory: tuple = ()
+        self._cameras = host.cameras or (self.learned is not None and self.learned.wants_cameras)
+
+    def close(self) -> None:
+        """End the learned policy's inference thread, if any."""
+        if self.learned is not None:
+            self.learned.close()
 
     def drive(self) -> str | None:
         """Run calls until done(); why the run failed, or None."""
@@ -198,10 +220,15 @@ class ActiveRun:
         status, reason = "ok", None
         try:
             self.api.skills.sync_held()  # the operator may have moved things by teleop
-            self.api.execute(call, self.source)
+            if self.learned is not None:
+                self.learned.execute(call, self.source)
+            else:
+                self.api.execute(call, self.source)
         except CallAborted as e:
             status, reason = "aborted", _one_line(e)
-        except (SkillFailed, ArmError) as e:
+        except ArmError as e:  # refused by the safety layer; after an e-stop or abort, an abort
+            status, reason = ("aborted" if c.abort.is_set() else "failed"), _one_line(e)
+        except SkillFailed as e:
             status, reason = "failed", _one_line(e)
         row = replace(row, status=status, t_end=self.take.clock(), reason=reason)
         self._publish_row(row, new=False)
@@ -271,13 +298,33 @@ class ActiveRun:
     def _observe_tick(self) -> None:
         """Just before a command (skills and teleop alike): keep the pace and observe."""
         self._pace()
-        self._observed = observe(self.cell, cameras=self.host.cameras)
+        self._observed = observe(self.cell, cameras=self._cameras)
+
+    def _memory_key(self) -> tuple:
+        m = self.api.memory
+        return tuple((k, id(kp)) for k, kp in m.poses.items()), len(m.history)
+
+    def _observe_policy_tick(self) -> Observation:
+        self._observe_tick()
+        return self._observed
 
     def _record_tick(self, sent: ArmCommand) -> None:
-        """After the command: write what the safety layer sent, with the observation taken before it."""
+        """After the command: write what the safety layer sent, with the observation taken before it,
+        and publish the tick (clock, images with their marks, the policy's view)."""
         ob, self._observed = self._observed, None
         self.take.tick(sent, ob)
-        self.host.update(clock=ob.state.time - self.take.t0, estop_reason=self.cell.arm.estop_reason)
+        path = None if self.learned is None else self.learned.path_xyz()
+        changes = dict(clock=ob.state.time - self.take.t0, estop_reason=self.cell.arm.estop_reason)
+        memory = self._memory_key()
+        if memory != self._shown_memory:  # key poses are stored mid-call, at the gripper events
+            self._shown_memory = memory
+            changes["memory"] = MemoryView.of(self.api.memory)
+        if ob.images:
+            changes.update(images=MappingProxyType({cam: rgb for cam, (rgb, _) in ob.images.items()}),
+                           marks=self.overlay.marks(ob, self.api.memory, path))
+        if self.learned is not None:
+            changes["policy_view"] = self.learned.view()
+        self.host.update(**changes)
 
     def _pace(self) -> None:
         """Simulated arms advance only when stepped: hold them to the wall clock (unless pacing is off)."""

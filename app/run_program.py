@@ -3,6 +3,12 @@ the session's state (app/run_session.py publishes a new `RunSnapshot` whenever o
 
     RunSession worker --CallRow per top-level call (running -> ok | failed | aborted)--> RunSnapshot.program
                       --MemoryView after every call and tick-------------------------> RunSnapshot.memory
+                      --camera images + CameraMarks (pixels) per tick----------------> RunSnapshot.images, .marks
+                      --PolicyView per tick of a learned policy's motion call----------> RunSnapshot.policy_view
+
+Everything the views draw is already in pixels or seconds: the worker projects the memory's key poses
+and the predicted end-effector path onto each camera (recorders/cell/camera_geometry.py), so the
+widgets only draw.
 """
 from __future__ import annotations
 
@@ -10,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
+
+import numpy as np
 
 from recorders.memory import Memory
 from recorders.pose import Pose
@@ -58,6 +66,32 @@ class MemoryView:
 
 
 @dataclass(frozen=True)
+class CameraMarks:
+    """What the Run workspace draws over one camera's image, in pixels (u right, v down; see
+    recorders/cell/camera_geometry.py)."""
+
+    memory: tuple[tuple[str, float, float], ...] = ()  # remembered key poses on the image: (key, u, v)
+    path: np.ndarray | None = None  # (N, 2) u, v of the predicted end-effector path still to run; NaN rows
+    # are points off the image or behind the camera
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    """A learned policy at work: the chunk it is executing, its termination head over time, its timing."""
+
+    chunk_xyz: np.ndarray | None = None  # (N, 3) TCP positions (base frame, m) of the chunk's steps still to run
+    done_trace: tuple[tuple[float, float], ...] = ()  # (t on the take's clock, P(finished)) per tick, recent
+    threshold: float = 0.5  # P(finished) above which the running call ends
+    call: str | None = None  # the motion call the policy is executing (None between calls)
+    chunks: int = 0  # chunks predicted in this run
+    last_latency_ms: float | None = None  # inference time of the latest chunk
+    mean_latency_ms: float | None = None
+    max_latency_ms: float | None = None
+    stalls: int = 0  # chunks not ready when the arm needed them
+    stall_ms: float = 0.0  # total time the arm waited (or, on a stepped simulator, would have)
+
+
+@dataclass(frozen=True)
 class RunEvent:
     kind: str  # info | error | refused (an invalid edit) | call (one ended) | saved
     text: str
@@ -80,6 +114,9 @@ class RunSnapshot:
     episode: Path | None = None  # where the run was saved, once it was
     error: str | None = None  # why the run failed, or the last refused request
     estop_reason: str | None = None
+    images: Mapping[str, np.ndarray] = field(default_factory=lambda: MappingProxyType({}))  # camera -> (H, W, 3)
+    marks: Mapping[str, CameraMarks] = field(default_factory=lambda: MappingProxyType({}))  # camera -> overlays
+    policy_view: PolicyView | None = None  # None: the scripted skills run the calls
 
     @property
     def running_call(self) -> CallRow | None:

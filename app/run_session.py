@@ -1,5 +1,5 @@
-"""The Run workspace's engine: a planner writes the program call by call, the scripted skills run each
-call on a workcell, and the operator watches, approves, edits, skips, pauses, aborts, re-instructs or
+"""The Run workspace's engine: a planner writes the program call by call, the scripted skills or a
+learned policy run each call on a workcell, and the operator watches, approves, edits, skips, pauses, aborts, re-instructs or
 stops; every run is saved as an episode with its interventions. One worker thread owns the workcell,
 the take and the planner, so device I/O and model inference never run on the caller's thread.
 
@@ -10,7 +10,8 @@ the take and the planner, so device I/O and model inference never run on the cal
     caller <--snapshot() / drain_events()-------- RunSnapshot (app/run_program.py), RunEvent
 
 A run: the planner (the task's oracle program, or a learned planner through app/planner_eval.py
-`planner_proposer`) writes each next call; app/run_loop.py `ActiveRun` checks it against the scene,
+`planner_proposer`) writes each next call, and the policy (the scripted skills, or a learned
+diffusion policy through app/run_policy.py for the motion calls) executes it; app/run_loop.py `ActiveRun` checks it against the scene,
 passes it through the step gate (app/step_gate.py, shared with `run --step`: in step mode the
 operator approves, edits (validated) or skips it, logged as interventions) and runs it through the
 robot API, logged in the take (recorders/take.py) whose control ticks are written as sent. An
@@ -32,11 +33,13 @@ import threading
 from collections import deque
 from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Callable
 
 from app.planner_eval import MAX_CALLS, planner_proposer
 from app.recording import next_episode_path
 from app.run_loop import ActiveRun, RunControls, RunHost
+from app.run_policy import DEFAULT_MAX_CALL_S
 from app.session_state import PublishedState
 from app.run_program import MODES, ORACLE, PLANNER_ALTERNATIVES, SCRIPTED, MemoryView, RunEvent, RunSnapshot
 from app.step_gate import StepAnswer, program_proposer
@@ -56,15 +59,18 @@ class RunSession(PublishedState):
     def __init__(self, out_dir, robot: str = "sim", robot_ip: str | None = None, control_hz: float = 10.0,
                  obs: str = "rgb", workcell_factory: Callable | None = None,
                  planner_loader: Callable[[str], tuple[object, ModelRef]] | None = None,
-                 realtime: bool = True, max_calls: int = MAX_CALLS):
+                 policy_loader: Callable[[str], tuple[object, ModelRef]] | None = None,
+                 realtime: bool = True, max_calls: int = MAX_CALLS, max_call_s: float = DEFAULT_MAX_CALL_S):
         if robot not in ROBOT_KINDS:
             raise ValueError(f"robot must be one of {', '.join(ROBOT_KINDS)}, got {robot!r}")
         self.out_dir = Path(out_dir)
         self.robot, self.robot_ip, self.control_hz, self.obs = robot, robot_ip, float(control_hz), obs
         self.realtime = realtime  # False: a stepped simulation runs as fast as it can (logic tests)
         self.max_calls = max_calls
+        self.max_call_s = max_call_s  # a learned policy's motion call fails when not finished by then
         self._factory = workcell_factory or _open_workcell
         self._load_planner = planner_loader or _load_planner
+        self._load_policy = policy_loader or _load_policy
         self._requests: queue.Queue = queue.Queue()
         self._lock = threading.RLock()  # re-entrant: a `wait_for` predicate may read the snapshot again
         self._changed = threading.Condition(self._lock)
@@ -81,7 +87,8 @@ class RunSession(PublishedState):
     def start(self, task: str = "stack", seed: int = 0, instruction: str | None = None, planner: str = ORACLE,
               policy: str = SCRIPTED, mode: str = "auto", split: str = "train") -> None:
         """Run `task`'s instance for `seed`, or any other `instruction` (for a learned planner) in its
-        layout. `planner`: ORACLE or a planner run / checkpoint; `policy`: SCRIPTED (the skills)."""
+        layout. `planner`: ORACLE or a planner run / checkpoint; `policy`: SCRIPTED (the skills) or a
+        policy run / checkpoint (it executes the motion calls)."""
         self._submit(lambda: self._run(task, seed, instruction, str(planner), str(policy), mode, split))
 
     def set_mode(self, mode: str) -> None:
@@ -254,8 +261,6 @@ class RunSession(PublishedState):
              split: str) -> None:
         if self._run_now is not None:
             raise RuntimeError("a run is going on; stop it first")
-        if policy != SCRIPTED:
-            raise RuntimeError("a learned policy cannot run here yet; choose the scripted skills")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if not workcell_kind(self.robot).scripted_demos:  # refused before anything is connected
@@ -277,29 +282,38 @@ class RunSession(PublishedState):
             model, ref = self._load_planner(planner)
             propose = planner_proposer(model, text, inst.scene, PLANNER_ALTERNATIVES)
             source, models = "planner", (ref,)
+        policy_model = None
+        if policy != SCRIPTED:
+            policy_model, ref = self._load_policy(policy)
+            models = (ref, *models)
         self._controls.reset(mode)
         self._update(state="running", mode=mode, instruction=text, planner=planner, policy=policy, program=(),
-                     proposed=None, alternatives=(), memory=MemoryView(), clock=0.0, episode=None, error=None, estop_reason=None)
+                     proposed=None, alternatives=(), memory=MemoryView(), clock=0.0, episode=None, error=None, estop_reason=None,
+                     marks=MappingProxyType({}), policy_view=None)
         path = next_episode_path(self.out_dir, FREE_INSTRUCTION_TASK if free else task)
         try:
-            self._run_on_workcell(inst, path, text if free else None, propose, source, model, models)
+            self._run_on_workcell(inst, path, text if free else None, propose, source, model, policy_model, models)
         except Exception as e:  # e.g. the workcell cannot be reached: the run ends, with the reason shown
             self._update(state="failed", error=_one_line(e), proposed=None)
             raise
 
     def _run_on_workcell(self, inst, path: Path, free_instruction: str | None, propose: Callable, source: str,
-                         model, models: tuple[ModelRef, ...]) -> None:
+                         model, policy_model, models: tuple[ModelRef, ...]) -> None:
         host = RunHost(self._controls, self._update, self._event, self._serve_until, self._serve_pending,
-                       self.control_hz, self.obs == "rgb", self.realtime, self.max_calls)
+                       self.control_hz, self.obs == "rgb", self.realtime, self.max_calls, self.max_call_s)
         with self._factory(self.robot, inst.scene, self.control_hz, self.robot_ip) as cell:
-            provenance = Provenance(source, cell.kind, models)  # script (the oracle program) or planner
+            driver = source if policy_model is None else "policy"  # script (the oracle program), planner, policy
+            provenance = Provenance(driver, cell.kind, models)
             self._cell = cell
             try:
                 with Take(path, cell, provenance, obs=self.obs, control_hz=self.control_hz, inst=inst,
                           instruction=free_instruction, realtime=not cell.arm.stepped,
                           does_task=free_instruction is None) as take:
-                    self._run_now = ActiveRun(host, take, propose, source, model)
-                    failure = self._run_now.drive()
+                    self._run_now = ActiveRun(host, take, propose, source, model, policy_model, inst.task.id)
+                    try:
+                        failure = self._run_now.drive()
+                    finally:
+                        self._run_now.close()
                     self._saved(self._run_now.finish(failure), failure)
             finally:
                 self._run_now, self._cell = None, None
@@ -339,6 +353,13 @@ def _load_planner(path: str):
     from app.model_loading import load_planner, model_ref
 
     return load_planner(path), model_ref("planner", path)
+
+
+def _load_policy(path: str):
+    """A policy run or checkpoint that a planner can drive, and its provenance."""
+    from app.model_loading import load_policy, model_ref
+
+    return load_policy(path, for_planner=True), model_ref("policy", path)
 
 
 def _estop_arm(cell, reason: str) -> None:
