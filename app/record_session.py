@@ -150,6 +150,11 @@ class RecordSession(PublishedState):
         with self._lock:
             self._devices.append(device)
 
+    def teleop_devices(self) -> tuple:
+        """The gamepads / SpaceMice in use (the Run workspace drives with them too while taken over)."""
+        with self._lock:
+            return tuple(self._devices)
+
     def scan_teleop_devices(self) -> None:
         """Look for gamepads and SpaceMice (in the worker: listing touches devices)."""
         self._submit(self._scan_devices)

@@ -52,6 +52,7 @@ class RunControls:
         self._lock = threading.Lock()
         self._keys = TeleopIntent()
         self._gripper_request: str | None = None  # one-shot, kept until a teleop tick takes it
+        self._devices: tuple = ()  # gamepads / SpaceMice (poll() -> TeleopIntent), beside the keys
 
     def reset(self, mode: str) -> None:
         """A new run starts in `mode`."""
@@ -65,11 +66,21 @@ class RunControls:
             if intent.gripper is not None:
                 self._gripper_request = intent.gripper
 
+    def set_devices(self, devices) -> None:
+        with self._lock:
+            self._devices = tuple(devices)
+
     def teleop_intent(self) -> TeleopIntent:
-        """The intent for this tick; a gripper request is handed out once."""
+        """The intent for this tick, the keys' and every device's combined; a key's gripper request is
+        handed out once."""
         with self._lock:
             intent, gripper, self._gripper_request = self._keys, self._gripper_request, None
-        return intent if gripper is None else TeleopIntent(intent.linear, intent.angular, gripper)
+            devices = self._devices
+        if gripper is not None:
+            intent = TeleopIntent(intent.linear, intent.angular, gripper)
+        for device in devices:
+            intent = intent.combined(device.poll())
+        return intent
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,8 @@ class RunSnapshot:
     planner: str = ORACLE  # ORACLE or the planner run / checkpoint as given
     policy: str = SCRIPTED
     robot: str = "sim"
+    objects: tuple[str, ...] = ()  # the run's scene: what calls may name
+    zones: tuple[str, ...] = ()
     program: tuple[CallRow, ...] = ()  # top-level calls in the order they ran
     proposed: str | None = None  # the call awaiting approve / edit / skip (step mode)
     alternatives: tuple[Alternative, ...] = ()  # a learned planner's best calls at its last proposal, best first

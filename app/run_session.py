@@ -47,10 +47,11 @@ from recorders.cell.registry import ROBOT_KINDS, workcell_kind
 from recorders.episode_meta import ModelRef, Provenance
 from recorders.robot_api_spec import Call
 from recorders.take import FREE_INSTRUCTION_TASK, Take, TakeResult
-from recorders.task_suite import make_instance
+from recorders.task_suite import TASKS, make_instance
 from recorders.teleop import TeleopIntent
 
 ACTIVE_STATES = ("running", "waiting_approval", "paused", "taken_over")
+TASK_IDS = tuple(TASKS)
 
 
 class RunSession(PublishedState):
@@ -85,11 +86,13 @@ class RunSession(PublishedState):
 
     # ---- requests (any thread; never block) ---------------------------------------------------------
     def start(self, task: str = "stack", seed: int = 0, instruction: str | None = None, planner: str = ORACLE,
-              policy: str = SCRIPTED, mode: str = "auto", split: str = "train") -> None:
+              policy: str = SCRIPTED, mode: str = "auto", split: str = "train", robot: str | None = None,
+              robot_ip: str | None = None) -> None:
         """Run `task`'s instance for `seed`, or any other `instruction` (for a learned planner) in its
-        layout. `planner`: ORACLE or a planner run / checkpoint; `policy`: SCRIPTED (the skills) or a
+        layout, on the `robot` workcell (default: the session's, or the last run's). `planner`: ORACLE or a planner run / checkpoint; `policy`: SCRIPTED (the skills) or a
         policy run / checkpoint (it executes the motion calls)."""
-        self._submit(lambda: self._run(task, seed, instruction, str(planner), str(policy), mode, split))
+        self._submit(lambda: self._run(task, seed, instruction, str(planner), str(policy), mode, split, robot,
+                                       robot_ip))
 
     def set_mode(self, mode: str) -> None:
         """auto, or step (each next call waits for approve / edit / skip); a waiting call is approved by auto."""
@@ -127,8 +130,13 @@ class RunSession(PublishedState):
         self._submit(lambda: None)  # wakes a worker waiting for an answer or a resume
 
     def set_teleop(self, intent: TeleopIntent) -> None:
-        """The teleop intent now (used while taken over); a gripper request is kept until a tick takes it."""
+        """The keyboard's teleop intent now (used while taken over); a gripper request is kept until a tick
+        takes it."""
         self._controls.set_teleop(intent)
+
+    def use_teleop_devices(self, devices) -> None:
+        """Gamepads / SpaceMice (anything with poll() -> TeleopIntent) polled beside the keys while taken over."""
+        self._controls.set_devices(devices)
 
     def call(self, call: Call) -> None:
         """While taken over: run a call of the skill palette (source gui) from where the arm is."""
@@ -258,9 +266,16 @@ class RunSession(PublishedState):
 
     # ---- worker: one run ----------------------------------------------------------------------------
     def _run(self, task: str, seed: int, instruction: str | None, planner: str, policy: str, mode: str,
-             split: str) -> None:
+             split: str, robot: str | None, robot_ip: str | None) -> None:
         if self._run_now is not None:
             raise RuntimeError("a run is going on; stop it first")
+        if robot is not None:
+            if robot not in ROBOT_KINDS:
+                raise ValueError(f"robot must be one of {', '.join(ROBOT_KINDS)}, got {robot!r}")
+            if workcell_kind(robot).needs_ip and not (robot_ip or "").strip():
+                raise RuntimeError(f"the {robot} workcell needs the robot's IP address")
+            self.robot, self.robot_ip = robot, (robot_ip or "").strip() or None
+            self._update(robot=robot)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if not workcell_kind(self.robot).scripted_demos:  # refused before anything is connected
@@ -289,7 +304,8 @@ class RunSession(PublishedState):
         self._controls.reset(mode)
         self._update(state="running", mode=mode, instruction=text, planner=planner, policy=policy, program=(),
                      proposed=None, alternatives=(), memory=MemoryView(), clock=0.0, episode=None, error=None, estop_reason=None,
-                     marks=MappingProxyType({}), policy_view=None)
+                     marks=MappingProxyType({}), policy_view=None, objects=tuple(inst.scene.object_names),
+                     zones=tuple(inst.scene.zone_names))
         path = next_episode_path(self.out_dir, FREE_INSTRUCTION_TASK if free else task)
         try:
             self._run_on_workcell(inst, path, text if free else None, propose, source, model, policy_model, models)
@@ -338,6 +354,11 @@ class RunSession(PublishedState):
         with self._changed:
             self._events.append(RunEvent(kind, text, path))
             self._changed.notify_all()
+
+
+def suite_instruction(task: str, seed: int, split: str = "train") -> str:
+    """The instruction of a suite task's instance (what a run says when no other text is given)."""
+    return make_instance(task, int(seed), split).instruction
 
 
 def _open_workcell(robot: str, spec, control_hz: float, robot_ip: str | None):

@@ -70,18 +70,43 @@ def test_a_learned_policy_runs_the_motion_calls_and_the_run_records_it(sessions,
         assert ep.frames > 0 and [c.status for c in ep.calls] == ["failed"]
 
 
+class HeldPolicy:
+    """The tiny policy, never finished (P(finished) = 0), holding its `hold_at`-th prediction until the
+    test releases it: the call is then certainly mid-motion when the test interrupts it."""
+
+    def __init__(self, policy, hold_at: int = 2):
+        import threading
+
+        self.policy, self.hold_at, self.predictions = policy, hold_at, 0
+        self.held, self.released = threading.Event(), threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self.policy, name)
+
+    def predict(self, batch, generator=None):
+        self.predictions += 1
+        if self.predictions == self.hold_at:
+            self.held.set()
+            assert self.released.wait(WAIT_S), "the test never released the policy"
+        out = self.policy.predict(batch, generator=generator)
+        return {**out, "done": torch.zeros_like(out["done"])}
+
+
 def test_a_policy_call_is_aborted_mid_motion_and_logged(sessions, tiny_policy):
-    session = sessions(policy_loader=lambda path: (tiny_policy, ModelRef("policy", path, path)), max_call_s=60.0)
+    held = HeldPolicy(tiny_policy)
+    session = sessions(policy_loader=lambda path: (held, ModelRef("policy", path, path)), max_call_s=60.0)
     session.start("stack", 0, policy="runs/tiny")
-    assert session.wait_for(lambda s: s.policy_view is not None and len(s.policy_view.done_trace) >= 3, WAIT_S)
+    assert held.held.wait(WAIT_S), "the policy never predicted a second chunk"
     session.abort_call()
+    held.released.set()
     assert session.wait_for(lambda s: s.state == "paused", WAIT_S), session.snapshot()
     row = session.snapshot().program[-1]
-    assert row.status == "aborted" and "aborted" in row.reason
+    assert row.code.startswith("pick(") and row.status == "aborted" and "aborted" in row.reason
     session.stop()
     snap = ended(session)
     with open_episode(snap.episode) as ep:
         assert [i.kind for i in ep.interventions] == ["abort"]
+        assert ep.calls[0].status == "aborted" and ep.frames > 0
 
 
 def test_a_flat_policy_is_refused_with_the_reason(sessions, tiny_policy):

@@ -1,0 +1,104 @@
+"""The planners and policies the Run workspace offers: the oracle program and the scripted skills, and
+every trained run (or checkpoint) of a runs folder, each described by what it was trained on. Reads
+only the run folders' JSON files (options.json, the metrics log, the saved model's marker file), so
+listing loads no torch.
+
+    runs folder -> list_models() -> ModelChoice (role planner | policy, path, what it was trained on)
+    a folder the user browsed to -> model_choice(path) -> ModelChoice, or ModelChoiceError naming why
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.run_program import ORACLE, SCRIPTED
+from app.train_runs import list_runs, read_progress
+from models.planner_files import PLANNER_FILE
+from models.run_folder import OPTIONS_FILE, newest_saved
+
+WEIGHTS_FILE = "model.safetensors"  # models/diffusion_policy.py's (which imports torch); app/train_runs.py keeps both in step
+MARKERS = {"planner": PLANNER_FILE, "policy": WEIGHTS_FILE}
+BUILT_IN = {"planner": (ORACLE, "Oracle program", "the task's own program (suite instructions only)"),
+            "policy": (SCRIPTED, "Scripted skills", "the robot API's scripted pick / place / push / home")}
+
+
+class ModelChoiceError(ValueError):
+    """A folder that holds no planner or policy the Run workspace can load; one-line message."""
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    role: str  # planner | policy
+    key: str  # what RunSession.start takes: ORACLE / SCRIPTED or the run / checkpoint path
+    name: str  # short, for a list
+    trained_on: str  # one line: the data, steps and kind of model
+
+    @property
+    def built_in(self) -> bool:
+        return self.key in (ORACLE, SCRIPTED)
+
+
+def built_in(role: str) -> ModelChoice:
+    key, name, what = BUILT_IN[role]
+    return ModelChoice(role, key, name, what)
+
+
+def list_models(runs_dir) -> dict[str, list[ModelChoice]]:
+    """Per role, the built-in choice first, then the runs of `runs_dir` holding a saved model, newest first."""
+    found = {role: [built_in(role)] for role in MARKERS}
+    for run in list_runs(runs_dir):
+        for role, marker in MARKERS.items():
+            if newest_saved(run.path, marker) is not None:
+                found[role].append(ModelChoice(role, str(run.path), run.name, _trained_on(run.path, role)))
+    return found
+
+
+def model_choice(path, role: str) -> ModelChoice:
+    """A run folder or checkpoint folder of `role`; ModelChoiceError when it holds none."""
+    path = Path(path)
+    marker = MARKERS[role]
+    if not path.is_dir():
+        raise ModelChoiceError(f"{path} is not a folder")
+    if (path / marker).is_file():  # a checkpoint folder: its run is two levels up (run/checkpoints/step_N or run/final)
+        run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+        return ModelChoice(role, str(path), f"{run.name}/{path.name}", _trained_on(run, role))
+    if newest_saved(path, marker) is None:
+        other = next((r for r, m in MARKERS.items() if r != role and newest_saved(path, m) is not None), None)
+        hint = f" (it holds a {other})" if other else ""
+        raise ModelChoiceError(f"{path} holds no saved {role}{hint}")
+    return ModelChoice(role, str(path), path.name, _trained_on(path, role))
+
+
+def _trained_on(run: Path, role: str) -> str:
+    """e.g. "24 episodes of stack, swap · 2000/2000 steps · rgb, call-conditioned"."""
+    options = _read_json(run / OPTIONS_FILE)
+    progress = read_progress(run)
+    started = next((e for e in progress.events if e.get("event") in ("started", "resumed")), {})
+    parts = []
+    episodes = started.get("episodes")
+    tasks = options.get("tasks")
+    data = f"{episodes} episodes" if episodes is not None else "episodes of " + ", ".join(options.get("data", [])[:2])
+    if tasks:
+        data += " of " + ", ".join(tasks)
+    elif episodes is not None:
+        data += " of every task"
+    parts.append(data)
+    total = progress.total
+    parts.append(f"{progress.step}/{total} steps" if total else f"{progress.step} steps")
+    if role == "policy":
+        kind = [options.get("obs", "?"), f"{options.get('cond', 'call')}-conditioned"]
+        if options.get("interventions") == "only":
+            kind.append("interventions only")
+        parts.append(", ".join(kind))
+    elif options.get("base"):
+        parts.append(f"fine-tuned from {Path(str(options['base'])).name}")
+    return " · ".join(parts)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
