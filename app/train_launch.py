@@ -31,6 +31,9 @@ VARIANTS = (*POLICY_VARIANTS, PLANNER)
 OBS_KINDS = options_of(TrainOptions)["obs"].choices
 FRAMES = options_of(TrainOptions)["frame"].choices
 PREDICTIONS = options_of(TrainOptions)["prediction"].choices
+INTERVENTIONS = options_of(TrainOptions)["interventions"].choices
+WEIGHT_RANGE = (options_of(TrainOptions)["intervention_weight"].minimum,
+                options_of(TrainOptions)["intervention_weight"].maximum)
 DEVICES = options_of(TrainOptions)["device"].choices
 
 
@@ -46,8 +49,9 @@ def form_defaults(variant: str) -> dict:
         values = {n: default_of(PlannerTrainOptions, n) for n in ("steps", "batch_size", "seed", "device",
                                                                    "checkpoint_every")}
         return {**values, "lr": SCRATCH_LR}
-    return {n: default_of(TrainOptions, n) for n in ("obs", "frame", "prediction", "down_dims", "steps", "batch_size",
-                                                     "lr", "seed", "device", "checkpoint_every")}
+    return {n: default_of(TrainOptions, n) for n in ("obs", "frame", "prediction", "down_dims", "interventions",
+                                                     "intervention_weight", "steps", "batch_size", "lr", "seed",
+                                                     "device", "checkpoint_every")}
 
 
 # ---- command lines -------------------------------------------------------------------------------
@@ -64,6 +68,8 @@ class TrainSettings:
     frame: str | None = None
     prediction: str | None = None
     down_dims: tuple[int, ...] | None = None  # U-Net widths
+    interventions: str | None = None  # all | only: the segments a takeover intervention overlaps
+    intervention_weight: float | None = None  # how much more often those segments are drawn
     steps: int | None = None
     batch_size: int | None = None
     lr: float | None = None
@@ -91,9 +97,11 @@ class TrainSettings:
         given = dict(data=self.data, out=self.out, tasks=self.tasks or None, edited_only=self.edited_only,
                      steps=self.steps, batch_size=self.batch_size, lr=self.lr, seed=self.seed, device=self.device,
                      checkpoint_every=self.checkpoint_every, tiny=self.tiny)
-        if self.variant == PLANNER:  # the planner learns from the front camera: obs, frame and widths do not apply
+        # the planner learns from the front camera: obs, frame, widths and the intervention options do not apply
+        if self.variant == PLANNER:
             return PlannerTrainOptions(**{k: v for k, v in given.items() if v is not None})
-        given |= dict(obs=self.obs, frame=self.frame, prediction=self.prediction, down_dims=self.down_dims)
+        given |= dict(obs=self.obs, frame=self.frame, prediction=self.prediction, down_dims=self.down_dims,
+                      interventions=self.interventions, intervention_weight=self.intervention_weight)
         return TrainOptions(**{k: v for k, v in given.items() if v is not None}, **POLICY_VARIANTS[self.variant])
 
 

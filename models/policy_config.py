@@ -1,11 +1,12 @@
 """The diffusion policy's configuration and its training options, torch-free (STYLE.md rule 13).
 
 Owns `VisionConfig` and `PolicyConfig` (saved in a checkpoint's config.json), `TrainOptions` (a
-run's options.json), their choices, defaults, bounds and help texts (field metadata:
-models/option_fields.py), and the defaults of keys that older checkpoints and runs lack
-(`OLDER_DEFAULTS`, the one place for them). The CLI (app/train_command.py), the Train form
-(app/train_launch.py) and resume derive from these classes; models/diffusion_policy.py and
-models/train_policy.py build and train from them.
+run's options.json, including which segments it learns from: all, or only those a takeover
+intervention overlaps, and how much more often the latter are drawn), their choices, defaults,
+bounds and help texts (field metadata: models/option_fields.py), and the defaults of keys that
+older checkpoints and runs lack (`OLDER_DEFAULTS`, the one place for them). The CLI
+(app/train_command.py), the Train form (app/train_launch.py) and resume derive from these classes;
+models/diffusion_policy.py and models/train_policy.py build and train from them.
 
     options.json -> TrainOptions.from_dict -> .policy_config() -> PolicyConfig -> DiffusionPolicy
     config.json  -> PolicyConfig.from_dict (unknown keys and out-of-bounds sizes refused up front)
@@ -20,10 +21,13 @@ from models.policy_layout import COND_KINDS, OBS_KINDS, PROPRIO_DIM, STATE_DIM
 from models.run_options import RunOptions, from_known_dict
 
 PREDICTIONS = ("sample", "epsilon")
+INTERVENTIONS = ("all", "only")  # every labelled segment, or only those a takeover intervention overlaps
 MAX_WARMUP_STEPS = 500
 MAX_WIDTH = 4096  # channels of any layer: bounds a config's allocation before anything is built
-# Keys missing from checkpoints and runs saved before they existed take these values, not today's defaults.
-OLDER_DEFAULTS = {"frame": "world", "prediction": "epsilon", "state_objects": True}
+# Keys missing from checkpoints and runs saved before they existed take these values, not today's defaults
+# (each class takes the keys it has: the last two are a run's options only).
+OLDER_DEFAULTS = {"frame": "world", "prediction": "epsilon", "state_objects": True, "interventions": "all",
+                  "intervention_weight": 1.0}
 
 
 def _size(default, help: str = "", maximum: int = MAX_WIDTH, **meta):
@@ -136,6 +140,12 @@ class TrainOptions(RunOptions):
     frame: str = _like("frame", "--frame")
     prediction: str = _like("prediction", "--prediction")
     state_objects: bool | None = _like("state_objects")
+    interventions: str = option("all", "all: every labelled segment; only: only the segments a takeover "
+                                "intervention of a supervised run overlaps (the operator's corrections)",
+                                flag="--interventions", choices=INTERVENTIONS, resume="keep")
+    intervention_weight: float = option(1.0, "segments a takeover intervention overlaps are drawn this many "
+                                        "times as often as the others", flag="--intervention-weight",
+                                        kind="float", minimum=1, maximum=1000, metavar="W", resume="keep")
     steps: int = option(3000, "optimiser steps in all (on --resume: a new total)", flag="--steps", kind="int",
                         minimum=1)
     batch_size: int = option(64, "training windows per step and process", flag="--batch-size", kind="int", minimum=1)
@@ -152,6 +162,8 @@ class TrainOptions(RunOptions):
     def __post_init__(self):
         super().__post_init__()
         object.__setattr__(self, "down_dims", tuple(self.down_dims))
+        if isinstance(self.intervention_weight, int) and not isinstance(self.intervention_weight, bool):
+            object.__setattr__(self, "intervention_weight", float(self.intervention_weight))  # 2 in JSON is 2.0
         if self.warmup_steps is None and isinstance(self.steps, int):
             object.__setattr__(self, "warmup_steps", min(MAX_WARMUP_STEPS, self.steps // 10))
         validate_options(self)

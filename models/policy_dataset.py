@@ -17,6 +17,10 @@ the call log); free_space(near) is where the placed object came to rest: its pos
 episode. memory=False zeroes recall targets (the anchor of such a call is then its object's
 position) and leaves out `memory`. cond="flat" (the paper's flat baseline) knows only the task, so
 each episode is one segment over all its frames and `done` marks the episode's end; it has no memory.
+A segment is an intervention segment when at least one of its frames lies in a takeover stretch of a
+supervised run (recorders/intervention.takeover_frames): the operator drove it, labelled with the call
+it corrected. interventions="only" keeps only those segments (the others are counted, not listed
+as skipped); training can also draw them more often (models/train_policy.py).
 HDF5 files holding images are opened on first use in each process, so DataLoader workers work.
 """
 from __future__ import annotations
@@ -35,9 +39,11 @@ from models.anchor_frame import FRAMES, action_to_anchor, anchor_of, state_to_an
 from models.call_encoding import (CallEncoding, encode_memory, function_index, memory_at, remembered_poses,
                                   zone_pose)
 from models.norm_stats import NormStats
+from models.policy_config import INTERVENTIONS
 from models.policy_layout import (CAMERAS, COND_KINDS, MAX_OBJECTS, OBS_KINDS, PROPRIO_STREAMS, object_mask,
                                   observation_window, policy_item, state_rows, task_index)
 from recorders.episode_file import EpisodeError, open_episode
+from recorders.intervention import takeover_frames
 from recorders.robot_api_spec import Call, InvalidCallError
 from recorders.segmentation import IDLE, Segment
 
@@ -61,6 +67,7 @@ class PolicySegment:
     call: Call | None
     resolved: np.ndarray | None  # the nested recall/free_space target's pose
     anchor: np.ndarray  # (3,) models/anchor_frame.py's anchor, from the call at the segment's first frame
+    intervention: bool = False  # a frame of it lies in a takeover stretch: the operator's correction
 
 
 @dataclass
@@ -95,15 +102,19 @@ class PolicyDataset(Dataset):
     episodes and unusable segments are listed in `skipped`, never raised."""
 
     def __init__(self, paths, obs: str = "state", cond: str = "call", memory: bool = True,
-                 obs_horizon: int = 2, pred_horizon: int = 16):
+                 obs_horizon: int = 2, pred_horizon: int = 16, interventions: str = "all"):
         if obs not in OBS_KINDS:
             raise ValueError(f"obs must be one of {', '.join(OBS_KINDS)}, got {obs!r}")
         if cond not in COND_KINDS:
             raise ValueError(f"cond must be one of {', '.join(COND_KINDS)}, got {cond!r}")
+        if interventions not in INTERVENTIONS:
+            raise ValueError(f"interventions must be one of {', '.join(INTERVENTIONS)}, got {interventions!r}")
         if obs_horizon < 1 or pred_horizon < 1:
             raise ValueError(f"horizons must be >= 1, got obs {obs_horizon}, prediction {pred_horizon}")
         self.obs, self.cond, self.memory = obs, cond, bool(memory) and cond == "call"
         self.obs_horizon, self.pred_horizon = int(obs_horizon), int(pred_horizon)
+        self.interventions = interventions
+        self.left_out = 0  # segments interventions="only" left out: no takeover overlaps them
         self.encoding = CallEncoding()
         self.paths: list[Path] = []
         self.skipped: list[tuple[str, str]] = []  # (path, reason): episodes and single segments
@@ -117,6 +128,9 @@ class PolicyDataset(Dataset):
                 continue
             self.paths.append(path)
             self._episodes.append(arrays)
+            if interventions == "only":
+                self.left_out += sum(not s.intervention for s in segments)
+                segments = [s for s in segments if s.intervention]
             self.segments += segments
         self.samples = [PolicySample(i, t) for i, s in enumerate(self.segments) for t in range(s.start, s.end)]
         self._files: dict = {}
@@ -141,13 +155,16 @@ class PolicyDataset(Dataset):
             state = state_rows(*(read(name) for name in PROPRIO_STREAMS), objects)
             zones = {z.name: zone_pose(z.position) for z in (ep.meta.scene.zones if ep.meta.scene is not None else ())}
             times = ep.stream_time("action")
+            taken = takeover_frames(ep.interventions, times[:n])  # (N,)
             arrays = _EpisodeArrays(task_index(ep.task), times, action, state, objects, object_mask(len(names)),
                                     names, zones, remembered_poses(ep.calls, times, objects, names))
             if self.cond == "flat":
-                return arrays, [PolicySegment(index, 0, n, "", "flat", None, None, np.zeros(3, np.float32))]
-            return arrays, self._segments_of(path, index, ep.labels, arrays)
+                return arrays, [PolicySegment(index, 0, n, "", "flat", None, None, np.zeros(3, np.float32),
+                                              bool(taken.any()))]
+            return arrays, self._segments_of(path, index, ep.labels, arrays, taken)
 
-    def _segments_of(self, path: Path, index: int, labels: Sequence[Segment], a: _EpisodeArrays) -> list[PolicySegment]:
+    def _segments_of(self, path: Path, index: int, labels: Sequence[Segment], a: _EpisodeArrays,
+                     taken: np.ndarray) -> list[PolicySegment]:
         out, n = [], len(a.times)
         for k, label in enumerate(labels):
             code = label.code
@@ -165,7 +182,8 @@ class PolicyDataset(Dataset):
             except (ValueError, InvalidCallError, KeyError, TypeError) as e:
                 self.skipped.append((str(path), f"segment {k} {code!r}: {e}"))
                 continue
-            out.append(PolicySegment(index, start, end, code, label.source, call, resolved, anchor))
+            out.append(PolicySegment(index, start, end, code, label.source, call, resolved, anchor,
+                                     bool(taken[start:end].any())))
         return out
 
     @staticmethod
@@ -245,11 +263,16 @@ class PolicyDataset(Dataset):
         return NormStats.from_arrays({k: np.concatenate(v) if v else np.zeros((0, 1)) for k, v in rows.items()})
 
     def describe(self) -> dict:
-        """JSON-able summary: episodes, segments per function, samples, skipped reasons."""
+        """JSON-able summary: episodes, segments per function, samples, skipped reasons, intervention
+        segments and the frames (training windows) they cover, and the segments interventions="only"
+        left out."""
         per_function = Counter(s.call.name if s.call else "flat" for s in self.segments)
+        corrected = [s for s in self.segments if s.intervention]
         return {"episodes": len(self.paths), "skipped": [f"{p}: {r}" for p, r in self.skipped],
                 "segments": len(self.segments), "segments_per_function": dict(per_function),
                 "edited_segments": sum(s.source == "edited" for s in self.segments), "samples": len(self),
+                "interventions": self.interventions, "intervention_segments": len(corrected),
+                "intervention_frames": sum(s.end - s.start for s in corrected), "left_out_segments": self.left_out,
                 "obs": self.obs, "cond": self.cond, "memory": self.memory, "obs_horizon": self.obs_horizon,
                 "pred_horizon": self.pred_horizon, "call_dim": self.encoding.dim if self.cond == "call" else 0}
 

@@ -19,14 +19,16 @@ PRECISIONS = ("no", "fp16", "bf16")
 
 
 def from_known_dict(cls, d: dict, what: str, defaults: dict | None = None):
-    """cls(**d) with `defaults` under `d`; ValueError naming unknown keys or a bad value."""
+    """cls(**d) with `defaults` (those of them that are fields of cls) under `d`; ValueError naming
+    unknown keys or a bad value."""
     if not isinstance(d, dict):
         raise ValueError(f"{what} is not a JSON object")
-    unknown = sorted(set(d) - {f.name for f in fields(cls)})
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - known)
     if unknown:
         raise ValueError(f"{what} has unknown key(s) {', '.join(unknown)}")
     try:
-        return cls(**{**(defaults or {}), **d})
+        return cls(**{**{k: v for k, v in (defaults or {}).items() if k in known}, **d})
     except TypeError as e:  # a required key missing
         raise ValueError(f"{what}: {e}") from None
 

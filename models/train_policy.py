@@ -4,7 +4,9 @@ Owns the training loop around `DiffusionPolicy.loss` (the policy never sees the 
 run folder it writes. Data flows:
 
     TrainOptions -> episode paths (folders: every *.h5, `.trash` skipped) -> task / edited filters
-        -> PolicyDataset -> per-step batches (seeded permutation per epoch, sharded over processes)
+        -> PolicyDataset (all segments, or interventions="only": those a takeover overlaps)
+        -> per-step batches (seeded permutation per epoch, or with intervention_weight W > 1 seeded
+           draws in which intervention samples weigh W and the others 1; sharded over processes)
         -> loss -> AdamW + warmup/cosine LR -> EMA -> metrics.jsonl, checkpoints/, final/
 
 Run folder (only the main process writes):
@@ -94,12 +96,28 @@ def select_episodes(paths: list[Path], tasks=None, edited_only: bool = False) ->
 
 
 # ---- batches -------------------------------------------------------------------------------------
+def sample_weights(dataset: PolicyDataset, intervention_weight: float) -> torch.Tensor | None:
+    """(N,) float64 per-sample draw weights: `intervention_weight` for the samples of intervention
+    segments, 1 for the others; None when they would all be equal (plain permutations then)."""
+    flags = torch.tensor([dataset.segments[s.segment].intervention for s in dataset.samples], dtype=torch.bool)
+    if intervention_weight == 1 or flags.all() or not flags.any():
+        return None
+    return torch.where(flags, float(intervention_weight), 1.0).double()
+
+
 class StepBatches(torch.utils.data.Sampler):
     """The sample indices of steps `first`..`last` for one process: global batch s is slice
-    (s-1) mod per_epoch of a permutation seeded by (seed, epoch); process r takes every r-th index."""
+    (s-1) mod per_epoch of an epoch's order seeded by (seed, epoch); process r takes every r-th index.
+    The order is a permutation, or with `weights` (N,) n draws with replacement, sample i drawn with
+    probability weights[i] / sum(weights) (as torch's WeightedRandomSampler; a function of the seed
+    and the epoch, so a resumed run draws the same batches)."""
 
-    def __init__(self, n: int, batch_size: int, seed: int, first: int, last: int, rank: int = 0, world: int = 1):
+    def __init__(self, n: int, batch_size: int, seed: int, first: int, last: int, rank: int = 0, world: int = 1,
+                 weights: torch.Tensor | None = None):
         self.n, self.seed, self.first, self.last, self.rank, self.world = n, seed, first, last, rank, world
+        if weights is not None and weights.shape != (n,):
+            raise ValueError(f"expected one weight per sample ({n}), got shape {tuple(weights.shape)}")
+        self.cumulative = None if weights is None else torch.cumsum(weights.double(), 0)  # (N,)
         self.global_batch = batch_size * world
         self.per_epoch = max(1, n // self.global_batch)  # drop the ragged tail of each epoch
 
@@ -111,8 +129,15 @@ class StepBatches(torch.utils.data.Sampler):
         for step in range(self.first, self.last + 1):
             e, j = divmod(step - 1, self.per_epoch)
             if e != epoch:
-                epoch, perm = e, torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + e))
+                epoch, perm = e, self._order(torch.Generator().manual_seed(self.seed + e))
             yield perm[j * self.global_batch:(j + 1) * self.global_batch][self.rank::self.world].tolist()
+
+    def _order(self, generator: torch.Generator) -> torch.Tensor:
+        """(N,) sample indices of one epoch."""
+        if self.cumulative is None:
+            return torch.randperm(self.n, generator=generator)
+        u = torch.rand(self.n, generator=generator, dtype=torch.float64) * self.cumulative[-1]  # (N,)
+        return torch.searchsorted(self.cumulative, u, right=True).clamp_(max=self.n - 1)
 
 
 def _step_seed(seed: int, step: int, rank: int) -> int:
@@ -199,7 +224,12 @@ def train_policy(options: TrainOptions, progress: Callable[[int, int, dict], Non
     paths, dropped = select_episodes(paths, options.tasks, options.edited_only)
     config = options.policy_config()
     dataset = PolicyDataset(paths, obs=config.obs, cond=config.cond, memory=config.memory,
-                            obs_horizon=config.obs_horizon, pred_horizon=config.pred_horizon)
+                            obs_horizon=config.obs_horizon, pred_horizon=config.pred_horizon,
+                            interventions=options.interventions)
+    if options.interventions == "only" and not dataset.segments:
+        raise ValueError(f"--interventions only: no usable segment of the {len(paths)} selected episode(s) overlaps "
+                         "a takeover intervention (select supervised runs where the operator took over, or train "
+                         "on all segments)")
     if len(dataset) == 0:
         reasons = dropped + [f"{p}: {r}" for p, r in dataset.skipped]
         raise ValueError(f"no training windows after filtering ({len(paths)} episodes kept"
@@ -234,8 +264,9 @@ def train_policy(options: TrainOptions, progress: Callable[[int, int, dict], Non
                    "processes": world, "device": str(accelerator.device),
                    "checkpoint": str(checkpoint) if checkpoint else None, "filtered_out": len(dropped),
                    **{k: v for k, v in dataset.describe().items() if k in ("episodes", "samples", "segments",
-                                                                             "skipped")}})
-    sampler = StepBatches(len(dataset), options.batch_size, options.seed, step + 1, options.steps, rank, world)
+                                                                             "intervention_segments", "skipped")}})
+    sampler = StepBatches(len(dataset), options.batch_size, options.seed, step + 1, options.steps, rank, world,
+                          sample_weights(dataset, options.intervention_weight))
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=options.num_workers,
                                          pin_memory=accelerator.device.type == "cuda")
 

@@ -11,12 +11,17 @@ abort      the operator stopped the running call
 `call` is the canonical code of the call the intervention corrected, so a take-over's teleop
 stretch can be labelled with it and train the policy later. The take logs interventions as they
 end (recorders/take.py); the episode file keeps them as JSON rows (/interventions) and readers get
-them back as frozen records.
+them back as frozen records. `takeover_frames` tells which control frames the operator drove, on the
+convention of recorders/segmentation.py (a frame belongs to a stretch when its time lies in
+[t_start, t_end)), so training can pick out the segments a take-over corrected.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Iterable
+
+import numpy as np
 
 KINDS = ("takeover", "edit", "skip", "abort")
 
@@ -59,3 +64,13 @@ class Intervention:
             raise InterventionError(f"intervention {str(d)[:80]} lacks {', '.join(missing)}")
         return Intervention(str(d["kind"]), str(d["call"]), d["t_start"], d["t_end"], str(d.get("reason", "")),
                             str(d.get("replacement", "")))
+
+
+def takeover_frames(interventions: Iterable[Intervention], frame_times) -> np.ndarray:
+    """(N,) bool: True where frame i's time lies in [t_start, t_end) of a takeover intervention."""
+    times = np.asarray(frame_times, dtype=float)  # (N,)
+    taken = np.zeros(times.shape, dtype=bool)
+    for i in interventions:
+        if i.kind == "takeover":
+            taken |= (times >= i.t_start) & (times < i.t_end)
+    return taken

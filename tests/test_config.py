@@ -39,6 +39,8 @@ def test_the_configs_and_the_train_launcher_load_no_torch():
     (lambda: PlannerConfig.from_dict({"memory": True, "layers": 3}), "unknown key.*layers"),
     (lambda: TrainOptions(data=("a",), out="r", steps=0), "steps must be >= 1, got 0"),
     (lambda: TrainOptions(data=("a",), out="r", lr=-1.0), "lr must be > 0"),
+    (lambda: TrainOptions(data=("a",), out="r", interventions="some"), "interventions must be one of all, only"),
+    (lambda: TrainOptions(data=("a",), out="r", intervention_weight=0.0), "intervention_weight must be >= 1, got 0.0"),
     (lambda: PlannerTrainOptions(data=("a",), out="r", device="tpu"), "device must be one of"),
     (lambda: PlannerTrainOptions(data=("a",), out="r", tasks=("juggle",)), "unknown task"),
 ])
@@ -50,8 +52,9 @@ def test_configs_refuse_bad_values_naming_them(make, message):
 def test_older_runs_and_checkpoints_get_their_missing_keys_from_one_place():
     old_run = TrainOptions.from_dict({"data": ["a.h5"], "out": "r"})
     old_checkpoint = PolicyConfig.from_dict({})
-    for key, value in OLDER_DEFAULTS.items():
-        assert getattr(old_run, key) == getattr(old_checkpoint, key) == value
+    for key, value in OLDER_DEFAULTS.items():  # each takes the keys it has; a run has them all
+        assert getattr(old_run, key) == getattr(old_checkpoint, key, value) == value
+    assert (old_run.interventions, old_run.intervention_weight) == ("all", 1.0)  # runs only: not a model's keys
     assert TrainOptions(data=("a.h5",), out="r").frame == "anchor"  # new runs: today's default
 
 
@@ -61,7 +64,8 @@ def test_a_resume_overrides_the_schedule_and_refuses_what_shapes_the_model_or_da
     assert (longer.steps, longer.device, longer.num_workers, longer.resume) == (300, "cpu", 2, True)
     assert longer.warmup_steps == saved.warmup_steps == 10  # the schedule it started with
     assert resumed_options(saved, {"data": ["a.h5"], "tiny": True}) == saved  # repeating a value is fine
-    for change in ({"obs": "rgb"}, {"cond": "flat"}, {"data": ("b.h5",)}, {"seed": 4}, {"tasks": ("stack",)}):
+    for change in ({"obs": "rgb"}, {"cond": "flat"}, {"data": ("b.h5",)}, {"seed": 4}, {"tasks": ("stack",)},
+                   {"interventions": "only"}, {"intervention_weight": 2.0}):
         with pytest.raises(ValueError, match="a resumed run keeps the options it was started with"):
             resumed_options(saved, change)
     planner = PlannerTrainOptions(data=("a.h5",), out="r")

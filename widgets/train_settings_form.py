@@ -1,7 +1,9 @@
 """The model and training settings of a new run (observations, model variant or the planner, position
-frame, U-Net widths, steps, batch size, learning rate, seed, device, checkpoint interval, tiny, run
-name). Choices, defaults and tooltips come from the trainers' option declarations through
-app/train_launch.py (`form_defaults`, `help_of`, the choice tuples); only the display names are here.
+frame, U-Net widths, which segments it learns from (all, or the takeover interventions only) and how
+much more often intervention segments are drawn, steps, batch size, learning rate, seed, device,
+checkpoint interval, tiny, run name). Choices, defaults and tooltips come from the trainers' option
+declarations through app/train_launch.py (`form_defaults`, `help_of`, the choice tuples); only the
+display names are here.
 
 `settings(...)` turns the fields and the chosen episodes into a validated
 `app.train_launch.TrainSettings`, or raises ValueError with one line saying what is wrong.
@@ -11,10 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QSpinBox
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QLineEdit, QSpinBox)
 
-from app.train_launch import (DEVICES, FRAMES, OBS_KINDS, PLANNER, PREDICTIONS, TrainSettings, default_run_name,
-                              form_defaults, help_of)
+from app.train_launch import (DEVICES, FRAMES, INTERVENTIONS, OBS_KINDS, PLANNER, PREDICTIONS, WEIGHT_RANGE,
+                              TrainSettings, default_run_name, form_defaults, help_of)
 
 VARIANT_CHOICES = (("call-conditioned (the policy)", "call", "Conditioned on the current call, its arguments and memory"),
                    ("flat baseline (task text only)", "flat", "--flat: conditioned on the task text alone, no calls"),
@@ -23,6 +26,7 @@ VARIANT_CHOICES = (("call-conditioned (the policy)", "call", "Conditioned on the
                                                             "call as code (needs episodes with the front camera)"))
 FRAME_NAMES = {"anchor": "call's object", "world": "robot base"}
 PREDICTION_NAMES = {"sample": "clean chunk", "epsilon": "noise"}
+INTERVENTION_NAMES = {"all": "all segments", "only": "interventions only"}
 
 
 def _rate_text(rate: float) -> str:
@@ -64,6 +68,15 @@ class TrainSettingsForm(QGroupBox):
         self.prediction = _choice(PREDICTIONS, PREDICTION_NAMES, defaults["prediction"], help_of("prediction"))
         self.widths = QLineEdit(",".join(map(str, defaults["down_dims"])))
         self.widths.setToolTip(help_of("down_dims"))
+        self.interventions = _choice(INTERVENTIONS, INTERVENTION_NAMES, defaults["interventions"],
+                                     help_of("interventions"))
+        self.intervention_weight = QDoubleSpinBox()
+        self.intervention_weight.setRange(*WEIGHT_RANGE)
+        self.intervention_weight.setDecimals(1)
+        self.intervention_weight.setSingleStep(0.5)
+        self.intervention_weight.setValue(defaults["intervention_weight"])
+        self.intervention_weight.setToolTip(help_of("intervention_weight"))
+        self.interventions.currentIndexChanged.connect(self._enable_weight)
         self.steps = _spin(1, 10_000_000, defaults["steps"], help_of("steps"))
         self.batch_size = _spin(1, 4096, defaults["batch_size"], help_of("batch_size"))
         self.lr = QLineEdit(_rate_text(defaults["lr"]))
@@ -82,7 +95,9 @@ class TrainSettingsForm(QGroupBox):
         form.addRow("observations", self.obs)
         form.addRow("model", self.variant)
         pairs = ((("positions", self.frame), ("predicts", self.prediction)),
-                 (("widths", self.widths), ("batch", self.batch_size)), (("steps", self.steps), ("learning rate", self.lr)),
+                 (("segments", self.interventions), ("intervention weight", self.intervention_weight)),
+                 (("widths", self.widths), ("batch", self.batch_size)),
+                 (("steps", self.steps), ("learning rate", self.lr)),
                  (("seed", self.seed), ("device", self.device)))
         for (a, wa), (b, wb) in pairs:
             row = QHBoxLayout()
@@ -96,10 +111,12 @@ class TrainSettingsForm(QGroupBox):
         self.variant.currentIndexChanged.connect(self._on_variant)
 
     def _on_variant(self) -> None:
-        """The planner has no observation kind, frame, prediction or U-Net; its defaults differ."""
+        """The planner has no observation kind, frame, prediction, U-Net or intervention options; its
+        defaults differ."""
         planner = self.variant.currentData() == PLANNER
-        for w in (self.obs, self.frame, self.prediction):
+        for w in (self.obs, self.frame, self.prediction, self.interventions):
             w.setEnabled(not planner)
+        self._enable_weight()
         self.widths.setEnabled(not planner and not self.tiny.isChecked())
         new = form_defaults(PLANNER if planner else "call")
         old = form_defaults("call" if planner else PLANNER)
@@ -108,6 +125,11 @@ class TrainSettingsForm(QGroupBox):
                 box.setValue(new[name])
         if self.lr.text().strip() == _rate_text(old["lr"]):
             self.lr.setText(_rate_text(new["lr"]))
+
+    def _enable_weight(self) -> None:
+        """The weight applies to the policy over all segments ("only": every segment is an intervention)."""
+        self.intervention_weight.setEnabled(self.variant.currentData() != PLANNER
+                                            and self.interventions.currentData() == "all")
 
     def settings(self, episodes: list[Path], runs_dir: Path, task: str | None = None,
                  edited_only: bool = False) -> TrainSettings:
@@ -129,7 +151,10 @@ class TrainSettingsForm(QGroupBox):
             raise ValueError(f"run name must be a plain folder name, got {name!r}")
         return TrainSettings(data=tuple(str(p) for p in episodes), out=str(Path(runs_dir) / name),
                              tasks=(task,) if task else (), edited_only=edited_only, obs=obs, variant=variant,
-                             frame=self.frame.currentData(), prediction=self.prediction.currentData(), down_dims=None if self.tiny.isChecked() else widths,
+                             frame=self.frame.currentData(), prediction=self.prediction.currentData(),
+                             down_dims=None if self.tiny.isChecked() else widths,
+                             interventions=self.interventions.currentData(),
+                             intervention_weight=self.intervention_weight.value(),
                              steps=self.steps.value(), batch_size=self.batch_size.value(), lr=lr,
                              seed=self.seed.value(), device=self.device.currentData(),
                              checkpoint_every=self.checkpoint_every.value(), tiny=self.tiny.isChecked())
