@@ -242,6 +242,10 @@ class RecordSession(PublishedState):
     def robot(self) -> str:
         return self._robot
 
+    @property
+    def robot_ip(self) -> str | None:
+        return self._robot_ip
+
     # ---- worker ------------------------------------------------------------------------------------
     def _submit(self, fn: Callable[[], None]) -> None:
         if not self._closing.is_set():

@@ -18,7 +18,6 @@ from models.planner_files import PLANNER_FILE
 from models.run_folder import OPTIONS_FILE, newest_saved
 
 WEIGHTS_FILE = "model.safetensors"  # models/diffusion_policy.py's (which imports torch); app/train_runs.py keeps both in step
-MARKERS = {"planner": PLANNER_FILE, "policy": WEIGHTS_FILE}
 BUILT_IN = {"planner": (ORACLE, "Oracle program", "the task's own program (suite instructions only)"),
             "policy": (SCRIPTED, "Scripted skills", "the robot API's scripted pick / place / push / home")}
 
@@ -46,28 +45,40 @@ def built_in(role: str) -> ModelChoice:
 
 def list_models(runs_dir) -> dict[str, list[ModelChoice]]:
     """Per role, the built-in choice first, then the runs of `runs_dir` holding a saved model, newest first."""
-    found = {role: [built_in(role)] for role in MARKERS}
+    found = {role: [built_in(role)] for role in BUILT_IN}
     for run in list_runs(runs_dir):
-        for role, marker in MARKERS.items():
-            if newest_saved(run.path, marker) is not None:
-                found[role].append(ModelChoice(role, str(run.path), run.name, _trained_on(run.path, role)))
+        role = _role_of_run(run.path)
+        if role is not None:
+            found[role].append(ModelChoice(role, str(run.path), run.name, _trained_on(run.path, role)))
     return found
 
 
 def model_choice(path, role: str) -> ModelChoice:
     """A run folder or checkpoint folder of `role`; ModelChoiceError when it holds none."""
     path = Path(path)
-    marker = MARKERS[role]
     if not path.is_dir():
         raise ModelChoiceError(f"{path} is not a folder")
-    if (path / marker).is_file():  # a checkpoint folder: its run is two levels up (run/checkpoints/step_N or run/final)
+    checkpoint = _role_of_checkpoint(path)
+    found = checkpoint or _role_of_run(path)
+    if found != role:
+        hint = f" (it holds a {found})" if found else ""
+        raise ModelChoiceError(f"{path} holds no saved {role}{hint}")
+    if checkpoint:  # a checkpoint folder: its run is run/checkpoints/step_N or run/final
         run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
         return ModelChoice(role, str(path), f"{run.name}/{path.name}", _trained_on(run, role))
-    if newest_saved(path, marker) is None:
-        other = next((r for r, m in MARKERS.items() if r != role and newest_saved(path, m) is not None), None)
-        hint = f" (it holds a {other})" if other else ""
-        raise ModelChoiceError(f"{path} holds no saved {role}{hint}")
     return ModelChoice(role, str(path), path.name, _trained_on(path, role))
+
+
+def _role_of_checkpoint(folder: Path) -> str | None:
+    """A saved planner holds its planner file (beside weights); a saved policy its weights alone."""
+    if (folder / PLANNER_FILE).is_file():
+        return "planner"
+    return "policy" if (folder / WEIGHTS_FILE).is_file() else None
+
+
+def _role_of_run(run: Path) -> str | None:
+    saved = newest_saved(run, PLANNER_FILE) or newest_saved(run, WEIGHTS_FILE)
+    return None if saved is None else _role_of_checkpoint(saved)
 
 
 def _trained_on(run: Path, role: str) -> str:

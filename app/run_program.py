@@ -23,6 +23,7 @@ from recorders.memory import Memory
 from recorders.pose import Pose
 
 STATES = ("idle", "running", "waiting_approval", "paused", "taken_over", "finished", "failed")
+ACTIVE_STATES = ("running", "waiting_approval", "paused", "taken_over")  # a run is going on
 MODES = ("auto", "step")
 PLANNER_ALTERNATIVES = 3  # a learned planner's best next calls shown with each proposal (as models/planner.py)
 ORACLE = "oracle"  # the planner that hands over the task's own program, and the scripted skills as policy

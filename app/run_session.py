@@ -41,7 +41,7 @@ from app.recording import next_episode_path
 from app.run_loop import ActiveRun, RunControls, RunHost
 from app.run_policy import DEFAULT_MAX_CALL_S
 from app.session_state import PublishedState
-from app.run_program import MODES, ORACLE, PLANNER_ALTERNATIVES, SCRIPTED, MemoryView, RunEvent, RunSnapshot
+from app.run_program import ACTIVE_STATES, MODES, ORACLE, PLANNER_ALTERNATIVES, SCRIPTED, MemoryView, RunEvent, RunSnapshot
 from app.step_gate import StepAnswer, program_proposer
 from recorders.cell.registry import ROBOT_KINDS, workcell_kind
 from recorders.episode_meta import ModelRef, Provenance
@@ -50,7 +50,6 @@ from recorders.take import FREE_INSTRUCTION_TASK, Take, TakeResult
 from recorders.task_suite import TASKS, make_instance
 from recorders.teleop import TeleopIntent
 
-ACTIVE_STATES = ("running", "waiting_approval", "paused", "taken_over")
 TASK_IDS = tuple(TASKS)
 
 

@@ -11,8 +11,7 @@ from recorders.episode_file import open_episode
 from recorders.episode_meta import ModelRef
 from recorders.robot_api_spec import Call
 from recorders.task_suite import make_instance
-
-WAIT_S = 120.0  # generous: a loaded machine only makes the wait longer, never the test wrong
+from tests.run_support import WAIT_S, ScriptedPlanner, TickGate, loader, train_tiny_planner
 ENDED = ("finished", "failed")
 
 
@@ -41,60 +40,6 @@ def waiting(session: RunSession, code: str | None = None):
     assert session.wait_for(lambda s: s.state == "waiting_approval" and (code is None or s.proposed == code),
                             WAIT_S), session.snapshot()
     return session.snapshot()
-
-
-class TickGate:
-    """A workcell factory whose arm stops at its `hold_at`-th control tick until the test releases it:
-    the running call is then certainly mid-motion when the test interrupts it, however loaded the
-    machine (no real-time pacing, no race with the wall clock)."""
-
-    def __init__(self, hold_at: int = 5):
-        import threading
-
-        self.hold_at, self.ticks = hold_at, 0
-        self.held, self.released = threading.Event(), threading.Event()
-
-    def __call__(self, robot, spec, control_hz, robot_ip):
-        from recorders.cell.registry import open_workcell
-
-        cell = open_workcell(robot, spec, control_hz)
-        wait_tick = cell.arm.wait_tick
-
-        def gated_wait_tick() -> None:
-            self.ticks += 1
-            if self.ticks == self.hold_at:
-                self.held.set()
-                assert self.released.wait(WAIT_S), "the test never released the arm"
-            wait_tick()
-
-        cell.arm.wait_tick = gated_wait_tick
-        return cell
-
-    def interrupt(self, action) -> None:
-        """Wait until the arm is held mid-call, do `action`, and let the arm go on."""
-        assert self.held.wait(WAIT_S), "the arm never reached the held tick"
-        action()
-        self.released.set()
-
-
-class ScriptedPlanner:
-    """A learned planner's stand-in: `next_calls` answers from `script(instruction, history, keys)`,
-    with one runner-up that is never chosen."""
-
-    def __init__(self, script):
-        self.script = script
-        self.asked: list[tuple[str, tuple[str, ...]]] = []  # (instruction, history) of every proposal
-
-    def next_calls(self, image, instruction, history, keys, names, k):
-        from models.planner import ScoredCall
-
-        assert image.ndim == 3  # the front camera's frame
-        self.asked.append((instruction, tuple(history)))
-        return ScoredCall(self.script(instruction, history, keys), -0.1, 0.9), ScoredCall("home()", -2.3, 0.1)
-
-
-def loader(planner):
-    return lambda path: (planner, ModelRef("planner", str(path), ""))
 
 
 # ---- auto mode -------------------------------------------------------------------------------------------
@@ -344,17 +289,8 @@ def test_taking_over_a_proposed_call_and_marking_it_done_moves_on(sessions):
 
 @pytest.fixture(scope="module")
 def tiny_planner(tmp_path_factory):
-    """A tiny planner trained for a few steps on two small pick_place demonstrations: it cannot do much."""
-    from app.cli import main
-    from recorders.cell.scene import CameraSettings
-    from recorders.demo_recorder import record_demo
-
-    data = tmp_path_factory.mktemp("planner_data")
-    for seed in (0, 1):
-        record_demo(make_instance("pick_place", seed, cameras=CameraSettings(48, 48)), data / f"pick_place_{seed}.h5")
     run = tmp_path_factory.mktemp("planner") / "run"
-    assert main(["train", "planner", "--data", str(data), "--out", str(run), "--steps", "4", "--tiny",
-                 "--batch-size", "4", "--device", "cpu"]) == 0
+    train_tiny_planner(tmp_path_factory.mktemp("planner_data"), run)
     return run
 
 

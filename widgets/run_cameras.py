@@ -48,6 +48,7 @@ class _CameraOverlay:
         self.path_start = pg.ScatterPlotItem(size=PATH_DOT_PX, brush=pg.mkBrush(PATH_COLOUR),
                                              pen=pg.mkPen("#000000", width=1))
         self.markers: dict[str, pg.TargetItem] = {}
+        self.labels: dict[str, pg.TextItem] = {}
         box.addItem(self.image)
         for item in (self.path_outline, self.path, self.path_start):
             item.setZValue(PATH_Z)
@@ -69,20 +70,22 @@ class _CameraOverlay:
         shown = {key: (u + PIXEL_CENTRE, v + PIXEL_CENTRE) for key, u, v in memory}
         for key in [k for k in self.markers if k not in shown]:
             self.box.removeItem(self.markers.pop(key))
+            self.box.removeItem(self.labels.pop(key))
         for key, pos in shown.items():
             if key not in self.markers:
                 colour = self.colours.colour(key)
                 pen, brush = pg.mkPen(colour, width=2), pg.mkBrush(0, 0, 0, 0)
                 marker = pg.TargetItem(pos=pos, size=MARKER_PX, pen=pen, hoverPen=pen, brush=brush, hoverBrush=brush,
-                                       movable=False, label=key,
-                                       labelOpts={"color": colour, "offset": (11, -9), "anchor": (0, 0.5),
-                                                  "fill": (0, 0, 0, 150)})
-                marker.setZValue(MARKER_Z)
-                marker.setToolTip(key)
-                self.box.addItem(marker)
-                self.markers[key] = marker
-            else:
-                self.markers[key].setPos(pos)
+                                       movable=False)
+                # A separate text item: TargetItem's own label can fail to lay out before its first paint.
+                label = pg.TextItem(key, color=colour, fill=pg.mkBrush(0, 0, 0, 150), anchor=(-0.12, 1.05))
+                for item in (marker, label):
+                    item.setZValue(MARKER_Z)
+                    item.setToolTip(key)
+                    self.box.addItem(item)
+                self.markers[key], self.labels[key] = marker, label
+            self.markers[key].setPos(pos)
+            self.labels[key].setPos(*pos)
 
     def _set_path(self, path: np.ndarray | None) -> None:
         uv = np.zeros((0, 2)) if path is None else np.asarray(path, dtype=float).reshape(-1, 2)
