@@ -199,11 +199,20 @@ class ActiveRun:
     # ---- calls --------------------------------------------------------------------------------------
     def _between_calls(self) -> None:
         c = self.controls
+        self._hold()
         self.host.serve_pending()
         if c.paused and not c.stop.is_set():
             self.host.update(state="paused")
             self.host.serve_until(lambda: not c.paused or c.takeover.is_set())
         self.host.update(state="running")
+
+    def _hold(self) -> None:
+        """The arm rests between calls (while the planner thinks, the operator approves, the run is
+        paused): tell the safety layer, so its watchdog does not take the pause for stalled commands."""
+        try:
+            self.cell.arm.stop()
+        except ArmError as e:  # e.g. the connection dropped: the next command says so
+            self.host.event("error", _one_line(e))
 
     def _next_proposal(self, api: RobotAPI) -> Call:
         """The aborted call again, else the planner's next call, checked against the scene."""

@@ -8,10 +8,13 @@ decides a skip (tests/franky_sim_support.py).
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
 from franky_sim_support import MIN_REALTIME_FACTOR_DEMO, TRANSIENT_PLANNER_ERROR, skip_if_below_real_time
+from recorders.safety import EVENT_WATCHDOG
 from recorders.sim.franky_sim_server import FrankySimUnavailable
 
 pytestmark = pytest.mark.slow
@@ -89,6 +92,10 @@ def supervise(session, cells: MeasuredCells, inst) -> tuple[object, dict]:
     seen["cube while held"] = cell.object_pose(a).xyz
     seen["tcp while held"] = cell.arm.state().ee_pose.xyz
     seen["rows before auto"] = snap.program
+    # The operator takes longer than the watchdog's timeout to approve: the arm rests, it has not stalled.
+    trips = cell.arm.events[EVENT_WATCHDOG]
+    threading.Event().wait(2 * cell.arm.limits.watchdog_timeout)
+    seen["watchdog trips while approving"] = cell.arm.events[EVENT_WATCHDOG] - trips
 
     session.set_mode("auto")  # approves the waiting place and every call after it
     session.pause()  # served between calls: after the place
@@ -134,6 +141,7 @@ def test_a_supervised_restore_run_through_franky_and_franky_sim(tmp_path):
     assert np.linalg.norm(start[:2] - inst.scene.cube(a).position) < 0.01  # the task's layout, served
     assert seen["cube while held"][2] > start[2] + 0.05, f"the cube stayed at z={seen['cube while held'][2]:.3f}"
     assert np.linalg.norm(seen["cube while held"] - seen["tcp while held"]) < 0.03
+    assert seen["watchdog trips while approving"] == 0
     # the pause took effect between calls, once the approved place had ended
     paused = seen["paused"]
     assert paused.mode == "auto" and paused.running_call is None
