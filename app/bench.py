@@ -34,14 +34,16 @@ def demo_generation_speed(out: Path, obs: str) -> dict:
 def run_bench(args) -> int:
     from app.bench_recording import bench_recording
 
+    seconds = 60.0 if args.seconds is None else args.seconds
+
     with tempfile.TemporaryDirectory(prefix="code2act-bench-") as tmp:
         tmp = Path(tmp)
         print("scripted demos, state only ...", file=sys.stderr)
         state = demo_generation_speed(tmp, "state")
         print("scripted demos, both cameras ...", file=sys.stderr)
         rgb = demo_generation_speed(tmp, "rgb")
-        print(f"synthetic RGB-D recording for {args.seconds:g} s ...", file=sys.stderr)
-        streams = bench_recording(tmp / "synthetic", seconds=args.seconds)
+        print(f"synthetic RGB-D recording for {seconds:g} s ...", file=sys.stderr)
+        streams = bench_recording(tmp / "synthetic", seconds=seconds)
     result = {
         "scripted_demo_x_real_time": {"state": state["x_real_time"], "rgb_both_cameras": rgb["x_real_time"],
                                       "goal": {"state": 20.0, "rgb_both_cameras": 2.0}},

@@ -23,7 +23,7 @@ from app.train_command import add_train_parsers
 from recorders.cell.registry import ROBOT_KINDS, SCRIPTED_DEMO_KINDS, WORKCELL_KINDS, workcell_kind
 
 # Commands handled by widgets/launcher.py (app/ never imports widgets), by command key.
-GUI_COMMANDS = ("gui", "screenshots", "bench annotate")
+GUI_COMMANDS = ("gui", "screenshots", "bench annotate", "bench run")
 # Commands whose subcommand picks the handler, and the parser attribute that holds the subcommand.
 SUBCOMMAND_ATTRIBUTES = {"train": "model", "bench": "what"}
 
@@ -149,14 +149,18 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--max-call-s", type=float, default=30.0, help="time the policy gets per call")
 
     b = sub.add_parser("bench", help="speed and resource figures")
-    b.add_argument("what", choices=("recording", "annotate", "inference", "estop"),
+    b.add_argument("what", choices=("recording", "annotate", "inference", "estop", "run"),
                    help="recording: demo and live-recording speed; annotate: opening and scrubbing a long episode; "
                         "inference: ms per action chunk and stalls during run; estop: e-stop latency on sim and "
-                        "franky-sim")
-    b.add_argument("--policy", default=None, help="bench inference: a trained policy instead of the defaults")
-    b.add_argument("--planner", default=None, help="bench inference: ms per next call of a planner run")
+                        "franky-sim; run: GUI heartbeat and control stalls in the Run workspace during a learned "
+                        "planner + policy run with both cameras")
+    b.add_argument("--policy", default=None, help="bench inference / run: a trained policy instead of the defaults")
+    b.add_argument("--planner", default=None, help="bench inference: ms per next call of a planner run; "
+                                                     "bench run: the planner to run")
     b.add_argument("--json", action="store_true")
-    b.add_argument("--seconds", type=float, default=60.0, help="length of the synthetic recording")
+    b.add_argument("--seconds", type=float, default=None,
+                   help="bench recording: length of the synthetic recording (default 60); bench run: seconds of "
+                        "policy control to measure (default 20)")
     b.add_argument("--trials", type=positive_int, default=DEFAULT_ESTOP_TRIALS,
                    help="bench estop: e-stops per robot kind (default %(default)s)")
     return p

@@ -126,6 +126,7 @@ class ActiveRun:
             should_abort=self.controls.abort.is_set, clock=self.take.clock, publish=host.update,
             control_hz=host.control_hz, max_call_s=host.max_call_s)
         self._shown_memory: tuple = ()
+        self.late_ticks = 0  # paced ticks that started more than a control period late
         self._cameras = host.cameras or (self.learned is not None and self.learned.wants_cameras)
 
     def close(self) -> None:
@@ -209,6 +210,7 @@ class ActiveRun:
     def _hold(self) -> None:
         """The arm rests between calls (while the planner thinks, the operator approves, the run is
         paused): tell the safety layer, so its watchdog does not take the pause for stalled commands."""
+        self._next_tick = None  # pacing starts afresh with the next call: a rest is no late tick
         try:
             self.cell.arm.stop()
         except ArmError as e:  # e.g. the connection dropped: the next command says so
@@ -334,7 +336,8 @@ class ActiveRun:
         ob, self._observed = self._observed, None
         self.take.tick(sent, ob)
         path = None if self.learned is None else self.learned.path_xyz()
-        changes = dict(clock=ob.state.time - self.take.t0, estop_reason=self.cell.arm.estop_reason)
+        changes = dict(clock=ob.state.time - self.take.t0, estop_reason=self.cell.arm.estop_reason,
+                       late_ticks=self.late_ticks)
         memory = self._memory_key()
         if memory != self._shown_memory:  # key poses are stored mid-call, at the gripper events
             self._shown_memory = memory
@@ -352,6 +355,8 @@ class ActiveRun:
             return
         period = 1.0 / self.host.control_hz
         now = time.monotonic()
+        if self._next_tick is not None and now - self._next_tick > period:
+            self.late_ticks += 1  # this tick starts more than a period late: the arm waited on the loop
         deadline = now if self._next_tick is None else max(self._next_tick, now - period)
         if deadline > now:
             time.sleep(deadline - now)

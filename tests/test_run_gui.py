@@ -230,3 +230,15 @@ def test_keys_start_and_approve_and_the_estop_reaches_the_run(make_window, qtbot
     qtbot.waitUntil(lambda: not window.is_estop_shown(), timeout=WAIT_MS)
     click(qtbot, panel.stop_button)
     qtbot.waitUntil(state_is(panel, "finished", "failed"), timeout=WAIT_MS)
+
+
+def test_bench_run_measures_the_gui_and_the_control_loop_during_a_learned_run(qapp):
+    """`bench run` end to end, briefly: its figures exist and come from a run where the policy moved."""
+    from widgets.bench_run_gui import bench_run_gui
+
+    result = bench_run_gui(seconds=1.0)
+    assert result["policy_seconds"] >= 1.0 and result["runs"]
+    run = result["runs"][-1]
+    assert run["chunks"] >= 1 and run["chunk_ms_mean"] > 0
+    assert result["gui_blocked_max_ms"] >= result["gui_blocked_max_ms_after_start"] >= 0
+    assert result["late_ticks"] >= 0 and result["chunk_stalls"] >= 0

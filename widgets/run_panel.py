@@ -350,6 +350,8 @@ class RunPanel(QWidget):
             text = "finished: saved" if s.episode else "finished"
         elif s.state == "failed":
             text = f"ended: {s.error}" if s.error else "ended"
+        if s.late_ticks:
+            text += f"   ·   {s.late_ticks} late ticks"
         return f"{text}   ·   {s.mode} mode" if s.state in ACTIVE_STATES else text
 
     def _log(self, event: RunEvent) -> None:
