@@ -89,7 +89,10 @@ def _trained_on(run: Path, role: str) -> str:
     parts = []
     episodes = started.get("episodes")
     tasks = options.get("tasks")
-    data = f"{episodes} episodes" if episodes is not None else "episodes of " + ", ".join(options.get("data", [])[:2])
+    if episodes is not None:
+        data = f"{episodes} episode" + ("" if episodes == 1 else "s")
+    else:
+        data = "episodes of " + ", ".join(str(Path(d).name) for d in options.get("data", [])[:2])
     if tasks:
         data += " of " + ", ".join(tasks)
     elif episodes is not None:

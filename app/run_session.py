@@ -1,6 +1,6 @@
 """The Run workspace's engine: a planner writes the program call by call, the scripted skills or a
-learned policy run each call on a workcell, and the operator watches, approves, edits, skips, pauses, aborts, re-instructs or
-stops; every run is saved as an episode with its interventions. One worker thread owns the workcell,
+learned policy run each call on a workcell, and the operator watches, approves, edits, skips, pauses,
+aborts, re-instructs or stops; every run is saved as an episode with its interventions. One worker thread owns the workcell,
 the take and the planner, so device I/O and model inference never run on the caller's thread.
 
     caller --requests (queue)--> worker: start a run; between calls (and while a call awaits
@@ -11,8 +11,8 @@ the take and the planner, so device I/O and model inference never run on the cal
 
 A run: the planner (the task's oracle program, or a learned planner through app/planner_eval.py
 `planner_proposer`) writes each next call, and the policy (the scripted skills, or a learned
-diffusion policy through app/run_policy.py for the motion calls) executes it; app/run_loop.py `ActiveRun` checks it against the scene,
-passes it through the step gate (app/step_gate.py, shared with `run --step`: in step mode the
+diffusion policy through app/run_policy.py for the motion calls) executes it; app/run_loop.py
+`ActiveRun` checks it against the scene, passes it through the step gate (app/step_gate.py, shared with `run --step`: in step mode the
 operator approves, edits (validated) or skips it, logged as interventions) and runs it through the
 robot API, logged in the take (recorders/take.py) whose control ticks are written as sent. An
 aborted call is logged as an abort intervention, the run pauses, and on resume the call is proposed

@@ -44,6 +44,26 @@ def normal_scheduling():
         os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
 
+@pytest.fixture(autouse=True)
+def qt_garbage_on_the_gui_thread(request):
+    """Tests with Qt widgets collect cyclic garbage on the test (GUI) thread only, as the app does
+    (widgets/gui_thread_gc.py): a widget collected on a session's worker thread deadlocks Qt."""
+    if not {"qtbot", "qapp"} & set(request.fixturenames):
+        yield
+        return
+    import gc
+
+    from PySide6.QtWidgets import QApplication
+
+    from widgets.gui_thread_gc import collect_on_gui_thread
+
+    collector = collect_on_gui_thread(QApplication.instance() or request.getfixturevalue("qapp"))
+    collector.start()
+    yield
+    gc.collect()  # this test's widgets, here, before any worker of a later test can collect them
+    collector.stop()
+
+
 # How long a thread or process a test has told to stop may take to end: generous, as on a loaded machine
 # the wait only ends early when everything has ended.
 LEAK_GRACE_S = 10.0
@@ -104,3 +124,19 @@ def nothing_left_running():
         left = [f"threads: {', '.join(threads)}"] if threads else []
         left += [f"processes: {', '.join(processes)}"] if processes else []
         pytest.fail(f"the test left running after {LEAK_GRACE_S:g} s: {'; '.join(left)}", pytrace=False)
+
+
+@pytest.fixture
+def sessions(tmp_path):
+    """Makes run sessions (state-only, no pacing unless asked) and closes every one after the test."""
+    from app.run_session import RunSession
+
+    made: list = []
+
+    def make(**options):
+        session = RunSession(tmp_path / "episodes", **{"obs": "state", "realtime": False, **options})
+        made.append(session)
+        return session
+    yield make
+    for session in made:
+        session.close()

@@ -73,3 +73,17 @@ def train_tiny_planner(data, run) -> None:
         record_demo(make_instance("pick_place", seed, cameras=CameraSettings(48, 48)), data / f"pick_place_{seed}.h5")
     assert main(["train", "planner", "--data", str(data), "--out", str(run), "--steps", "4", "--tiny",
                  "--batch-size", "4", "--device", "cpu"]) == 0
+
+
+def reinstruction_planner(task: str = "stack", seed: int = 0) -> "ScriptedPlanner":
+    """A planner stand-in that remembers the first cube for "remember the first cube", and the second
+    for any other instruction, then ends."""
+    inst = make_instance(task, seed)
+    a, b = inst.roles["A"], inst.roles["B"]
+
+    def script(instruction, history, keys):
+        if instruction == "remember the first cube":
+            return f'remember("first", "{a}")' if "first" not in keys else "home()"
+        return f'remember("second", "{b}")' if "second" not in keys else "done()"
+
+    return ScriptedPlanner(script)

@@ -23,7 +23,7 @@ HEARTBEAT_HANG_S = 2.0  # a GUI thread that waited on a skill would miss beats f
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    from widgets.launcher import build_window
+    from widgets.workspaces import build_window
 
     session = RecordSession(tmp_path, task="stack", seed=3)
     win = build_window(session, tmp_path)

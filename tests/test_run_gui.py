@@ -10,7 +10,7 @@ from app.run_models import ModelChoice
 from app.run_session import RunSession
 from recorders.episode_file import open_episode
 from recorders.task_suite import make_instance
-from tests.run_support import WAIT_S, ScriptedPlanner, TickGate, loader, train_tiny_planner
+from tests.run_support import WAIT_S, TickGate, loader, reinstruction_planner, train_tiny_planner
 from widgets.run_setup import RunSetup
 
 WAIT_MS = int(WAIT_S * 1000)
@@ -20,7 +20,7 @@ WAIT_MS = int(WAIT_S * 1000)
 def make_window(qtbot, tmp_path):
     """The main window with a Run session (cameras on, unpaced unless asked); closed after the test."""
     from app.record_session import RecordSession
-    from widgets.launcher import build_window
+    from widgets.workspaces import build_window
 
     made = []
 
@@ -154,13 +154,7 @@ def test_a_take_over_mid_pick_handed_back_done_is_stored_and_opens_in_annotate(m
 def test_reinstructing_in_the_middle_of_a_run(make_window, qtbot):
     inst = make_instance("stack", 0)
     a, b = inst.roles["A"], inst.roles["B"]
-
-    def script(instruction, history, keys):
-        if instruction == "remember the first cube":
-            return f'remember("first", "{a}")' if "first" not in keys else "home()"
-        return f'remember("second", "{b}")' if "second" not in keys else "done()"
-
-    planner = ScriptedPlanner(script)
+    planner = reinstruction_planner()
     window = make_window(planner_loader=loader(planner))
     panel = window.run_panel
     use_planner(panel, "stand-in-run")

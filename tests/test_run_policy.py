@@ -33,19 +33,6 @@ def tiny_policy(tmp_path_factory):
     return DiffusionPolicy(config, PolicyDataset([demo.path]).norm_stats()).eval()
 
 
-@pytest.fixture
-def sessions(tmp_path):
-    made: list[RunSession] = []
-
-    def make(**options) -> RunSession:
-        session = RunSession(tmp_path / "episodes", **{"obs": "state", "realtime": False, **options})
-        made.append(session)
-        return session
-    yield make
-    for session in made:
-        session.close()
-
-
 def ended(session: RunSession):
     assert session.wait_for(lambda s: s.state in ENDED, WAIT_S), session.snapshot()
     return session.snapshot()

@@ -8,26 +8,10 @@ import pytest
 from app.run_program import ORACLE, Alternative
 from app.run_session import RunSession
 from recorders.episode_file import open_episode
-from recorders.episode_meta import ModelRef
 from recorders.robot_api_spec import Call
 from recorders.task_suite import make_instance
-from tests.run_support import WAIT_S, ScriptedPlanner, TickGate, loader, train_tiny_planner
+from tests.run_support import WAIT_S, ScriptedPlanner, TickGate, loader, reinstruction_planner, train_tiny_planner
 ENDED = ("finished", "failed")
-
-
-@pytest.fixture
-def sessions(tmp_path):
-    """Makes sessions (state-only, no pacing unless asked) and closes every one after the test."""
-    made: list[RunSession] = []
-
-    def make(**options) -> RunSession:
-        options = {"obs": "state", "realtime": False, **options}
-        session = RunSession(tmp_path / "episodes", **options)
-        made.append(session)
-        return session
-    yield make
-    for session in made:
-        session.close()
 
 
 def ended(session: RunSession):
@@ -196,13 +180,7 @@ def test_a_planner_that_cannot_write_a_valid_call_ends_the_run_with_the_reason(s
 def test_reinstructing_a_learned_planner_goes_on_from_the_same_memory(sessions):
     inst = make_instance("stack", 0)
     a, b = inst.roles["A"], inst.roles["B"]
-
-    def script(instruction, history, keys):
-        if instruction == "remember the first cube":
-            return f'remember("first", "{a}")' if "first" not in keys else "home()"
-        return f'remember("second", "{b}")' if "second" not in keys else "done()"
-
-    planner = ScriptedPlanner(script)
+    planner = reinstruction_planner()
     session = sessions(planner_loader=loader(planner))
     session.start("stack", 0, instruction="remember the first cube", planner="fake-run", mode="step")
     waiting(session, f'remember("first", "{a}")')

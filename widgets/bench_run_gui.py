@@ -25,24 +25,26 @@ HEARTBEAT_MS = 10
 GOALS = {"gui_blocked_max_ms": 100.0, "late_ticks": 0, "chunk_stalls": 0}
 MAX_RUNS = 5
 START_S = 1.0  # a run's first second: the workcell opens (MuJoCo compiles the scene holding the GIL)
-PLANNER_STEPS = 200  # enough for the tiny planner to write its training task's program
 
 
 def bench_run_gui(seconds: float = 20.0, planner: str | None = None, policy: str | None = None) -> dict:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
+    from app.bench_run import PLANNER_STEPS, default_rgb_policy, tiny_planner
     from app.record_session import RecordSession
     from app.run_models import ModelChoice
     from app.run_session import RunSession
-    from widgets.launcher import build_window
+    from widgets.gui_thread_gc import collect_on_gui_thread
+    from widgets.workspaces import build_window
     from widgets.run_setup import RunSetup
 
     app = QApplication.instance() or QApplication([])
+    collect_on_gui_thread(app)
     with tempfile.TemporaryDirectory(prefix="code2act-bench-run-") as tmp:
         data = Path(tmp)
-        planner_key = planner or _tiny_planner(data)
-        loaders = {} if policy else {"policy_loader": _default_rgb_policy}
+        planner_key = planner or tiny_planner(data)
+        loaders = {} if policy else {"policy_loader": default_rgb_policy}
         session = RunSession(data, obs="rgb", realtime=True, max_call_s=seconds + 60.0, **loaders)
         window = build_window(RecordSession(out_dir=data), data, session)
         window.resize(1440, 920)
@@ -117,55 +119,9 @@ def bench_run_gui(seconds: float = 20.0, planner: str | None = None, policy: str
             "gui_blocked_max_ms_after_start": max((r["gui_blocked_max_ms_after_start"] for r in runs), default=None),
             "late_ticks": late, "chunk_stalls": stalls, "stall_ms": round(stall_ms, 1),
             "chunk_ms_mean": round(statistics.mean(latencies), 1) if latencies else None,
-            "planner": str(planner or f"tiny, trained {PLANNER_STEPS} steps on 2 pick_place demos"), "policy": str(policy or "default rgb, untrained"),
+            "planner": str(planner or f"tiny, trained {PLANNER_STEPS} steps on 2 pick_place demos"),
+            "policy": str(policy or "default rgb, untrained"),
             "goals": GOALS}
-
-
-def _tiny_planner(data: Path) -> str:
-    """A tiny planner trained on two small scripted pick_place demonstrations."""
-    import contextlib
-    import io
-
-    from app.cli import main
-    from recorders.cell.scene import CameraSettings
-    from recorders.demo_recorder import record_demo
-    from recorders.task_suite import make_instance
-
-    demos, run = data / "demos", data / "runs" / "bench-planner"
-    demos.mkdir(parents=True)
-    for seed in (0, 1):
-        record_demo(make_instance("pick_place", seed, cameras=CameraSettings(48, 48)), demos / f"pick_place_{seed}.h5")
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        if main(["train", "planner", "--data", str(demos), "--out", str(run), "--steps", str(PLANNER_STEPS), "--tiny",
-                 "--batch-size", "8", "--lr", "3e-3", "--device", "cpu"]) != 0:
-            raise RuntimeError("bench run: training the tiny planner failed")
-    for demo in demos.iterdir():  # not episodes of the run's own folder
-        demo.unlink()
-    return str(run)
-
-
-class _NeverFinished:
-    """A policy whose termination head never says finished: a motion call runs until the bench ends it."""
-
-    def __init__(self, policy):
-        self.policy = policy
-
-    def __getattr__(self, name):
-        return getattr(self.policy, name)
-
-    def predict(self, batch, generator=None):
-        import torch
-
-        out = self.policy.predict(batch, generator=generator)
-        return {**out, "done": torch.zeros_like(out["done"])}
-
-
-def _default_rgb_policy(path: str):
-    from app.bench_inference import _norm
-    from models.diffusion_policy import DiffusionPolicy, PolicyConfig
-    from recorders.episode_meta import ModelRef
-
-    return _NeverFinished(DiffusionPolicy(PolicyConfig(obs="rgb"), _norm()).eval()), ModelRef("policy", path, "")
 
 
 def _pump(app, seconds: float) -> None:

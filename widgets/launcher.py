@@ -1,9 +1,7 @@
 """Starts the desktop app (`python main.py [gui ...]`), renders `screenshots`, runs `bench annotate`.
 
-The composition root of the GUI: builds the Record session (app/record_session.py) and the Run
-session (app/run_session.py), the workspaces and the main window, and runs the Qt event loop. The
-two sessions never hold the workcell at once: starting a run disconnects the Record workspace, and
-the window's e-stop stops whichever is moving. Command-line parsing and the one-line
+The GUI's entry: builds the Record session (app/record_session.py), the window of every workspace
+(widgets/workspaces.py) and runs the Qt event loop. Command-line parsing and the one-line
 error contract are app/cli.py's.
 """
 from __future__ import annotations
@@ -15,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from app.cli import UserError, parse_args
+from widgets.workspaces import build_window
 
 
 def main(argv: list[str]) -> int:
@@ -37,75 +36,15 @@ def _application():
 
     import pyqtgraph as pg
 
+    from widgets.gui_thread_gc import collect_on_gui_thread
+
     # Antialiasing stays off globally: it makes long curves ~4x slower to draw (scrubbing a
     # 10-minute episode fell from 47 to 11 frames/s); short live curves turn it on themselves.
     pg.setConfigOptions(imageAxisOrder="row-major")
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Code2Act")
+    collect_on_gui_thread(app)  # Qt objects must never be destroyed on a worker thread
     return app
-
-
-def build_window(session, data_dir: Path, run_session=None):
-    """The main window around a Record session, a Run session (made here unless given) and the
-    Annotate and Train workspaces of `data_dir` (training runs go to `data_dir`/runs; episodes are read
-    from the folder's top level only)."""
-    from app.run_program import ACTIVE_STATES
-    from app.run_session import RunSession
-    from widgets.annotate_panel import AnnotatePanel
-    from widgets.main_window import MainWindow
-    from widgets.record_panel import RecordPanel
-    from widgets.run_panel import RunPanel
-    from widgets.train_panel import TrainPanel
-
-    runs_dir = Path(data_dir) / "runs"
-    run_session = run_session or RunSession(data_dir, robot=session.robot, robot_ip=session.robot_ip)
-    record = RecordPanel(session)
-    annotate = AnnotatePanel(data_dir)
-    train = TrainPanel(data_dir, runs_dir)
-
-    def free_the_workcell(robot: str) -> str | None:
-        """A run opens its own workcell: the Record workspace lets go of its connection first."""
-        if session.snapshot().connection in ("live", "connecting"):
-            session.disconnect()
-            return f"the Record workspace was disconnected: this run opens the {robot} workcell"
-        return None
-
-    run = RunPanel(run_session, runs_dir, before_run=free_the_workcell, teleop_devices=session.teleop_devices)
-
-    def estop() -> None:
-        session.estop()
-        if run_session.snapshot().state in ACTIVE_STATES:
-            run_session.estop()
-
-    def reset_estop() -> None:
-        if session.snapshot().estop_reason is not None:
-            session.reset_estop()
-        if run_session.snapshot().estop_reason is not None:
-            run_session.reset_estop()
-
-    def close() -> None:
-        train.shutdown()  # a training run stops cleanly: SIGINT, so it writes a checkpoint
-        run.shutdown()
-        run_session.close()  # a run going on is stopped and saved
-        session.close()
-
-    window = MainWindow([("Record", record), ("Annotate", annotate), ("Train", train), ("Run", run)], estop=estop,
-                        reset_estop=reset_estop,
-                        estop_reason=lambda: session.snapshot().estop_reason or run_session.snapshot().estop_reason,
-                        has_unsaved_changes=annotate.has_unsaved_changes, save_changes=annotate.save,
-                        on_close=close)
-    window.record_panel, window.annotate_panel, window.train_panel, window.run_panel = record, annotate, train, run
-    window.run_session = run_session
-
-    def annotate_episode(path) -> None:
-        window.tabs.setCurrentWidget(annotate)
-        annotate.open_episode(path)
-
-    for panel in (record, run):
-        panel.open_episode_requested.connect(annotate_episode)
-        panel.episode_saved.connect(lambda _path: annotate.browser.rescan())
-        panel.episode_saved.connect(lambda _path: train.chooser.rescan())
-    return window
 
 
 def _session(robot: str, robot_ip: str | None, data_dir: Path):
@@ -142,7 +81,7 @@ def _require_display() -> None:
 
 def run_screenshots(out: Path) -> int:
     """Every workspace rendered offscreen to PNG, with a recorded episode loaded (and, for Train, a
-    real tiny training run on it and an evaluation of that run)."""
+    real tiny training run on it and an evaluation of that run; for Run, that policy in a run)."""
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from app.record_command import run_record
 
@@ -169,6 +108,7 @@ def run_screenshots(out: Path) -> int:
             window.grab().save(str(out / "annotate.png"))
             shots.append(str(out / "annotate.png"))
             shots.append(_shoot_train(app, window, out / "train.png"))
+            shots.append(_shoot_run(app, window, out / "run.png"))
         finally:
             window.train_panel.shutdown()
             session.close()
@@ -235,6 +175,32 @@ def _shoot_train(app, window, path: Path) -> str:
     _wait_for(app, lambda: not box.is_running(), 300, "the evaluation")
     _pump(app, 0.3)
     window.grab().save(str(path))
+    return str(path)
+
+
+def _shoot_run(app, window, path: Path) -> str:
+    """The Run workspace in the middle of a run: the oracle program with the tiny policy of the Train
+    shot executing the swap's first pick (its predicted path on the cameras), after both cubes' start
+    poses were remembered (their markers)."""
+    panel = window.run_panel
+    window.tabs.setCurrentWidget(panel)
+    panel.setup.rescan()
+    policy = next((c for c in panel.setup.model_lists["policy"].model().findItems("tiny-swap")), None)
+    if policy is None:
+        raise UserError("screenshots: the Run workspace does not list the tiny-swap policy")
+    panel.setup.model_lists["policy"].setCurrentIndex(policy.row())
+    panel.setup.task.setCurrentText("swap")
+    panel.setup.seed.setValue(0)
+    if not panel.start_run():
+        raise UserError("screenshots: the Run workspace did not start a run")
+    _wait_for(app, lambda: (panel.snapshot.policy_view is not None and panel.snapshot.policy_view.chunks >= 6
+                            and panel.snapshot.policy_view.call is not None) or panel.snapshot.state in ("failed",
+                                                                                                       "finished"),
+              120, "the run's first policy call")
+    _pump(app, 0.3)
+    window.grab().save(str(path))
+    window.run_session.stop()
+    _wait_for(app, lambda: panel.snapshot.state in ("failed", "finished"), 60, "stopping the run")
     return str(path)
 
 

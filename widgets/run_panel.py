@@ -351,7 +351,7 @@ class RunPanel(QWidget):
         elif s.state == "failed":
             text = f"ended: {s.error}" if s.error else "ended"
         if s.late_ticks:
-            text += f"   ·   {s.late_ticks} late ticks"
+            text += f"   ·   {s.late_ticks} late tick" + ("s" if s.late_ticks > 1 else "")
         return f"{text}   ·   {s.mode} mode" if s.state in ACTIVE_STATES else text
 
     def _log(self, event: RunEvent) -> None:

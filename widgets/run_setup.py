@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QWidget,
+    QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSizePolicy, QSpinBox, QWidget,
 )
 
 from app.run_models import ModelChoice, ModelChoiceError, list_models, model_choice
@@ -56,6 +56,7 @@ class RunSetup(QWidget):
             browse.clicked.connect(lambda _=False, r=role: self.browse(r))
             label = QLabel()
             label.setStyleSheet("color: #555;")
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # never widens the window
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.model_lists[role], self.trained_on[role] = combo, label
             grid.addWidget(QLabel(ROLE_TITLES[role]), row, 0)
@@ -170,8 +171,9 @@ class RunSetup(QWidget):
 
     def _show_trained_on(self, role: str) -> None:
         choice = self.choice(role)
-        self.trained_on[role].setText("" if choice is None else
-                                      (choice.trained_on if choice.built_in else f"trained on {choice.trained_on}"))
+        text = "" if choice is None else (choice.trained_on if choice.built_in else f"trained on {choice.trained_on}")
+        self.trained_on[role].setText(text)
+        self.trained_on[role].setToolTip(text if choice is None or choice.built_in else f"{choice.key}\n{text}")
 
     def _fill_instruction(self) -> None:
         """The scene's suite instruction, unless the operator typed text of their own."""
