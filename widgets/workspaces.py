@@ -13,7 +13,10 @@ def build_window(session, data_dir: Path, run_session=None):
     from the folder's top level only)."""
     from app.run_program import ACTIVE_STATES
     from app.run_session import RunSession
+    from PySide6.QtWidgets import QApplication
+
     from widgets.annotate_panel import AnnotatePanel
+    from widgets.gui_thread_gc import GuiThreadGarbageCollector
     from widgets.main_window import MainWindow
     from widgets.record_panel import RecordPanel
     from widgets.run_panel import RunPanel
@@ -58,6 +61,10 @@ def build_window(session, data_dir: Path, run_session=None):
                         on_close=close)
     window.record_panel, window.annotate_panel, window.train_panel, window.run_panel = record, annotate, train, run
     window.run_session = run_session
+    collector = QApplication.instance().findChild(GuiThreadGarbageCollector)
+    if collector is not None:  # full garbage passes wait while the arm is busy
+        collector.defer_full = lambda: (run_session.snapshot().state in ACTIVE_STATES
+                                        or session.snapshot().recording is not None)
 
     def annotate_episode(path) -> None:
         window.tabs.setCurrentWidget(annotate)
