@@ -32,7 +32,7 @@ from recorders.observation import Observation, observe
 from recorders.robot_api import RobotAPI
 from recorders.robot_api_spec import Call
 from recorders.take import Take, TakeResult
-from recorders.teleop import TeleopIntegrator, TeleopIntent
+from recorders.teleop import DEFAULT_SPEED_LEVEL, TeleopIntegrator, TeleopIntent
 
 STOPPED = "stopped by the operator"
 
@@ -47,6 +47,7 @@ class RunControls:
         self.takeover = threading.Event()  # the operator takes the arm at the next chance
         self.mode = "auto"
         self.paused = False
+        self.speed_level = DEFAULT_SPEED_LEVEL  # teleop speed while taken over (recorders/teleop.py)
         self.answer: StepAnswer | None = None  # the operator's answer to the call awaiting approval
         self.hand_back: tuple[bool, str] | None = None  # (done, reason) ending a take-over
         self._lock = threading.Lock()
@@ -308,6 +309,7 @@ class ActiveRun:
             if self.cell.arm.estopped:  # nothing is sent: the arm holds where it is
                 self._record_tick(ArmCommand(state.ee_pose, state.gripper_closed))
                 return
+            self._integrator.speed_level = self.controls.speed_level
             try:
                 sent = self.cell.arm.command(self._integrator.step(intent, state))
             except ArmError:

@@ -114,6 +114,7 @@ class RunSnapshot:
     alternatives: tuple[Alternative, ...] = ()  # a learned planner's best calls at its last proposal, best first
     memory: MemoryView = MemoryView()
     clock: float = 0.0  # seconds on the take's clock at the last tick
+    speed_level: int = 1  # teleop speed while taken over: an index of recorders/teleop.py SPEED_LEVELS_M_S
     late_ticks: int = 0  # control ticks of this run that started more than a period late
     episode: Path | None = None  # where the run was saved, once it was
     error: str | None = None  # why the run failed, or the last refused request

@@ -48,7 +48,7 @@ from recorders.episode_meta import ModelRef, Provenance
 from recorders.robot_api_spec import Call
 from recorders.take import FREE_INSTRUCTION_TASK, Take, TakeResult
 from recorders.task_suite import TASKS, make_instance
-from recorders.teleop import TeleopIntent
+from recorders.teleop import SPEED_LEVELS_M_S, TeleopIntent
 
 TASK_IDS = tuple(TASKS)
 
@@ -132,6 +132,11 @@ class RunSession(PublishedState):
         """The keyboard's teleop intent now (used while taken over); a gripper request is kept until a tick
         takes it."""
         self._controls.set_teleop(intent)
+
+    def set_speed_level(self, level: int) -> None:
+        """The teleop speed while taken over: an index of recorders/teleop.py SPEED_LEVELS_M_S (clamped)."""
+        self._controls.speed_level = max(0, min(len(SPEED_LEVELS_M_S) - 1, int(level)))
+        self._update(speed_level=self._controls.speed_level)
 
     def use_teleop_devices(self, devices) -> None:
         """Gamepads / SpaceMice (anything with poll() -> TeleopIntent) polled beside the keys while taken over."""

@@ -129,6 +129,8 @@ def test_a_take_over_mid_pick_handed_back_done_is_stored_and_opens_in_annotate(m
     qtbot.waitUntil(state_is(panel, "taken_over"), timeout=WAIT_MS)
     assert panel.takeover_box.isVisible() and not panel.takeover_button.isEnabled()
     assert "TAKEN OVER" in panel.state_label.text()
+    panel.speed.setCurrentIndex(panel.speed.count() - 1)  # the fastest teleop speed
+    qtbot.waitUntil(lambda: panel.snapshot.speed_level == panel.speed.count() - 1, timeout=WAIT_MS)
     panel.palette.choose("pick", a)  # the operator finishes the pick with the skill palette
     click(qtbot, panel.palette.buttons["pick"])
     taken_at = len(panel.log_texts())

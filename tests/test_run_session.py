@@ -284,3 +284,34 @@ def test_a_tiny_trained_planner_follows_any_instruction_to_an_end_with_its_reaso
         with open_episode(snap.episode) as ep:
             assert ep.meta.provenance.driver == "planner" and ep.meta.instruction == "juggle the cubes"
             assert [(m.role, m.run) for m in ep.meta.provenance.models] == [("planner", str(tiny_planner))]
+
+
+def test_the_teleop_speed_while_taken_over_follows_the_setting(sessions):
+    import numpy as np
+
+    from recorders.teleop import SPEED_LEVELS_M_S, TeleopIntent
+
+    session = sessions()
+    session.start("stack", 0, mode="step")
+    waiting(session)
+    session.take_over()
+    assert session.wait_for(lambda s: s.state == "taken_over", WAIT_S)
+    session.set_speed_level(99)  # clamped to the fastest
+    assert session.wait_for(lambda s: s.speed_level == len(SPEED_LEVELS_M_S) - 1, WAIT_S)
+    windows = {}
+    for level in (0, len(SPEED_LEVELS_M_S) - 1):  # 2 cm/s, then 20 cm/s, upwards for a second each
+        session.set_speed_level(level)
+        assert session.wait_for(lambda s: s.speed_level == level, WAIT_S)
+        t0 = session.snapshot().clock
+        session.set_teleop(TeleopIntent(linear=(0.0, 0.0, 1.0)))
+        assert session.wait_for(lambda s: s.clock > t0 + 1.0, WAIT_S)
+        session.set_teleop(TeleopIntent())
+        windows[level] = (t0 + 0.3, session.snapshot().clock)  # past the first ticks of the change
+    session.stop()
+    snap = ended(session)
+    with open_episode(snap.episode) as ep:
+        z = np.asarray(ep.stream_data("ee_pose")[: ep.frames, 2])
+        t = np.asarray(ep.stream_time("ee_pose")[: ep.frames]) - ep.stream_time("ee_pose")[0]
+    speed = {level: np.ptp(z[(t >= a) & (t <= b)]) / (b - a) for level, (a, b) in windows.items()}
+    slow, fast = speed[0], speed[len(SPEED_LEVELS_M_S) - 1]
+    assert 0.005 < slow < 0.03 and fast > 5 * slow, speed

@@ -22,11 +22,12 @@ from typing import Callable
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QGroupBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSplitter, QVBoxLayout,
-    QWidget,
+    QComboBox, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSplitter,
+    QVBoxLayout, QWidget,
 )
 
 from app.run_program import ACTIVE_STATES, RunEvent, RunSnapshot
+from app.domain import SPEED_LEVELS_M_S
 from app.run_session import RunSession
 from widgets.run_cameras import RunCameras
 from widgets.run_memory_view import MemoryTable
@@ -94,6 +95,8 @@ class RunPanel(QWidget):
         self.setup.mode.currentTextChanged.connect(self._mode_changed)
         self.palette.call_requested.connect(self.session.call)
         self.keys.intent_changed.connect(self.session.set_teleop)
+        self.keys.speed_step.connect(lambda step: self.speed.setCurrentIndex(
+            min(self.speed.count() - 1, max(0, self.speed.currentIndex() + step))))
         for keys, slot in (("Ctrl+Return", self.primary_action), ("Ctrl+Enter", self.primary_action),
                            ("Ctrl+E", self.focus_edit), ("Ctrl+K", self.session.skip),
                            ("Ctrl+P", self.toggle_pause), ("Ctrl+B", self.session.abort_call),
@@ -194,7 +197,15 @@ class RunPanel(QWidget):
         self.handback_again.clicked.connect(lambda: self.hand_back(False))
         self.handback_done = QPushButton("Hand back: call done  (Ctrl+D)")
         self.handback_done.clicked.connect(lambda: self.hand_back(True))
+        self.speed = QComboBox()
+        self.speed.addItems([f"{v * 100:g} cm/s" for v in SPEED_LEVELS_M_S])
+        self.speed.setCurrentIndex(self.session.snapshot().speed_level)
+        self.speed.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys stay with teleop
+        self.speed.setToolTip("Teleop speed (+ / - change it)")
+        self.speed.currentIndexChanged.connect(self.session.set_speed_level)
         row.addWidget(self.handback_reason, 1)
+        row.addWidget(QLabel("speed"))
+        row.addWidget(self.speed)
         layout.addLayout(row)
         buttons = QHBoxLayout()
         buttons.addWidget(self.handback_again)
