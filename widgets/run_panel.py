@@ -68,7 +68,7 @@ class RunPanel(QWidget):
         self.policy_view = PolicyPanel()
         self.program = ProgramView()
         self.memory = MemoryTable()
-        self.palette = SkillPalette()
+        self.palette = SkillPalette(label_hotkeys=False)
         self.keys = TeleopKeys(self)
 
         views = QSplitter(Qt.Orientation.Vertical)

@@ -23,7 +23,9 @@ class SkillPalette(QWidget):
     call_requested = Signal(object)  # Call
     label_requested = Signal(object)  # Call
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, label_hotkeys: bool = True):
+        """`label_hotkeys`: show the 1-4 keys that label a teleoperated stretch (Record; a Run take-over
+        is labelled with the call it corrects, so it has none)."""
         super().__init__(parent)
         self._objects: list[str] = []
         self._zones: list[str] = []
@@ -36,7 +38,7 @@ class SkillPalette(QWidget):
         for row, name in enumerate(PALETTE_FUNCTIONS):
             f = API[name]
             button = QPushButton(name)
-            hotkey = LABEL_HOTKEYS.get(name)
+            hotkey = LABEL_HOTKEYS.get(name) if label_hotkeys else None
             tip = f"{f.signature}: {f.doc}"
             if hotkey:
                 tip += f"\nKey {hotkey}: label what you teleoperate next as this call (press {hotkey} again to close)"
