@@ -33,7 +33,7 @@ def tiny_planner(data: Path) -> str:
     return str(run)
 
 
-class _NeverFinished:
+class NeverFinished:
     """A policy whose termination head never says finished: a motion call runs until the bench ends it."""
 
     def __init__(self, policy):
@@ -54,4 +54,4 @@ def default_rgb_policy(path: str):
     from models.diffusion_policy import DiffusionPolicy, PolicyConfig
     from recorders.episode_meta import ModelRef
 
-    return _NeverFinished(DiffusionPolicy(PolicyConfig(obs="rgb"), _norm()).eval()), ModelRef("policy", path, "")
+    return NeverFinished(DiffusionPolicy(PolicyConfig(obs="rgb"), _norm()).eval()), ModelRef("policy", path, "")

@@ -164,3 +164,44 @@ def test_a_supervised_restore_run_through_franky_and_franky_sim(tmp_path):
     assert interventions == ()  # approving a proposed call is no intervention: only edits, skips and aborts are
     assert [(p["key"], p["source"]) for p in memory["poses"]] == [(key, "remember")]
     assert [p["key"] for p in memory["captured"]] == [f"pick {a}", f"place {a}"] * 2  # the gripper's events
+
+
+def test_a_learned_policy_drives_franky_sim_through_the_run_engine(tmp_path):
+    """A (tiny, untrained) diffusion policy executes a motion call through franky: its chunks are
+    predicted off the control thread, its commands pass the safety layer to franky-sim, the call ends
+    with the policy's own reason and the episode records the ticks it sent."""
+    import torch
+
+    from app.bench_inference import _norm
+    from app.bench_run import NeverFinished
+    from app.run_session import RunSession
+    from models.diffusion_policy import DiffusionPolicy, PolicyConfig
+    from recorders.episode_file import open_episode
+    from recorders.episode_meta import ModelRef
+
+    torch.manual_seed(0)
+    tiny = DiffusionPolicy(PolicyConfig(embed_dim=32, down_dims=(32, 64), step_embed_dim=16), _norm()).eval()
+    policy = NeverFinished(tiny)  # it runs the call's whole 2 s: chunk after chunk through franky
+    ref = ModelRef("policy", "runs/tiny", "runs/tiny/final")
+    cells = MeasuredCells()
+    session = RunSession(tmp_path / "episodes", robot="franky-sim", obs="state", workcell_factory=cells,
+                         policy_loader=lambda path: (policy, ref), max_call_s=2.0)
+    try:
+        session.start("stack", 0, policy="runs/tiny")
+        assert session.wait_for(lambda s: s.state in ENDED, WAIT_S), session.snapshot()
+        snap = session.snapshot()
+    finally:
+        session.close()
+    if cells.unavailable:
+        pytest.skip(f"franky-sim cannot start here: {cells.unavailable[-1]}")
+    pick = snap.program[0]
+    assert pick.code.startswith("pick(") and pick.status == "failed" and pick.source == "script", pick
+    # the policy's own verdict, unless franky refused a command of the untrained policy (a reflex)
+    assert pick.reason == f"the policy did not finish {pick.code} within 2 s" or "franky" in pick.reason.lower(), \
+        pick.reason
+    view = snap.policy_view
+    assert view is not None and view.chunks >= 2 and len(view.done_trace) >= 10
+    with open_episode(snap.episode) as ep:
+        assert ep.meta.robot == "franky-sim" and ep.meta.provenance.driver == "policy"
+        assert ep.meta.provenance.models == (ref,) and ep.frames >= 10
+        assert [c.status for c in ep.calls] == ["failed"]
