@@ -85,7 +85,8 @@ class RunBrowserWidget(QWidget):
             if run not in [r.path for r in runs]:
                 runs.insert(0, run_info(run, active))
         self.runs = runs
-        self.runs_box.setTitle(f"Runs in {self.runs_dir}")
+        self.runs_box.setTitle(f"Runs in {_short(self.runs_dir)}")  # a group title cannot wrap: kept short
+        self.runs_box.setToolTip(str(self.runs_dir))
         self.runs_table.blockSignals(True)
         self.runs_table.setRowCount(len(runs))
         chosen = next((row for row, r in enumerate(runs) if r.path == select), 0 if runs and select is None else -1)
@@ -152,3 +153,9 @@ class RunBrowserWidget(QWidget):
         if folder:
             self.runs_dir = Path(folder)
             self.runs_dir_changed.emit(self.runs_dir)
+
+
+def _short(path: Path, parts: int = 2) -> str:
+    """The last `parts` folders of a path ("…/data/runs"), the whole path when it is that short."""
+    tail = Path(path).parts[-parts:]
+    return str(path) if len(Path(path).parts) <= parts + 1 else "…/" + "/".join(tail)
