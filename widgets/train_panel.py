@@ -20,7 +20,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QFont, QKeySequence
 from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea,
-                               QSplitter, QVBoxLayout, QWidget)
+                               QSizePolicy, QSplitter, QVBoxLayout, QWidget)
 
 from app.train_launch import command_env, resume_argv, train_argv
 from app.train_runs import (METRICS_FILE, MetricsReader, RunError, RunProgress, format_duration, holds_run,
@@ -49,7 +49,7 @@ class TrainPanel(QWidget):
         self.process = CommandProcess(self)
         self.process.extra_env = command_env()
         self.process.line_received.connect(self._log)
-        self.process.progress_text.connect(lambda text: self.bar_text.setText(text))
+        self.process.progress_text.connect(self._show_progress_line)
         self.process.finished.connect(self._on_training_finished)
         self.chooser = EpisodeChooserWidget()
         self.chooser.error_reported.connect(self.show_error)
@@ -93,6 +93,8 @@ class TrainPanel(QWidget):
         self.log.setPlaceholderText("output of the training and evaluation commands")
         self.bar_text = QLabel()
         self.bar_text.setStyleSheet(INFO_STYLE)
+        # the command's progress line can be long (a tqdm bar): clipped, never widening the window
+        self.bar_text.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         log_box = QWidget()
         log_layout = QVBoxLayout(log_box)
         log_layout.setContentsMargins(0, 0, 0, 0)
@@ -284,6 +286,10 @@ class TrainPanel(QWidget):
         elif eta is not None:
             parts.append(f"ETA {format_duration(max(0.0, eta - (time.monotonic() - at)))}")
         return "  ·  ".join(parts)
+
+    def _show_progress_line(self, text: str) -> None:
+        self.bar_text.setText(text)
+        self.bar_text.setToolTip(text)
 
     def refresh_runs(self, select: Path | None = None) -> None:
         """Re-list the runs folder, keeping (or moving to `select`) the selection."""
