@@ -42,3 +42,8 @@ positive_int = int_at_least(1, "positive")
 
 def print_json(obj) -> None:
     print(json.dumps(obj, indent=None, separators=(",", ":")))
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as one line of text for a status line or an event (its type when it says nothing)."""
+    return " ".join(str(e).split()) or type(e).__name__

@@ -20,13 +20,14 @@ import queue
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 
 from app.recording import Recording, RecordingStatus, next_episode_path
-from app.session_state import PublishedState
+from app.errors import one_line
+from app.session_state import PublishedState, estop_arm, open_session_workcell
 from recorders.arms.base import ArmCommand, ArmError
 from recorders.call_log import CallAborted, CallLog, SkillFailed
 from recorders.observation import Observation, observe
@@ -83,6 +84,8 @@ class SessionSnapshot:
 
 class RecordSession(PublishedState):
     """A connection to one workcell, teleop, robot-API calls and recording, run by a worker thread."""
+
+    event_type = SessionEvent
 
     def __init__(self, out_dir, robot: str = "sim", robot_ip: str | None = None, task: str = "stack",
                  seed: int = 0, control_hz: float = 10.0, obs: str = "rgb",
@@ -207,7 +210,7 @@ class RecordSession(PublishedState):
             self._estops += 1
             self._estop_reason = reason
             self._update(estop_reason=reason)
-        threading.Thread(target=self._estop_arm, args=(cell, reason), name="estop", daemon=True).start()
+        threading.Thread(target=estop_arm, args=(cell, reason), name="estop", daemon=True).start()
         self._event("error", f"E-STOP: {reason}")
 
     def reset_estop(self) -> None:
@@ -276,9 +279,9 @@ class RecordSession(PublishedState):
         try:
             fn()
         except Exception as e:  # noqa: BLE001 - the worker reports and goes on
-            self._event("error", _one_line(e))
+            self._event("error", one_line(e))
             if isinstance(e, ArmError) and self._cell is not None and not self._cell_alive():
-                self._drop_cell(f"connection lost: {_one_line(e)}")
+                self._drop_cell(f"connection lost: {one_line(e)}")
 
     def _connect(self, robot: str, robot_ip: str | None) -> None:
         if robot not in ROBOTS:
@@ -292,8 +295,8 @@ class RecordSession(PublishedState):
         try:
             cell = self._factory(robot, self._inst, self.control_hz, robot_ip)
         except Exception as e:  # noqa: BLE001 - any failure to connect is shown, never raised
-            self._update(connection="error", message=f"could not connect to {robot}{where}: {_one_line(e)}")
-            self._event("error", f"could not connect to {robot}{where}: {_one_line(e)}")
+            self._update(connection="error", message=f"could not connect to {robot}{where}: {one_line(e)}")
+            self._event("error", f"could not connect to {robot}{where}: {one_line(e)}")
             return
         self._cell = cell
         self._idle_log = CallLog(clock=cell.arm.time)
@@ -471,7 +474,7 @@ class RecordSession(PublishedState):
             self._event("call", f"{call.code}  ok")
         except (SkillFailed, CallAborted, ArmError) as e:
             self._event("error", f"{call.code}  {'aborted' if isinstance(e, CallAborted) else 'failed'}: "
-                                 f"{_one_line(e)}")
+                                 f"{one_line(e)}")
         finally:
             api.finished = False
             self._running_call = None
@@ -553,7 +556,7 @@ class RecordSession(PublishedState):
                 self._update(estop_reason=None)
         if pressed_again:  # during the reset: the arm is stopped again, and stays so
             if cell is not None:
-                self._estop_arm(cell, self._estop_reason or "e-stop pressed")
+                estop_arm(cell, self._estop_reason or "e-stop pressed")
             return
         self._abort.clear()
         self._event("info", "e-stop reset; the arm accepts commands again")
@@ -564,33 +567,6 @@ class RecordSession(PublishedState):
         self._integrator.resync()
         self._event("info", "arm errors cleared (recover_from_errors)")
 
-    @staticmethod
-    def _estop_arm(cell: Workcell, reason: str) -> None:
-        try:
-            cell.arm.estop(reason)
-        except Exception:  # noqa: BLE001 - the arm is unreachable; its own watchdog holds it
-            pass
-
-    # ---- shared state ------------------------------------------------------------------------------
-    def _update(self, **changes) -> None:
-        with self._changed:
-            self._snap = replace(self._snap, **changes)
-            self._changed.notify_all()
-
-    def _event(self, kind: str, text: str, path: Path | None = None) -> None:
-        with self._changed:
-            self._events.append(SessionEvent(kind, text, path))
-            self._changed.notify_all()
-
-
 def _open_workcell(robot: str, inst: TaskInstance | None, control_hz: float, robot_ip: str | None) -> Workcell:
     """The workcell of `robot` from the registry; a real arm gets its address, a simulated one the task's scene."""
-    from recorders.cell.registry import open_workcell
-
-    options = {"host": robot_ip or ""} if workcell_kind(robot).needs_ip else {}
-    return open_workcell(robot, inst.scene if inst is not None else None, control_hz, **options)
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
-
+    return open_session_workcell(robot, inst.scene if inst is not None else None, control_hz, robot_ip)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Callable
 
+from app.errors import one_line
 from app.planner_eval import planner_proposer
 from app.run_overlay import CameraOverlay
 from app.run_policy import RunPolicy
@@ -146,7 +147,7 @@ class ActiveRun:
             except CallAborted as e:  # stopped while a call awaited approval
                 return str(e)
             except Exception as e:  # noqa: BLE001 - whatever the planner did, the run ends with the reason
-                return f"the planner could not write a valid next call: {_one_line(e)}"
+                return f"the planner could not write a valid next call: {one_line(e)}"
             failure = self._execute(call)
             if failure is not None or self.api.finished:
                 return failure
@@ -172,7 +173,7 @@ class ActiveRun:
             self.host.event("call", f"{call.code}  ok (skill palette)")
         except (CallAborted, SkillFailed, ArmError) as e:
             status = "aborted" if isinstance(e, CallAborted) else "failed"
-            self.host.event("error", f"{call.code}  {status}: {_one_line(e)}")
+            self.host.event("error", f"{call.code}  {status}: {one_line(e)}")
         finally:
             self.api.finished = False  # the operator ends a take-over by handing back, never by done()
             self.controls.abort.clear()
@@ -215,7 +216,7 @@ class ActiveRun:
         try:
             self.cell.arm.stop()
         except ArmError as e:  # e.g. the connection dropped: the next command says so
-            self.host.event("error", _one_line(e))
+            self.host.event("error", one_line(e))
 
     def _next_proposal(self, api: RobotAPI) -> Call:
         """The aborted call again, else the planner's next call, checked against the scene."""
@@ -248,11 +249,11 @@ class ActiveRun:
             else:
                 self.api.execute(call, self.source)
         except CallAborted as e:
-            status, reason = "aborted", _one_line(e)
+            status, reason = "aborted", one_line(e)
         except ArmError as e:  # refused by the safety layer; after an e-stop or abort, an abort
-            status, reason = ("aborted" if c.abort.is_set() else "failed"), _one_line(e)
+            status, reason = ("aborted" if c.abort.is_set() else "failed"), one_line(e)
         except SkillFailed as e:
-            status, reason = "failed", _one_line(e)
+            status, reason = "failed", one_line(e)
         row = replace(row, status=status, t_end=self.take.clock(), reason=reason)
         self._publish_row(row, new=False)
         self.host.event("call", f"{call.code}  {status}" + (f": {reason}" if reason else ""))
@@ -284,7 +285,7 @@ class ActiveRun:
             try:
                 self._teleop_tick()
             except ArmError as e:  # e.g. the safety layer refused a step: shown, and teleop goes on
-                self.host.event("error", _one_line(e))
+                self.host.event("error", one_line(e))
         done, reason = c.hand_back or (False, STOPPED)
         record = self.take.log.close_call("ok" if done else "aborted", None if done else reason or "handed back")
         self.take.log_intervention(Intervention("takeover", call.code, record.t_start, record.t_end, reason=reason))
@@ -364,6 +365,3 @@ class ActiveRun:
             time.sleep(deadline - now)
         self._next_tick = max(deadline, now) + period
 
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__

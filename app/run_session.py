@@ -31,7 +31,6 @@ from __future__ import annotations
 import queue
 import threading
 from collections import deque
-from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Callable
@@ -40,7 +39,8 @@ from app.planner_eval import MAX_CALLS, planner_proposer
 from app.recording import next_episode_path
 from app.run_loop import ActiveRun, RunControls, RunHost
 from app.run_policy import DEFAULT_MAX_CALL_S
-from app.session_state import PublishedState
+from app.errors import one_line
+from app.session_state import PublishedState, estop_arm, open_session_workcell
 from app.run_program import ACTIVE_STATES, MODES, ORACLE, PLANNER_ALTERNATIVES, SCRIPTED, MemoryView, RunEvent, RunSnapshot
 from app.step_gate import StepAnswer, program_proposer
 from recorders.cell.registry import ROBOT_KINDS, workcell_kind
@@ -56,6 +56,8 @@ TASK_IDS = tuple(TASKS)
 class RunSession(PublishedState):
     """Runs of a planner and the scripted skills on one kind of workcell, one run at a time."""
 
+    event_type = RunEvent
+
     def __init__(self, out_dir, robot: str = "sim", robot_ip: str | None = None, control_hz: float = 10.0,
                  obs: str = "rgb", workcell_factory: Callable | None = None,
                  planner_loader: Callable[[str], tuple[object, ModelRef]] | None = None,
@@ -68,7 +70,7 @@ class RunSession(PublishedState):
         self.realtime = realtime  # False: a stepped simulation runs as fast as it can (logic tests)
         self.max_calls = max_calls
         self.max_call_s = max_call_s  # a learned policy's motion call fails when not finished by then
-        self._factory = workcell_factory or _open_workcell
+        self._factory = workcell_factory or open_session_workcell
         self._load_planner = planner_loader or _load_planner
         self._load_policy = policy_loader or _load_policy
         self._requests: queue.Queue = queue.Queue()
@@ -169,7 +171,7 @@ class RunSession(PublishedState):
             self._event("error", f"E-STOP: {reason} (no arm connected: nothing to stop)")
             return
         self._update(estop_reason=reason)
-        threading.Thread(target=_estop_arm, args=(cell, reason), name="estop", daemon=True).start()
+        threading.Thread(target=estop_arm, args=(cell, reason), name="estop", daemon=True).start()
         self._event("error", f"E-STOP: {reason}")
 
     def reset_estop(self) -> None:
@@ -203,8 +205,8 @@ class RunSession(PublishedState):
         try:
             fn()
         except Exception as e:  # noqa: BLE001 - the worker reports and goes on
-            self._update(error=_one_line(e))
-            self._event("error", _one_line(e))
+            self._update(error=one_line(e))
+            self._event("error", one_line(e))
 
     def _serve_until(self, done: Callable[[], bool]) -> None:
         """Serve requests until `done()` or the run is stopped."""
@@ -314,7 +316,7 @@ class RunSession(PublishedState):
         try:
             self._run_on_workcell(inst, path, text if free else None, propose, source, model, policy_model, models)
         except Exception as e:  # e.g. the workcell cannot be reached: the run ends, with the reason shown
-            self._update(state="failed", error=_one_line(e), proposed=None)
+            self._update(state="failed", error=one_line(e), proposed=None)
             raise
 
     def _run_on_workcell(self, inst, path: Path, free_instruction: str | None, propose: Callable, source: str,
@@ -348,29 +350,10 @@ class RunSession(PublishedState):
             failure = "the program ran but the task's success check failed"
         self._update(state="failed" if failure else "finished", error=failure, episode=result.path, proposed=None)
 
-    # ---- shared state -------------------------------------------------------------------------------
-    def _update(self, **changes) -> None:
-        with self._changed:
-            self._snap = replace(self._snap, **changes)
-            self._changed.notify_all()
-
-    def _event(self, kind: str, text: str, path: Path | None = None) -> None:
-        with self._changed:
-            self._events.append(RunEvent(kind, text, path))
-            self._changed.notify_all()
-
 
 def suite_instruction(task: str, seed: int, split: str = "train") -> str:
     """The instruction of a suite task's instance (what a run says when no other text is given)."""
     return make_instance(task, int(seed), split).instruction
-
-
-def _open_workcell(robot: str, spec, control_hz: float, robot_ip: str | None):
-    """The workcell of `robot` from the registry; a real arm gets its address."""
-    from recorders.cell.registry import open_workcell
-
-    options = {"host": robot_ip or ""} if workcell_kind(robot).needs_ip else {}
-    return open_workcell(robot, spec, control_hz, **options)
 
 
 def _load_planner(path: str):
@@ -385,14 +368,3 @@ def _load_policy(path: str):
     from app.model_loading import load_policy, model_ref
 
     return load_policy(path, for_planner=True), model_ref("policy", path)
-
-
-def _estop_arm(cell, reason: str) -> None:
-    try:
-        cell.arm.estop(reason)
-    except Exception:  # noqa: BLE001 - the arm is unreachable; its own watchdog holds it
-        pass
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
