@@ -34,7 +34,7 @@ from recorders.observation import Observation, observe
 from recorders.robot_api import RobotAPI
 from recorders.robot_api_spec import Call, InvalidCallError  # noqa: F401 - Call is re-exported for widgets
 from recorders.task_suite import TASKS, TaskError, TaskInstance, make_instance
-from recorders.teleop import TeleopIntegrator, TeleopIntent
+from recorders.teleop import TeleopInputs, TeleopIntegrator, TeleopIntent
 from recorders.cell.workcell import Workcell
 
 from recorders.cell.registry import ROBOT_KINDS as ROBOTS, workcell_kind  # the registry owns the robot kinds
@@ -106,9 +106,7 @@ class RecordSession(PublishedState):
         self._abort = threading.Event()
         self._closing = threading.Event()
         self._live = threading.Event()
-        self._keys = TeleopIntent()
-        self._gripper_request: str | None = None  # one-shot, kept until the next teleop tick
-        self._devices: list = []  # opened teleop devices with poll() -> TeleopIntent
+        self._teleop = TeleopInputs()  # the keys and the opened gamepad / SpaceMouse
         self._cell: Workcell | None = None
         self._api: RobotAPI | None = None
         self._idle_log: CallLog | None = None
@@ -143,20 +141,15 @@ class RecordSession(PublishedState):
 
     def set_teleop(self, intent: TeleopIntent) -> None:
         """The keyboard's intent now; a gripper request is kept until the next tick takes it."""
-        with self._lock:
-            self._keys = TeleopIntent(intent.linear, intent.angular)
-            if intent.gripper is not None:
-                self._gripper_request = intent.gripper
+        self._teleop.set_keys(intent)
 
     def add_teleop_device(self, device) -> None:
         """A gamepad or SpaceMouse (anything with poll() -> TeleopIntent), polled every tick."""
-        with self._lock:
-            self._devices.append(device)
+        self._teleop.add_device(device)
 
     def teleop_devices(self) -> tuple:
         """The gamepads / SpaceMice in use (the Run workspace drives with them too while taken over)."""
-        with self._lock:
-            return tuple(self._devices)
+        return self._teleop.devices
 
     def scan_teleop_devices(self) -> None:
         """Look for gamepads and SpaceMice (in the worker: listing touches devices)."""
@@ -320,9 +313,7 @@ class RecordSession(PublishedState):
         self._update(teleop_devices=found, teleop_devices_note=note or f"{len(found)} found")
 
     def _use_device(self, info) -> None:
-        with self._lock:
-            old, self._devices = self._devices, []
-        for device in old:
+        for device in self._teleop.set_devices(()):
             device.close()
         if info is None:
             self._update(teleop_devices_note="keyboard only")
@@ -380,7 +371,7 @@ class RecordSession(PublishedState):
     def _shutdown(self) -> None:
         if self._rec is not None:
             self._stop_recording(keep=True)  # closing the window never loses a take
-        for device in self._devices:
+        for device in self._teleop.devices:
             getattr(device, "close", lambda: None)()
         self._release_cell()
         self._update(connection="disconnected", message="closed")
@@ -388,14 +379,8 @@ class RecordSession(PublishedState):
     # ---- control ticks -----------------------------------------------------------------------------
     def _teleop_tick(self) -> None:
         cell = self._cell
-        with self._lock:
-            intent = self._keys
-            if self._gripper_request is not None:
-                intent = TeleopIntent(intent.linear, intent.angular, self._gripper_request)
-                self._gripper_request = None
-            devices = list(self._devices)
-        for device in devices:
-            intent = intent.combined(device.poll())
+        intent = self._teleop.take()
+        for device in self._teleop.devices:
             if getattr(device, "error", None) and self._snap.teleop_devices_note != device.error:
                 self._update(teleop_devices_note=device.error)
                 self._event("error", f"{device.name}: {device.error}")

@@ -33,7 +33,7 @@ from recorders.observation import Observation, observe
 from recorders.robot_api import RobotAPI
 from recorders.robot_api_spec import Call
 from recorders.take import Take, TakeResult
-from recorders.teleop import DEFAULT_SPEED_LEVEL, TeleopIntegrator, TeleopIntent
+from recorders.teleop import DEFAULT_SPEED_LEVEL, TeleopInputs, TeleopIntegrator
 
 STOPPED = "stopped by the operator"
 
@@ -51,10 +51,7 @@ class RunControls:
         self.speed_level = DEFAULT_SPEED_LEVEL  # teleop speed while taken over (recorders/teleop.py)
         self.answer: StepAnswer | None = None  # the operator's answer to the call awaiting approval
         self.hand_back: tuple[bool, str] | None = None  # (done, reason) ending a take-over
-        self._lock = threading.Lock()
-        self._keys = TeleopIntent()
-        self._gripper_request: str | None = None  # one-shot, kept until a teleop tick takes it
-        self._devices: tuple = ()  # gamepads / SpaceMice (poll() -> TeleopIntent), beside the keys
+        self.teleop = TeleopInputs()  # keys and devices, used while taken over
 
     def reset(self, mode: str) -> None:
         """A new run starts in `mode`."""
@@ -62,27 +59,6 @@ class RunControls:
             flag.clear()
         self.mode, self.paused, self.answer, self.hand_back = mode, False, None, None
 
-    def set_teleop(self, intent: TeleopIntent) -> None:
-        with self._lock:
-            self._keys = TeleopIntent(intent.linear, intent.angular)
-            if intent.gripper is not None:
-                self._gripper_request = intent.gripper
-
-    def set_devices(self, devices) -> None:
-        with self._lock:
-            self._devices = tuple(devices)
-
-    def teleop_intent(self) -> TeleopIntent:
-        """The intent for this tick, the keys' and every device's combined; a key's gripper request is
-        handed out once."""
-        with self._lock:
-            intent, gripper, self._gripper_request = self._keys, self._gripper_request, None
-            devices = self._devices
-        if gripper is not None:
-            intent = TeleopIntent(intent.linear, intent.angular, gripper)
-        for device in devices:
-            intent = intent.combined(device.poll())
-        return intent
 
 
 @dataclass(frozen=True)
@@ -303,7 +279,7 @@ class ActiveRun:
 
     # ---- control ticks ------------------------------------------------------------------------------
     def _teleop_tick(self) -> None:
-        intent = self.controls.teleop_intent()
+        intent = self.controls.teleop.take()
         try:
             self._observe_tick()
             state = self._observed.state

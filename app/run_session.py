@@ -133,7 +133,7 @@ class RunSession(PublishedState):
     def set_teleop(self, intent: TeleopIntent) -> None:
         """The keyboard's teleop intent now (used while taken over); a gripper request is kept until a tick
         takes it."""
-        self._controls.set_teleop(intent)
+        self._controls.teleop.set_keys(intent)
 
     def set_speed_level(self, level: int) -> None:
         """The teleop speed while taken over: an index of recorders/teleop.py SPEED_LEVELS_M_S (clamped)."""
@@ -142,7 +142,7 @@ class RunSession(PublishedState):
 
     def use_teleop_devices(self, devices) -> None:
         """Gamepads / SpaceMice (anything with poll() -> TeleopIntent) polled beside the keys while taken over."""
-        self._controls.set_devices(devices)
+        self._controls.teleop.set_devices(devices)
 
     def call(self, call: Call) -> None:
         """While taken over: run a call of the skill palette (source gui) from where the arm is."""

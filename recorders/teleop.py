@@ -12,6 +12,7 @@ same axes. The keyboard binding is one table (`KEY_BINDINGS`) that the GUI also 
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,6 +104,51 @@ def _rotation_vector_quat(rv: np.ndarray) -> np.ndarray:
         return np.array([1.0, 0.0, 0.0, 0.0])
     axis = rv / angle
     return np.array([math.cos(angle / 2), *(math.sin(angle / 2) * axis)])
+
+
+class TeleopInputs:
+    """The operator's teleop inputs, set from any thread and read once per control tick: the keyboard's
+    intent (a gripper request is kept until a tick takes it) and the devices (gamepad, SpaceMouse:
+    anything with poll() -> TeleopIntent) polled beside it."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._keys = TeleopIntent()
+        self._gripper_request: str | None = None
+        self._devices: tuple = ()
+
+    def set_keys(self, intent: TeleopIntent) -> None:
+        with self._lock:
+            self._keys = TeleopIntent(intent.linear, intent.angular)
+            if intent.gripper is not None:
+                self._gripper_request = intent.gripper
+
+    @property
+    def devices(self) -> tuple:
+        with self._lock:
+            return self._devices
+
+    def set_devices(self, devices) -> tuple:
+        """Poll these devices from now on; returns the ones polled before."""
+        with self._lock:
+            old, self._devices = self._devices, tuple(devices)
+        return old
+
+    def add_device(self, device) -> None:
+        with self._lock:
+            self._devices = (*self._devices, device)
+
+    def take(self) -> TeleopIntent:
+        """The intent for this tick, the keys' and every device's combined; a key's gripper request is
+        handed out once."""
+        with self._lock:
+            intent, gripper, self._gripper_request = self._keys, self._gripper_request, None
+            devices = self._devices
+        if gripper is not None:
+            intent = TeleopIntent(intent.linear, intent.angular, gripper)
+        for device in devices:
+            intent = intent.combined(device.poll())
+        return intent
 
 
 class TeleopIntegrator:
