@@ -58,7 +58,6 @@ def qt_garbage_on_the_gui_thread(request):
     from widgets.gui_thread_gc import collect_on_gui_thread
 
     collector = collect_on_gui_thread(QApplication.instance() or request.getfixturevalue("qapp"))
-    collector.start()
     yield
     gc.collect()  # this test's widgets, here, before any worker of a later test can collect them
     collector.stop()

@@ -56,15 +56,12 @@ def bench_run_gui(seconds: float = 20.0, planner: str | None = None, policy: str
             panel.setup.choose(role, str(key))
         panel.setup.task.setCurrentText("pick_place")
 
-        gaps: list[float] = []
+        beats: list[tuple[float, float]] = []  # (ms later than due, seconds into the run)
         last = [time.perf_counter()]
-
-        worst: list[tuple[float, float]] = []  # (blocked ms, seconds into the run)
 
         def beat() -> None:
             now = time.perf_counter()
-            gaps.append(1000 * (now - last[0]) - HEARTBEAT_MS)
-            worst.append((gaps[-1], now - t0))
+            beats.append((1000 * (now - last[0]) - HEARTBEAT_MS, now - t0))
             last[0] = now
 
         heartbeat = QTimer()
@@ -78,8 +75,7 @@ def bench_run_gui(seconds: float = 20.0, planner: str | None = None, policy: str
                     raise RuntimeError("the Run workspace did not start a run: " + panel.log_texts()[-1])
                 _pump_until(app, lambda: panel.snapshot.state not in ("idle", "finished", "failed")
                             or panel.snapshot.error is not None, 120)
-                gaps.clear()
-                worst.clear()
+                beats.clear()
                 last[0] = t0 = time.perf_counter()
                 in_policy = 0.0
                 heartbeat.start(HEARTBEAT_MS)
@@ -100,11 +96,11 @@ def bench_run_gui(seconds: float = 20.0, planner: str | None = None, policy: str
                     latencies += [view.mean_latency_ms] if view.mean_latency_ms else []
                 runs.append({"seed": seed, "program": [f"{r.code} {r.status}" for r in snap.program],
                              "wall_s": round(time.perf_counter() - t0, 1), "policy_s": round(in_policy, 1),
-                             "gui_blocked_max_ms": round(max(gaps, default=0.0), 1),
-                             "gui_blocked_max_ms_after_start": round(max((ms for ms, at in worst if at > START_S),
+                             "gui_blocked_max_ms": round(max((ms for ms, _ in beats), default=0.0), 1),
+                             "gui_blocked_max_ms_after_start": round(max((ms for ms, at in beats if at > START_S),
                                                                          default=0.0), 1),
-                             "gui_blocked_p99_ms": round(_p99(gaps), 1), "late_ticks": snap.late_ticks,
-                             "gui_blocked_worst": [(round(ms, 1), round(at, 2)) for ms, at in sorted(worst)[-5:]],
+                             "gui_blocked_p99_ms": round(_p99([ms for ms, _ in beats]), 1), "late_ticks": snap.late_ticks,
+                             "gui_blocked_worst": [(round(ms, 1), round(at, 2)) for ms, at in sorted(beats)[-5:]],
                              "chunks": view.chunks if view else 0, "chunk_stalls": view.stalls if view else 0,
                              "chunk_ms_mean": round(view.mean_latency_ms, 1) if view and view.mean_latency_ms else None,
                              "chunk_ms_max": round(view.max_latency_ms, 1) if view and view.max_latency_ms else None})

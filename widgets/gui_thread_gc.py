@@ -64,10 +64,7 @@ class GuiThreadGarbageCollector(QObject):
 
 
 def collect_on_gui_thread(app) -> GuiThreadGarbageCollector:
-    """Install the collector on the application (once); it lives as long as the application."""
-    existing = app.findChild(GuiThreadGarbageCollector)
-    if existing is not None:
-        return existing
-    collector = GuiThreadGarbageCollector(app)
+    """The application's collector (made once; it lives as long as the application), started."""
+    collector = app.findChild(GuiThreadGarbageCollector) or GuiThreadGarbageCollector(app)
     collector.start()
     return collector

@@ -10,24 +10,11 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QFileDialog, QGroupBox, QHBoxLayout, QHeaderView, QPushButton, QSplitter, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QFileDialog, QGroupBox, QHBoxLayout, QPushButton, QSplitter, QTableWidgetItem,
+                               QVBoxLayout, QWidget)
 
 from app.train_runs import CheckpointInfo, RunInfo, RunProgress, list_runs, run_info
-
-
-def _table(columns) -> QTableWidget:
-    table = QTableWidget(0, len(columns))
-    table.setHorizontalHeaderLabels(columns)
-    table.verticalHeader().hide()
-    table.verticalHeader().setDefaultSectionSize(22)
-    table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-    table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
-    table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-    header = table.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-    return table
+from widgets.tables import read_only_table
 
 
 class RunBrowserWidget(QWidget):
@@ -44,7 +31,7 @@ class RunBrowserWidget(QWidget):
         self._checkpoints_key: tuple | None = None  # what the checkpoint table shows
 
         self.runs_box = QGroupBox()
-        self.runs_table = _table(("run", "state", "loss"))
+        self.runs_table = read_only_table(("run", "state", "loss"))
         self.runs_table.itemSelectionChanged.connect(
             lambda: self.run_selected.emit(r.path if (r := self.selected_run()) else None))
         refresh = QPushButton("Refresh")
@@ -62,7 +49,7 @@ class RunBrowserWidget(QWidget):
         runs_layout.addLayout(buttons)
 
         self.checkpoints_box = QGroupBox("Checkpoints")
-        self.checkpoints_table = _table(("checkpoint", "step", "saved"))
+        self.checkpoints_table = read_only_table(("checkpoint", "step", "saved"))
         self.checkpoints_table.setToolTip("Select one to evaluate it; with none selected the run's newest is used")
         self.checkpoints_table.itemSelectionChanged.connect(
             lambda: self.checkpoint_selected.emit(self.selected_checkpoint()))

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QIcon, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QListWidget, QListWidgetItem, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QLabel, QListWidget, QListWidgetItem, QTableWidgetItem, QVBoxLayout,
+                               QWidget)
 
 from app.run_program import MemoryView
+from widgets.tables import read_only_table
 
 # Bright enough to read over a camera image, distinct from the status colours of the program table.
 KEY_PALETTE = ("#ff9100", "#00e5ff", "#e040fb", "#76ff03", "#ffea00", "#448aff", "#ff4081", "#1de9b6")
@@ -64,16 +65,7 @@ class MemoryTable(QWidget):
         self._poses: dict = {}
         self._history: tuple[str, ...] = ()
 
-        self.poses = QTableWidget(0, len(POSE_COLUMNS))
-        self.poses.setHorizontalHeaderLabels(POSE_COLUMNS)
-        self.poses.verticalHeader().hide()
-        self.poses.verticalHeader().setDefaultSectionSize(ROW_PX)
-        self.poses.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.poses.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
-        self.poses.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        header = self.poses.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.poses = read_only_table(POSE_COLUMNS, row_px=ROW_PX, selectable=False)
         self.poses.setToolTip("Key poses stored by remember(key): TCP position in the robot base frame")
         self.empty_poses = QLabel("no key poses remembered yet")
         self.empty_poses.setStyleSheet("color: #888888;")

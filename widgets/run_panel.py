@@ -302,12 +302,17 @@ class RunPanel(QWidget):
         if self._snap.state in ACTIVE_STATES:
             self.session.set_mode(mode)
 
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        """Coming to the workspace lists the runs folder again (Train may have finished a run)."""
+        super().showEvent(event)
+        if self._snap.state not in ACTIVE_STATES:
+            self.setup.rescan()
+
     # ---- rendering ---------------------------------------------------------------------------------
     def poll(self) -> None:
         for event in self.session.drain_events():
             self._log(event)
             if event.kind == "saved" and event.path is not None:
-                self.setup.rescan()
                 self.episode_saved.emit(event.path)
         snap = self.session.snapshot()
         if snap is not self._snap:

@@ -15,10 +15,10 @@ from html import escape
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont
-from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QAbstractItemView, QLabel, QTableWidgetItem, QVBoxLayout, QWidget
 
 from app.run_program import Alternative, CallRow, RunSnapshot
+from widgets.tables import read_only_table
 
 COLUMNS = ("#", "code", "status", "source", "s", "reason")
 CODE, STATUS, SECONDS, REASON = (COLUMNS.index(c) for c in ("code", "status", "s", "reason"))
@@ -55,19 +55,10 @@ class ProgramView(QWidget):
         self._alternatives: tuple[Alternative, ...] = ()
         self._shown_for: str | None = None  # the proposal the alternatives were drawn against (bold among them)
 
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.verticalHeader().hide()
-        self.table.verticalHeader().setDefaultSectionSize(ROW_PX)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
-        self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.table = read_only_table(COLUMNS, stretch=REASON, row_px=ROW_PX, selectable=False)
         self.table.setWordWrap(False)
         self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(REASON, QHeaderView.ResizeMode.Stretch)
-        header.setMinimumSectionSize(28)
+        self.table.horizontalHeader().setMinimumSectionSize(28)
         for col, tip in ((STATUS, "running, or how the call ended: ok, failed or aborted"),
                          (COLUMNS.index("source"), "who wrote the call: script (the task's program) or planner"),
                          (SECONDS, "seconds the call ran (so far, while running), on the take's clock"),
