@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.run_program import ORACLE, SCRIPTED
-from app.train_runs import list_runs, read_progress
+from app.train_runs import RunInfo, list_runs, run_info
 from models.planner_files import PLANNER_FILE
 from models.run_folder import OPTIONS_FILE, newest_saved
 
@@ -49,7 +49,7 @@ def list_models(runs_dir) -> dict[str, list[ModelChoice]]:
     for run in list_runs(runs_dir):
         role = _role_of_run(run.path)
         if role is not None:
-            found[role].append(ModelChoice(role, str(run.path), run.name, _trained_on(run.path, role)))
+            found[role].append(ModelChoice(role, str(run.path), run.name, _trained_on(run, role)))
     return found
 
 
@@ -65,8 +65,8 @@ def model_choice(path, role: str) -> ModelChoice:
         raise ModelChoiceError(f"{path} holds no saved {role}{hint}")
     if checkpoint:  # a checkpoint folder: its run is run/checkpoints/step_N or run/final
         run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-        return ModelChoice(role, str(path), f"{run.name}/{path.name}", _trained_on(run, role))
-    return ModelChoice(role, str(path), path.name, _trained_on(path, role))
+        return ModelChoice(role, str(path), f"{run.name}/{path.name}", _trained_on(run_info(run), role))
+    return ModelChoice(role, str(path), path.name, _trained_on(run_info(path), role))
 
 
 def _role_of_checkpoint(folder: Path) -> str | None:
@@ -81,13 +81,11 @@ def _role_of_run(run: Path) -> str | None:
     return None if saved is None else _role_of_checkpoint(saved)
 
 
-def _trained_on(run: Path, role: str) -> str:
+def _trained_on(run: RunInfo, role: str) -> str:
     """e.g. "24 episodes of stack, swap · 2000/2000 steps · rgb, call-conditioned"."""
-    options = _read_json(run / OPTIONS_FILE)
-    progress = read_progress(run)
-    started = next((e for e in progress.events if e.get("event") in ("started", "resumed")), {})
+    options = _read_json(run.path / OPTIONS_FILE)
     parts = []
-    episodes = started.get("episodes")
+    episodes = run.episodes
     tasks = options.get("tasks")
     if episodes is not None:
         data = f"{episodes} episode" + ("" if episodes == 1 else "s")
@@ -98,8 +96,7 @@ def _trained_on(run: Path, role: str) -> str:
     elif episodes is not None:
         data += " of every task"
     parts.append(data)
-    total = progress.total
-    parts.append(f"{progress.step}/{total} steps" if total else f"{progress.step} steps")
+    parts.append(f"{run.step}/{run.total} steps" if run.total else f"{run.step} steps")
     if role == "policy":
         kind = [options.get("obs", "?"), f"{options.get('cond', 'call')}-conditioned"]
         if options.get("interventions") == "only":

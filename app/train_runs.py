@@ -184,6 +184,7 @@ class RunInfo:
     loss: float | None
     checkpoints: tuple[CheckpointInfo, ...]
     updated: float  # mtime of the metrics log (or the folder)
+    episodes: int | None = None  # episodes it trained on, as its first start logged them
 
     @property
     def name(self) -> str:
@@ -227,8 +228,9 @@ def run_info(run, active=()) -> RunInfo:
         updated = max(p.stat().st_mtime for p in (run / METRICS_FILE, run) if p.exists())
     except ValueError:  # not created yet (a run that is just starting)
         updated = time.time()
+    started = next((e for e in progress.events if e.get(EVENT) in (STARTED, RESUMED)), {})
     return RunInfo(run, state, progress.step, progress.total, latest.get("loss") if latest else None,
-                   tuple(list_checkpoints(run, progress=progress)), updated)
+                   tuple(list_checkpoints(run, progress=progress)), updated, started.get("episodes"))
 
 
 def list_runs(folder, active=()) -> list[RunInfo]:
