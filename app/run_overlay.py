@@ -87,6 +87,6 @@ class PolicyTrace:
     def view(self, stats) -> PolicyView:
         """The published view, with the controller's ChunkStats."""
         ms = stats.inference_ms
-        return PolicyView(self.path_xyz(), tuple(self._trace), self.threshold, self.call, len(ms),
+        return PolicyView(tuple(self._trace), self.threshold, self.call, len(ms),
                           ms[-1] if ms else None, float(np.mean(ms)) if ms else None, max(ms) if ms else None,
                           stats.stalls, stats.stall_ms)

@@ -78,9 +78,9 @@ class CameraMarks:
 
 @dataclass(frozen=True)
 class PolicyView:
-    """A learned policy at work: the chunk it is executing, its termination head over time, its timing."""
+    """A learned policy at work: its termination head over time and its timing (its predicted path is
+    drawn from CameraMarks.path)."""
 
-    chunk_xyz: np.ndarray | None = None  # (N, 3) TCP positions (base frame, m) of the chunk's steps still to run
     done_trace: tuple[tuple[float, float], ...] = ()  # (t on the take's clock, P(finished)) per tick, recent
     threshold: float = 0.5  # P(finished) above which the running call ends
     call: str | None = None  # the motion call the policy is executing (None between calls)
