@@ -168,7 +168,8 @@ class AudioRecorder:
         self._assembler.reset()
         try:
             stream = sd.InputStream(device=self.device, samplerate=self.samplerate, channels=self.channels,
-                                    dtype="float32", blocksize=self.samples_per_block, callback=self._callback)
+                                    dtype="float32", blocksize=self.samples_per_block, callback=self._callback,
+                                    finished_callback=self._finished)
             stream.start()
         except sd.PortAudioError as e:
             busy = any(w in str(e).lower() for w in ("busy", "unavailable"))
@@ -196,6 +197,13 @@ class AudioRecorder:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    def _finished(self) -> None:
+        """PortAudio ended the stream: unless stop() did (it clears `_stream` first), the device is gone."""
+        if self._stream is not None and self.error is None:
+            self.error = AudioError(f"the microphone {self.device_name!r} stopped delivering sound (unplugged or "
+                                    "taken by another program); the take goes on without sound: plug it back in "
+                                    "and choose it again in Record")
 
     def _callback(self, indata: np.ndarray, frames: int, time_info, status) -> None:
         """On PortAudio's thread, once per chunk: must neither block nor raise (raising ends the stream)."""

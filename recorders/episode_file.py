@@ -13,6 +13,8 @@ This module owns the schema; nothing else opens episode files with h5py directly
 /labels   (K,) variable-length UTF-8, one JSON segment {start, end, code, source} each; frames index `action`
 /interventions (I,) variable-length UTF-8, one JSON intervention of a supervised run each (appendable while
           recording; recorders/intervention.py); empty when nobody intervened, absent in older files
+/faults   (F,) variable-length UTF-8, one JSON device fault each {t, stream, text} (a camera lost, the
+          microphone gone, an arm reflex; appendable while recording); absent in older files
 ```
 The stream `action` is the control timeline: frame i is its row i. Image streams hold one frame per
 chunk, compressed with Blosc-LZ4 and byte shuffle (1.4 ms per 640x480 RGB-D pair): two such cameras
@@ -24,8 +26,8 @@ still read. Readers get calls, labels and interventions as frozen records (`Call
 `Intervention`), never as dicts.
 
 Writing a recording lives in recorders/episode_writer.py (it builds datasets with `create_stream` and
-`create_rows` below); this module reads, summarises, recovers partial files and rewrites labels, and
-raises only `EpisodeError` subclasses with one-line messages that name the file.
+`create_rows` below); this module reads, summarises, recovers partial files, rewrites labels and a
+take's instruction and success, and raises only `EpisodeError` subclasses with one-line messages that name the file.
 """
 from __future__ import annotations
 
@@ -136,7 +138,7 @@ def create_stream(f: h5py.File, spec: StreamSpec) -> tuple[h5py.Dataset, h5py.Da
     return data, time
 
 
-ROW_LOGS = ("calls", "interventions")  # datasets of JSON rows appended while recording
+ROW_LOGS = ("calls", "interventions", "faults")  # datasets of JSON rows appended while recording
 
 
 def create_rows(f: h5py.File, name: str, rows: list[str] = ()) -> h5py.Dataset:
@@ -367,6 +369,13 @@ class Episode:
         return self._parsed("interventions", lambda: tuple(Intervention.from_dict(d) for d in rows))
 
     @property
+    def faults(self) -> tuple[dict, ...]:
+        """Device faults during the take, each {t, stream, text}: which stream was affected from when."""
+        if "faults" not in self.h5:
+            return ()
+        return tuple(self._read("faults", lambda: _json_rows(self.h5["faults"])))
+
+    @property
     def memory(self) -> dict | None:
         """The robot's memory at the end of the episode (`Memory.to_json()`: key poses, poses captured
         at gripper events, call history), or None when it was not stored."""
@@ -416,7 +425,7 @@ def episode_summary(ep: Episode) -> dict:
                 "calls": calls, "segments": segments, "success": ep.success,
                 "format_version": ep.format_version, "recovered": ep.recovered, "unfinished": ep.unfinished,
                 "seed": ep.seed, "split": ep.split, "memory": ep.memory,
-                "interventions": [i.to_dict() for i in ep.interventions],
+                "interventions": [i.to_dict() for i in ep.interventions], "faults": list(ep.faults),
                 "provenance": None if ep.provenance is None else ep.provenance.to_json()}
     except _READ_ERRORS as e:
         raise TruncatedEpisodeError(f"{ep.path} is damaged ({_short(e)})") from None
@@ -453,6 +462,32 @@ def write_labels(path, labels: list[dict], edited: bool | None = None) -> None:
             f.attrs["labels_edited"] = int(bool(edited))
     except OSError as e:
         raise TruncatedEpisodeError(f"{path}: cannot write labels ({_short(e)})") from None
+
+
+def write_outcome(path, instruction: str, success: bool | None) -> None:
+    """Replace the instruction and success (None: unknown) of a finished episode in place: the
+    annotator's corrections of a take (a real take's free-text instruction, whether it worked).
+
+    Both are root attributes every version-1 file has, so nothing is versioned anew. They are set
+    in one open of the file and reach the disk together when it closes (HDF5 writes the changed
+    metadata then), so a kill leaves both old or both new; the same caveat about power loss as
+    `write_labels` applies. ValueError (before anything is written) for an instruction of more than one line.
+    """
+    path = Path(path)
+    text = instruction.strip() if isinstance(instruction, str) else None
+    if text is None or "\n" in text or "\r" in text:
+        raise ValueError(f"an instruction is one line of text, got {instruction!r}")
+    if success not in (None, True, False):
+        raise ValueError(f"success is True, False or None (unknown), got {success!r}")
+    if is_partial(path):
+        raise TruncatedEpisodeError(f"{path} is an unfinished recording; recover it before editing it")
+    with open_episode(path):
+        pass  # typed errors before anything is written
+    try:
+        with h5py.File(path, "r+") as f:
+            f.attrs.update({"instruction": text, "success": -1 if success is None else int(success)})
+    except OSError as e:
+        raise TruncatedEpisodeError(f"{path}: cannot write the instruction and success ({_short(e)})") from None
 
 
 # ---- recovery of killed recordings -------------------------------------------------------------------
@@ -530,8 +565,9 @@ def recover_partial(partial) -> Path:
                 time[:] = g["time"][:n]
             calls = _json_rows(src["calls"]) if "calls" in src else []
             create_rows(dst, "calls", [json.dumps(c) for c in calls])
-            if "interventions" in src:
-                create_rows(dst, "interventions", [json.dumps(i) for i in _json_rows(src["interventions"])])
+            for log in ("interventions", "faults"):
+                if log in src:
+                    create_rows(dst, log, [json.dumps(i) for i in _json_rows(src[log])])
             times = dst["streams"][CONTROL_STREAM]["time"][:]
             try:
                 labels = [s.to_dict() for s in segment_calls([CallRecord.from_dict(c) for c in calls], times)]

@@ -104,6 +104,11 @@ class EpisodeWriter:
         """Record one intervention of a supervised run (a JSON object); never dropped, never blocks."""
         self._log("interventions", intervention)
 
+    def log_fault(self, t: float, stream: str, text: str) -> None:
+        """Record that a device failed `t` seconds into the episode (`stream`: the stream it feeds, or
+        "arm"); never dropped, never blocks."""
+        self._log("faults", {"t": round(float(t), 4), "stream": stream, "text": text})
+
     def _log(self, name: str, row: dict) -> None:
         self._check_open()
         self._rows[name].append(json.dumps(row, default=str))  # deque.append: safe from any thread

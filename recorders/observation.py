@@ -5,7 +5,9 @@ exactly the same streams: the command the safety layer sent on the tick, the pro
 just before it, the object poses and, with `obs="rgb"`, every camera. Each camera stream's meta holds
 its intrinsics and its mount (recorders/cell/camera_geometry.py: "base" with the camera's fixed pose,
 or "hand" with its pose relative to the TCP), so a reader places the camera at any frame from the
-`ee_pose` stream; files recorded before mounts were stored read back a mount of None.
+`ee_pose` stream; files recorded before mounts were stored read back a mount of None. Rendered cameras
+are written with the tick; device cameras run at their own rate and the take writes their frames as
+they arrive (recorders/cell/cameras.py), so their streams have their own timestamps.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import numpy as np
 
 from recorders.arms.base import ArmCommand, ArmState
 from recorders.cell.camera_geometry import MOUNT_KEY
+from recorders.cell.cameras import CameraStream
 from recorders.episode_file import StreamSpec
 from recorders.episode_writer import EpisodeWriter
 from recorders.pose import Pose
@@ -31,9 +34,36 @@ class Observation:
 
 
 def observe(cell: Workcell, cameras: bool) -> Observation:
-    """The workcell now: arm state, object poses and (if `cameras`) a frame of every camera."""
-    images = {cam: cell.render(cam) for cam in cell.cameras} if cameras else {}
+    """The workcell now: arm state, object poses and (if `cameras`) the newest frame of every camera
+    (rendered now, or a device's latest; a device camera without a frame yet is left out)."""
+    images = {}
+    if cameras:
+        for cam in cell.cameras:
+            frame = cell.camera(cam).frame()
+            if frame is not None:
+                images[cam] = (frame.rgb, frame.depth)
     return Observation(cell.arm.state(), cell.object_poses(), images)
+
+
+def camera_stream_specs(cam: CameraStream, control_hz: float) -> list[StreamSpec]:
+    """`{cam}_rgb` and, with depth, `{cam}_depth` of one camera: rendered cameras at the control rate,
+    devices at their own rate; the meta holds intrinsics, the mount when known, and a device's serial."""
+    intr = cam.intrinsics()
+    h, w = int(intr["height"]), int(intr["width"])
+    meta: dict = {"intrinsics": intr}
+    try:
+        meta[MOUNT_KEY] = cam.mount().to_dict()
+    except ValueError:
+        pass  # a device camera not calibrated yet: readers get a mount of None
+    serial = getattr(getattr(cam, "device", None), "serial", None)
+    if serial is not None:
+        meta["serial"] = str(serial)
+    rate = cam.rate_hz if cam.free_running else control_hz
+    specs = [StreamSpec(f"{cam.name}_rgb", "rgb", (h, w, 3), "uint8", rate, meta)]
+    if cam.has_depth:
+        specs.append(StreamSpec(f"{cam.name}_depth", "depth", (h, w), "uint16", rate,
+                                {**meta, "depth_scale_m": cam.depth_scale_m}))
+    return specs
 
 
 def stream_specs(cell: Workcell, obs: str, control_hz: float) -> list[StreamSpec]:
@@ -52,19 +82,16 @@ def stream_specs(cell: Workcell, obs: str, control_hz: float) -> list[StreamSpec
         specs.append(StreamSpec("object_poses", "array", (n, 7), "float32", control_hz,
                                 {"names": cell.spec.object_names}))
     if obs == "rgb":
-        cams = cell.spec.cameras
         for cam in cell.cameras:
-            meta = {"intrinsics": cell.camera_intrinsics(cam), MOUNT_KEY: cell.camera_mount(cam).to_dict()}
-            specs.append(StreamSpec(f"{cam}_rgb", "rgb", (cams.height, cams.width, 3), "uint8", control_hz, meta))
-            if cams.depth:
-                specs.append(StreamSpec(f"{cam}_depth", "depth", (cams.height, cams.width), "uint16", control_hz,
-                                        {**meta, "depth_scale_m": 0.001}))
+            specs += camera_stream_specs(cell.camera(cam), control_hz)
     return specs
 
 
-def append_tick(writer: EpisodeWriter, t: float, cmd: ArmCommand, ob: Observation) -> dict[str, bool]:
+def append_tick(writer: EpisodeWriter, t: float, cmd: ArmCommand, ob: Observation,
+                skip_cameras: frozenset[str] = frozenset()) -> dict[str, bool]:
     """Write one tick at episode time `t`; returns, per stream, whether the sample was kept
-    (False: dropped because the writer is behind)."""
+    (False: dropped because the writer is behind). `skip_cameras`: free-running cameras, whose frames
+    the take writes as they arrive rather than with the tick."""
     s = ob.state
     kept = {
         "action": writer.append("action", t, cmd.to_action().astype(np.float32)),
@@ -77,6 +104,8 @@ def append_tick(writer: EpisodeWriter, t: float, cmd: ArmCommand, ob: Observatio
         poses = np.stack([p.to_array() for p in ob.object_poses.values()]).astype(np.float32)
         kept["object_poses"] = writer.append("object_poses", t, poses)
     for cam, (rgb, depth) in ob.images.items():
+        if cam in skip_cameras:
+            continue
         if f"{cam}_rgb" in writer.specs:
             kept[f"{cam}_rgb"] = writer.append(f"{cam}_rgb", t, rgb)
         if depth is not None and f"{cam}_depth" in writer.specs:

@@ -6,7 +6,9 @@ franky_sim_workcell.py, franky_workcell.py), and recorders/cell/registry.py is t
 maps a robot kind to its workcell. A workcell owns its scene (`spec`: objects, zones, cameras) and a
 safety-wrapped arm (`arm`); the unguarded backend behind it stays private, so every command to the
 arm passes the safety layer. Camera poses and mounts follow recorders/cell/camera_geometry.py's
-conventions (OpenCV optical frame in the robot base frame; quaternions w, x, y, z).
+conventions (OpenCV optical frame in the robot base frame; quaternions w, x, y, z). Every camera is
+read through `camera(name)`, a recorders/cell/cameras.py `CameraStream`: a simulated cell's cameras
+are rendered on demand from `render`, a real cell's are RealSense devices delivering at their own rate.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from recorders.cell.camera_geometry import CameraMount
+from recorders.cell.cameras import CameraStream, RenderedCamera
 from recorders.cell.scene import CAMERA_NAMES, SceneSpec
 from recorders.pose import Pose
 from recorders.safety import SafeArm
@@ -56,6 +59,16 @@ class Workcell(ABC):
     @property
     def cameras(self) -> tuple[str, ...]:
         return CAMERA_NAMES
+
+    def camera(self, name: str) -> CameraStream:
+        """The camera `name` as a stream (rendered on demand unless the workcell overrides this)."""
+        streams = self.__dict__.setdefault("_camera_streams", {})
+        if name not in streams:
+            if name not in self.cameras:
+                raise KeyError(f"no camera named {name!r}; cameras: {', '.join(self.cameras) or 'none'}")
+            streams[name] = RenderedCamera(name, lambda: self.render(name), lambda: self.camera_intrinsics(name),
+                                           lambda: self.camera_mount(name), self.arm.time, self.spec.cameras.depth)
+        return streams[name]
 
     def object_pose(self, name: str) -> Pose:
         poses = self.object_poses()
