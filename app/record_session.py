@@ -10,7 +10,11 @@ keeps the pace (simulated arms run in real time here, unless `realtime=False`) a
 command goes through the safety layer; `_record_tick` writes the command actually sent, with that
 observation, into the take if recording, and publishes.
 Calls from the skill palette are logged with source "gui"; stretches labelled with hotkeys with
-source "hotkey". The e-stop acts from the caller's thread at once, without waiting for the worker.
+source "hotkey". The workcell opens as its `WorkcellSetup` says (app/workcell_setup.py: rendered or
+RealSense cameras, true or perceived objects); device cameras and the microphone record at their own
+rate, and a device that fails mid-take is noted in the episode and told to the operator while the
+take goes on. A real take has no task of the suite: its instruction is free text and the operator
+marks its success when stopping it. The e-stop acts from the caller's thread at once, without waiting for the worker.
 Callers and tests wait on the session's condition (`wait_for`, `wait_for_event`), notified whenever
 the snapshot changes or an event is posted, never on the wall clock.
 """
@@ -27,12 +31,14 @@ from typing import Callable
 
 from app.recording import Recording, RecordingStatus, next_episode_path
 from app.errors import one_line
-from app.session_state import PublishedState, estop_arm, open_session_workcell
+from app.session_state import PublishedState, estop_arm
+from app.workcell_setup import WorkcellSetup, default_setup, open_setup_workcell
 from recorders.arms.base import ArmCommand, ArmError
 from recorders.call_log import CallAborted, CallLog, SkillFailed
 from recorders.observation import Observation, observe
 from recorders.robot_api import RobotAPI
 from recorders.robot_api_spec import Call, InvalidCallError  # noqa: F401 - Call is re-exported for widgets
+from recorders.take import FREE_TASK
 from recorders.task_suite import TASKS, TaskError, TaskInstance, make_instance
 from recorders.teleop import TeleopInputs, TeleopIntegrator, TeleopIntent
 from recorders.cell.workcell import Workcell
@@ -49,6 +55,16 @@ class TickSample:
     t: float  # seconds on the workcell's clock
     ee_xyz: tuple[float, float, float]
     gripper_width: float
+
+
+@dataclass(frozen=True)
+class CameraStatus:
+    name: str
+    frames: int
+    fps: float  # delivered rate (device cameras); 0 for rendered ones, which follow the ticks
+    drops: int
+    error: str | None  # why the camera stopped, once it did
+    calibrated: bool
 
 
 @dataclass(frozen=True)
@@ -80,6 +96,9 @@ class SessionSnapshot:
     late_ticks: int = 0  # ticks that started more than a period late
     teleop_devices: tuple = ()  # TeleopDeviceInfo of every gamepad / SpaceMouse found
     teleop_devices_note: str = "not scanned yet"  # why a kind is missing, or which device is in use
+    cameras: tuple[CameraStatus, ...] = ()
+    simulated: bool = True  # False: a real arm, whose takes the operator judges
+    microphone: str = "off"  # the microphone a take records, or "off"
 
 
 class RecordSession(PublishedState):
@@ -89,7 +108,8 @@ class RecordSession(PublishedState):
 
     def __init__(self, out_dir, robot: str = "sim", robot_ip: str | None = None, task: str = "stack",
                  seed: int = 0, control_hz: float = 10.0, obs: str = "rgb",
-                 workcell_factory: Callable[..., Workcell] | None = None, realtime: bool = True):
+                 workcell_factory: Callable[..., Workcell] | None = None, realtime: bool = True,
+                 setup: WorkcellSetup | None = None, data_dir=None):
         if robot not in ROBOTS:
             raise ValueError(f"robot must be one of {', '.join(ROBOTS)}, got {robot!r}")
         self.out_dir = Path(out_dir)
@@ -98,7 +118,12 @@ class RecordSession(PublishedState):
         self.realtime = realtime  # False: a stepped simulation runs as fast as it can (logic tests)
         self._robot, self._robot_ip = robot, robot_ip
         self._inst: TaskInstance | None = make_instance(task, seed)
-        self._factory = workcell_factory or _open_workcell
+        self._factory = workcell_factory or self._open_cell
+        self._data_dir = data_dir
+        self._setup = setup  # None: the default of each robot kind (app/workcell_setup.py)
+        self._microphone = None  # (device, label) of the microphone takes record, or None
+        self._audio = None  # the microphone recording the current take
+        self._arm_fault: str | None = None
         self._requests: queue.Queue = queue.Queue()
         self._lock = threading.RLock()  # re-entrant: a `wait_for` predicate may read the snapshot again
         self._changed = threading.Condition(self._lock)  # notified on every snapshot change and event
@@ -134,6 +159,21 @@ class RecordSession(PublishedState):
 
     def disconnect(self) -> None:
         self._submit(self._disconnect)
+
+    def set_setup(self, setup: WorkcellSetup | None) -> None:
+        """Cameras and object source for the next connection (None: the robot kind's default)."""
+        self._submit(lambda: setattr(self, "_setup", setup))
+
+    def set_microphone(self, device, label: str = "") -> None:
+        """Record sound from `device` (a PortAudio index, or anything with AudioRecorder's interface)
+        in every take from the next one; None: no sound."""
+        def apply():
+            self._microphone = None if device is None else (device, label or str(device))
+            self._update(microphone="off" if device is None else (label or str(device)))
+        self._submit(apply)
+
+    def setup_for(self, robot: str) -> WorkcellSetup:
+        return self._setup or default_setup(robot, self._data_dir)
 
     def new_scene(self, task: str, seed: int) -> None:
         """A fresh scene of `task` laid out from `seed` (reconnects the workcell)."""
@@ -177,11 +217,12 @@ class RecordSession(PublishedState):
     def start_recording(self, instruction: str | None = None) -> None:
         self._submit(lambda: self._start_recording(instruction))
 
-    def stop_recording(self) -> None:
-        """Save the episode; a running call is aborted first."""
+    def stop_recording(self, success: bool | None = None) -> None:
+        """Save the episode; a running call is aborted first. `success`: the operator's verdict, kept
+        where the workcell cannot judge the take itself (a real arm)."""
         if self._running_call is not None:
             self._abort.set()
-        self._submit(lambda: self._stop_recording(keep=True))
+        self._submit(lambda: self._stop_recording(keep=True, success=success))
 
     def discard_recording(self) -> None:
         if self._running_call is not None:
@@ -273,6 +314,8 @@ class RecordSession(PublishedState):
             fn()
         except Exception as e:  # noqa: BLE001 - the worker reports and goes on
             self._event("error", one_line(e))
+            if isinstance(e, ArmError):
+                self._note_arm_fault(one_line(e))
             if isinstance(e, ArmError) and self._cell is not None and not self._cell_alive():
                 self._drop_cell(f"connection lost: {one_line(e)}")
 
@@ -299,8 +342,13 @@ class RecordSession(PublishedState):
         self._samples.clear()
         self._next_tick, self._late, self._warmup_ticks = None, 0, WARMUP_TICKS
         spec = cell.spec
+        simulated = workcell_kind(cell.kind).simulated
+        if not simulated and self._inst is not None and self._instruction == self._inst.instruction:
+            self._instruction = ""  # a real take says what it shows in its own words
+        self._update(instruction=self._instruction)
         self._update(connection="live", message=f"connected to {cell.kind}{where}", objects=tuple(spec.object_names),
-                     zones=tuple(spec.zone_names), estop_reason=None, images={}, samples=())
+                     zones=tuple(spec.zone_names), estop_reason=None, images={}, samples=(),
+                     simulated=simulated, cameras=self._camera_statuses())
         self._event("info", f"connected to {cell.kind}{where}")
         self._live.set()
 
@@ -411,6 +459,8 @@ class RecordSession(PublishedState):
         ob, self._observed = self._observed, None
         if self._rec is not None:
             self._rec.write(sent, ob)
+            for line in self._rec.take.poll_faults():
+                self._event("error", f"{line} (the take goes on and keeps everything recorded so far)")
         self._publish(ob)
 
     def _pace(self) -> None:
@@ -439,7 +489,8 @@ class RecordSession(PublishedState):
                      estop_reason=self._estop_reason or self._cell.arm.estop_reason,  # the watchdog's too
                      running_call=self._running_call, open_call=open_rec.code if open_rec else None,
                      memory_keys=tuple(self._api.memory.poses) if self._api is not None else (),
-                     recording=self._rec.status() if self._rec is not None else None, late_ticks=self._late)
+                     recording=self._rec.status() if self._rec is not None else None, late_ticks=self._late,
+                     cameras=self._camera_statuses())
 
     # ---- robot-API calls ---------------------------------------------------------------------------
     def _execute(self, call: Call) -> None:
@@ -495,27 +546,37 @@ class RecordSession(PublishedState):
         if self._rec is not None:
             raise RuntimeError("already recording")
         text = (instruction or "").strip() or self._instruction
+        inst = self._inst if workcell_kind(self._cell.kind).simulated else None  # a real take has no suite task
+        if inst is None and not text:
+            raise RuntimeError("type what the take shows (its instruction) before recording")
         self._instruction = text
-        task = self._inst.task.id if self._inst is not None else "teleop"
+        task = inst.task.id if inst is not None else FREE_TASK
         path = next_episode_path(self.out_dir, task)
-        self._rec = Recording(path, self._cell, self._inst, text, self.obs, self.control_hz)
+        audio = self._start_microphone()
+        try:
+            self._rec = Recording(path, self._cell, inst, text, self.obs, self.control_hz, audio=audio)
+        except BaseException:
+            self._stop_microphone()
+            raise
+        self._arm_fault = None
         api.log = self._rec.log
         api.memory.poses.clear()
         api.memory.history.clear()
         self._update(instruction=text, recording=self._rec.status())
         self._event("info", f"recording {path.name}")
 
-    def _stop_recording(self, keep: bool) -> None:
+    def _stop_recording(self, keep: bool, success: bool | None = None) -> None:
         rec, self._rec = self._rec, None
         if rec is None:
             raise RuntimeError("not recording")
         if self._api is not None:
             self._api.log = self._idle_log
+        self._stop_microphone()
         if not keep:
             rec.discard()
             self._event("discarded", f"discarded {rec.path.name}")
         else:
-            result = rec.finish(self._api.memory if self._api is not None else None)
+            result = rec.finish(self._api.memory if self._api is not None else None, success)
             if result.path is None:
                 self._event("discarded", f"nothing recorded in {rec.path.name}; discarded")
             else:
@@ -552,6 +613,53 @@ class RecordSession(PublishedState):
         self._integrator.resync()
         self._event("info", "arm errors cleared (recover_from_errors)")
 
-def _open_workcell(robot: str, inst: TaskInstance | None, control_hz: float, robot_ip: str | None) -> Workcell:
-    """The workcell of `robot` from the registry; a real arm gets its address, a simulated one the task's scene."""
-    return open_session_workcell(robot, inst.scene if inst is not None else None, control_hz, robot_ip)
+    # ---- devices -------------------------------------------------------------------------------------
+    def _open_cell(self, robot: str, inst: TaskInstance | None, control_hz: float, robot_ip: str | None) -> Workcell:
+        """The workcell of `robot` as its set-up says; a simulated one gets the task's scene."""
+        return open_setup_workcell(robot, inst.scene if inst is not None else None, control_hz, robot_ip,
+                                   self.setup_for(robot))
+
+    def _camera_statuses(self) -> tuple[CameraStatus, ...]:
+        cell = self._cell
+        if cell is None:
+            return ()
+        statuses = []
+        for name in cell.cameras:
+            cam = cell.camera(name)
+            st = cam.stats()
+            statuses.append(CameraStatus(name, st.frames, round(st.fps, 1), st.drops, st.error,
+                                         getattr(cam, "calibrated", True)))
+        return tuple(statuses)
+
+    def _start_microphone(self):
+        """The chosen microphone, recording; None (with an error event) when it cannot be opened."""
+        if self._microphone is None:
+            return None
+        device, label = self._microphone
+        if hasattr(device, "on_block"):  # an already made recorder (tests, fake devices)
+            recorder = device
+        else:
+            from recorders.audio_input import AudioRecorder
+
+            recorder = AudioRecorder(device)
+        try:
+            recorder.start()
+        except Exception as e:  # noqa: BLE001 - the take goes on without sound
+            self._event("error", f"recording without sound: {one_line(e)}")
+            return None
+        self._audio = recorder
+        return recorder
+
+    def _stop_microphone(self) -> None:
+        audio, self._audio = self._audio, None
+        if audio is not None:
+            try:
+                audio.stop()
+            except Exception as e:  # noqa: BLE001 - a vanished microphone cannot be stopped cleanly
+                self._event("error", f"the microphone did not stop cleanly: {one_line(e)}")
+
+    def _note_arm_fault(self, text: str) -> None:
+        """An arm error (a reflex, a lost connection) during a take is noted in it, once per error."""
+        if self._rec is not None and text != self._arm_fault:
+            self._arm_fault = text
+            self._rec.take.note_fault("arm", text)

@@ -51,10 +51,9 @@ class Recording:
     """A take of a live workcell with the counters the Record workspace shows (fps, drops, calls)."""
 
     def __init__(self, path: Path, cell: Workcell, inst: TaskInstance | None, instruction: str, obs: str,
-                 control_hz: float):
+                 control_hz: float, audio=None):
         self.take = Take(path, cell, Provenance("gui", cell.kind), obs=obs, control_hz=control_hz, inst=inst,
-                         instruction=instruction, realtime=True)
-        self.kept: Counter[str] = Counter()
+                         instruction=instruction, realtime=True, audio=audio)
         self._fps: dict[str, float] = {name: 0.0 for name in self.take.writer.specs}
         self._window_start = time.monotonic()
         self._window_counts: Counter[str] = Counter()
@@ -69,16 +68,13 @@ class Recording:
 
     def write(self, sent: ArmCommand, ob: Observation) -> None:
         """One tick: the command the arm was sent, with the observation taken just before it."""
-        kept = self.take.tick(sent, ob)
-        for name, ok in kept.items():
-            if ok:
-                self.kept[name] += 1
-                self._window_counts[name] += 1
+        self.take.tick(sent, ob)
         now = time.monotonic()
-        if now - self._window_start >= FPS_WINDOW_S:
+        if now - self._window_start >= FPS_WINDOW_S:  # every stream's rate, devices' included
             span = now - self._window_start
-            self._fps = {name: self._window_counts[name] / span for name in self.take.writer.specs}
-            self._window_start, self._window_counts = now, Counter()
+            appended = Counter(self.take.writer.appended)
+            self._fps = {name: (appended[name] - self._window_counts[name]) / span for name in self.take.writer.specs}
+            self._window_start, self._window_counts = now, appended
 
     def status(self) -> RecordingStatus:
         writer = self.take.writer
@@ -87,9 +83,10 @@ class Recording:
         elapsed = self.take.frame_times[-1] if self.take.frame_times else 0.0
         return RecordingStatus(self.path, elapsed, streams, len(self.log.records))
 
-    def finish(self, memory: Memory | None = None) -> TakeResult:
-        """Save the take: labels, success where the workcell sees the objects, the memory."""
-        return self.take.finish(memory)
+    def finish(self, memory: Memory | None = None, marked: bool | None = None) -> TakeResult:
+        """Save the take: labels, success where the workcell sees the objects (else the operator's
+        mark), the memory."""
+        return self.take.finish(memory, marked=marked)
 
     def discard(self) -> None:
         self.take.discard()

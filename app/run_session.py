@@ -62,7 +62,8 @@ class RunSession(PublishedState):
                  obs: str = "rgb", workcell_factory: Callable | None = None,
                  planner_loader: Callable[[str], tuple[object, ModelRef]] | None = None,
                  policy_loader: Callable[[str], tuple[object, ModelRef]] | None = None,
-                 realtime: bool = True, max_calls: int = MAX_CALLS, max_call_s: float = DEFAULT_MAX_CALL_S):
+                 realtime: bool = True, max_calls: int = MAX_CALLS, max_call_s: float = DEFAULT_MAX_CALL_S,
+                 setup=None):
         if robot not in ROBOT_KINDS:
             raise ValueError(f"robot must be one of {', '.join(ROBOT_KINDS)}, got {robot!r}")
         self.out_dir = Path(out_dir)
@@ -70,7 +71,8 @@ class RunSession(PublishedState):
         self.realtime = realtime  # False: a stepped simulation runs as fast as it can (logic tests)
         self.max_calls = max_calls
         self.max_call_s = max_call_s  # a learned policy's motion call fails when not finished by then
-        self._factory = workcell_factory or open_session_workcell
+        self._factory = workcell_factory or self._open_cell
+        self.setup = setup  # app/workcell_setup.py WorkcellSetup; None: the robot kind's default
         self._load_planner = planner_loader or _load_planner
         self._load_policy = policy_loader or _load_policy
         self._requests: queue.Queue = queue.Queue()
@@ -269,6 +271,9 @@ class RunSession(PublishedState):
         self._controls.abort.clear()
         self._update(estop_reason=None)
         self._event("info", "e-stop reset; the arm accepts commands again")
+
+    def _open_cell(self, robot: str, spec, control_hz: float, robot_ip: str | None):
+        return open_session_workcell(robot, spec, control_hz, robot_ip, self.setup)
 
     # ---- worker: one run ----------------------------------------------------------------------------
     def _run(self, task: str, seed: int, instruction: str | None, planner: str, policy: str, mode: str,

@@ -58,12 +58,12 @@ class PublishedState:
             return first() if self._changed.wait_for(lambda: first() is not None, timeout) else None
 
 
-def open_session_workcell(robot: str, spec, control_hz: float, robot_ip: str | None):
-    """The workcell of `robot` from the registry; a real arm gets its address."""
-    from recorders.cell.registry import open_workcell
+def open_session_workcell(robot: str, spec, control_hz: float, robot_ip: str | None, setup=None):
+    """The workcell of `robot` as `setup` says (app/workcell_setup.py; None: the kind's default);
+    a real arm gets its address."""
+    from app.workcell_setup import default_setup, open_setup_workcell
 
-    options = {"host": robot_ip or ""} if workcell_kind(robot).needs_ip else {}
-    return open_workcell(robot, spec, control_hz, **options)
+    return open_setup_workcell(robot, spec, control_hz, robot_ip, setup or default_setup(robot))
 
 
 def estop_arm(cell, reason: str) -> None:

@@ -60,6 +60,8 @@ class EpisodeWriter:
         self.flush_interval = flush_interval
         self.drop_when_full = drop_when_full
         self.dropped: Counter[str] = Counter()
+        # samples queued per stream; every key exists from the start, so other threads may copy it any time
+        self.appended: Counter[str] = Counter({name: 0 for name in self.specs})
         self.written: Counter[str] = Counter()  # touched by the writer thread only
         self._drop_lock = threading.Lock()
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
@@ -87,6 +89,7 @@ class EpisodeWriter:
         item = (stream, float(t), sample.astype(spec.dtype, copy=True))  # the producer may reuse its buffer
         if not self.drop_when_full:
             self._put(item)
+            self.appended[stream] += 1
             return True
         try:
             self._queue.put_nowait(item)
@@ -94,6 +97,7 @@ class EpisodeWriter:
             with self._drop_lock:
                 self.dropped[stream] += 1
             return False
+        self.appended[stream] += 1
         return True
 
     def log_call(self, call: dict) -> None:

@@ -73,7 +73,7 @@ class Take:
                            instruction=instruction if instruction is not None else inst.instruction if inst else "",
                            robot=cell.kind, control_hz=control_hz, seed=inst.seed if inst else -1,
                            split=inst.split if inst else "", clock=cell.clock_name,
-                           scene=inst.scene if sees_objects else None, roles=inst.roles if checks_task else {},
+                           scene=cell.spec if cell.spec.cubes or cell.spec.zones else None, roles=inst.roles if checks_task else {},
                            program=inst.program_code if checks_task else "", provenance=provenance)
         specs = stream_specs(cell, obs, control_hz)
         if audio is not None:
@@ -146,10 +146,11 @@ class Take:
         """Store one intervention of the operator (recorders/intervention.py) as it ends."""
         self.writer.log_intervention(intervention.to_dict())
 
-    def finish(self, memory: Memory | None = None, failed: bool = False) -> TakeResult:
+    def finish(self, memory: Memory | None = None, failed: bool = False, marked: bool | None = None) -> TakeResult:
         """Close an open hotkey stretch, label the frames from the logged calls, decide success and
         save the episode with `memory`. `failed`: a call of the take's program failed, so it did not
-        succeed whatever the objects show. A take without ticks is discarded (path None)."""
+        succeed whatever the objects show. `marked`: the operator's verdict, used where no task monitor
+        can judge (a real take). A take without ticks is discarded (path None)."""
         if self.log.open_record is not None:
             self.log.close_call("ok")  # the stretch ended when the take did
         self._detach_devices()
@@ -161,6 +162,8 @@ class Take:
         success = False if failed else None
         if not failed and self.monitor is not None:
             success = self.monitor.success(self.cell.object_poses())
+        elif not failed:
+            success = marked
         labels = segment_calls(calls, np.asarray(self.frame_times))
         path = self.writer.finish(success, [s.to_dict() for s in labels],
                                   None if memory is None else memory.to_json())

@@ -1,0 +1,161 @@
+"""How a session opens its workcell: the robot kind, its cameras, where object poses come from, and
+the per-workcell folder that keeps what the operator set up (cameras, calibration, taught scene).
+
+    WorkcellSetup (GUI choices, or --camera / --objects) + DATA/workcells/<kind>/
+        cameras.json      which RealSense camera is front / wrist, resolution, rate (recorders/cell/camera_rig.py)
+        calibration.json  camera mounts and the workspace box (recorders/perception/calibration.py)
+        scene.json        the objects and targets taught by clicking (recorders/perception/taught_scene.py)
+    -> open_setup_workcell(kind, spec, control_hz, host, setup)
+        -> the registry's workcell (recorders/cell/registry.py), with the RealSense rig on a real arm
+           and the workspace box of its calibration in the safety layer
+        -> wrapped by the perception (recorders/perception/perceived_workcell.py) when objects are
+           perceived: always on a real arm (it has no other source), on request in the simulator
+
+Used by the Record and Run sessions and the record / run / eval commands, so every entry point opens a
+workcell the same way. Heavy modules (MuJoCo, franky, pyrealsense2, OpenCV) load only when opened.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+from recorders.arms.base import ArmError
+from recorders.cell.camera_rig import RIG_FILE, CameraRig
+from recorders.cell.registry import workcell_kind
+
+CAMERA_SOURCES = ("sim", "realsense", "none")  # sim: the workcell renders its own cameras
+OBJECT_SOURCES = ("true", "perceived")  # true: the simulator's poses; perceived: the tracker on the cameras
+WORKCELLS_FOLDER = "workcells"
+
+
+@dataclass(frozen=True)
+class WorkcellSetup:
+    camera: str = "sim"
+    objects: str = "true"
+    rig: CameraRig | None = None  # None: the rig saved in the folder (or the only camera connected)
+    folder: Path | None = None  # the per-workcell folder; None: nothing saved or loaded
+
+    def __post_init__(self):
+        if self.camera not in CAMERA_SOURCES:
+            raise ValueError(f"camera must be one of {', '.join(CAMERA_SOURCES)}, got {self.camera!r}")
+        if self.objects not in OBJECT_SOURCES:
+            raise ValueError(f"objects must be one of {', '.join(OBJECT_SOURCES)}, got {self.objects!r}")
+
+
+def workcell_folder(data_dir: Path, kind: str) -> Path:
+    """Where the set-up of the `kind` workcell is kept (created on first save)."""
+    return Path(data_dir) / WORKCELLS_FOLDER / kind
+
+
+def default_setup(kind: str, data_dir: Path | None = None, camera: str | None = None,
+                  objects: str | None = None) -> WorkcellSetup:
+    """A real arm streams RealSense cameras and perceives its objects; a simulated cell renders its
+    cameras and knows its objects, unless told otherwise."""
+    simulated = workcell_kind(kind).simulated
+    return WorkcellSetup(camera=camera or ("sim" if simulated else "realsense"),
+                         objects=objects or ("true" if simulated else "perceived"),
+                         folder=None if data_dir is None else workcell_folder(data_dir, kind))
+
+
+def check_setup(kind: str, setup: WorkcellSetup) -> None:
+    """ValueError with one line when the set-up cannot work with this kind of workcell."""
+    simulated = workcell_kind(kind).simulated
+    if simulated and setup.camera == "realsense":
+        raise ValueError(f"the {kind} workcell renders its own cameras; RealSense cameras need --robot franky")
+    if not simulated and setup.camera == "sim":
+        raise ValueError("a real arm has no rendered cameras: use RealSense cameras (--camera realsense) or none")
+    if not simulated and setup.objects == "true":
+        raise ValueError("a real arm has no simulator to ask where objects are: objects are perceived")
+    if setup.objects == "perceived" and setup.camera == "none":
+        raise ValueError("perceived objects need cameras")
+
+
+def saved_rig(setup: WorkcellSetup) -> CameraRig:
+    if setup.rig is not None:
+        return setup.rig
+    path = None if setup.folder is None else setup.folder / RIG_FILE
+    return CameraRig.from_json(path.read_text()) if path is not None and path.exists() else CameraRig()
+
+
+def save_rig(folder: Path, rig: CameraRig) -> None:
+    from recorders.atomic_files import write_text_atomic
+
+    write_text_atomic(folder / RIG_FILE, rig.to_json())
+
+
+def load_calibration(setup: WorkcellSetup):
+    """The workcell's calibration (recorders/perception/calibration.py), or None when it has none."""
+    if setup.folder is None:
+        return None
+    from recorders.perception.calibration import load_calibration as load
+
+    return load(setup.folder)
+
+
+def open_setup_workcell(kind: str, spec, control_hz: float, host: str | None, setup: WorkcellSetup,
+                        device_factory: Callable[..., object] | None = None):
+    """Open the workcell of `kind` as `setup` says; ArmError / ValueError with one line if it cannot."""
+    from recorders.cell.registry import open_workcell
+
+    check_setup(kind, setup)
+    entry = workcell_kind(kind)
+    options: dict = {"host": host or ""} if entry.needs_ip else {}
+    calibration = load_calibration(setup)
+    if calibration is not None and calibration.workspace is not None:
+        options["safety"] = calibration.workspace.limits()
+    if setup.objects == "perceived" and spec is not None and entry.simulated:
+        from recorders.perception.perceived_workcell import perception_scene
+
+        spec = perception_scene(spec)  # depth and a resolution the tracker needs
+    if not entry.simulated:
+        spec = _taught_spec(setup)
+        if setup.camera == "realsense":
+            options["cameras"] = _open_realsense(setup, calibration, device_factory)
+    cell = open_workcell(kind, spec, control_hz, **options)
+    if setup.objects != "perceived":
+        return cell
+    try:
+        return _perceive(cell, setup, entry.simulated)
+    except BaseException:
+        cell.close()
+        raise
+
+
+def _open_realsense(setup: WorkcellSetup, calibration, device_factory):
+    from recorders.cell.camera_rig import open_rig
+    from recorders.realsense_cameras import RealSenseCamera, list_cameras
+
+    if device_factory is None:
+        found = list_cameras()
+        if not found:
+            raise ArmError(f"RealSense: {found.reason}")
+        connected, device_factory = [c.serial for c in found], RealSenseCamera
+    else:
+        connected = list(getattr(device_factory, "connected", ()))
+    mounts = {} if calibration is None else calibration.mounts()
+    return open_rig(saved_rig(setup), connected, mounts, device_factory)
+
+
+def _taught_spec(setup: WorkcellSetup):
+    """The scene a real workcell was taught (objects and targets), or None: nothing taught yet."""
+    if setup.folder is None:
+        return None
+    from recorders.perception.taught_scene import load_taught_scene
+
+    taught = load_taught_scene(setup.folder)
+    return None if taught is None else taught.scene_spec()
+
+
+def _perceive(cell, setup: WorkcellSetup, simulated: bool):
+    from recorders.perception.perceived_workcell import PerceivedWorkcell, auto_teach
+    from recorders.perception.taught_scene import load_taught_scene
+
+    if simulated:
+        return PerceivedWorkcell(cell, auto_teach(cell))
+    taught = None if setup.folder is None else load_taught_scene(setup.folder)
+    return PerceivedWorkcell(cell, taught)
+
+
+def with_objects(setup: WorkcellSetup, objects: str) -> WorkcellSetup:
+    return replace(setup, objects=objects)
