@@ -99,6 +99,10 @@ class SessionSnapshot:
     cameras: tuple[CameraStatus, ...] = ()
     simulated: bool = True  # False: a real arm, whose takes the operator judges
     microphone: str = "off"  # the microphone a take records, or "off"
+    realsense: tuple = ()  # CameraInfo of every RealSense camera found by the last scan
+    microphones: tuple = ()  # MicrophoneInfo of every microphone found by the last scan
+    capture_note: str = "not scanned yet"  # why no camera / microphone was found
+    setup: WorkcellSetup | None = None  # how the connected workcell was opened
 
 
 class RecordSession(PublishedState):
@@ -119,7 +123,7 @@ class RecordSession(PublishedState):
         self._robot, self._robot_ip = robot, robot_ip
         self._inst: TaskInstance | None = make_instance(task, seed)
         self._factory = workcell_factory or self._open_cell
-        self._data_dir = data_dir
+        self._data_dir = Path(data_dir) if data_dir is not None else self.out_dir  # holds workcells/<kind>/
         self._setup = setup  # None: the default of each robot kind (app/workcell_setup.py)
         self._microphone = None  # (device, label) of the microphone takes record, or None
         self._audio = None  # the microphone recording the current take
@@ -161,8 +165,13 @@ class RecordSession(PublishedState):
         self._submit(self._disconnect)
 
     def set_setup(self, setup: WorkcellSetup | None) -> None:
-        """Cameras and object source for the next connection (None: the robot kind's default)."""
-        self._submit(lambda: setattr(self, "_setup", setup))
+        """Cameras and object source for the next connection (None: the robot kind's default); a
+        chosen camera rig is saved with the workcell."""
+        self._submit(lambda: self._apply_setup(setup))
+
+    @property
+    def data_dir(self) -> Path:
+        return self._data_dir
 
     def set_microphone(self, device, label: str = "") -> None:
         """Record sound from `device` (a PortAudio index, or anything with AudioRecorder's interface)
@@ -171,6 +180,10 @@ class RecordSession(PublishedState):
             self._microphone = None if device is None else (device, label or str(device))
             self._update(microphone="off" if device is None else (label or str(device)))
         self._submit(apply)
+
+    def scan_capture_devices(self) -> None:
+        """Look for RealSense cameras and microphones (in the worker: listing touches USB and PortAudio)."""
+        self._submit(self._scan_capture_devices)
 
     def setup_for(self, robot: str) -> WorkcellSetup:
         return self._setup or default_setup(robot, self._data_dir)
@@ -348,7 +361,7 @@ class RecordSession(PublishedState):
         self._update(instruction=self._instruction)
         self._update(connection="live", message=f"connected to {cell.kind}{where}", objects=tuple(spec.object_names),
                      zones=tuple(spec.zone_names), estop_reason=None, images={}, samples=(),
-                     simulated=simulated, cameras=self._camera_statuses())
+                     simulated=simulated, cameras=self._camera_statuses(), setup=self.setup_for(robot))
         self._event("info", f"connected to {cell.kind}{where}")
         self._live.set()
 
@@ -630,6 +643,22 @@ class RecordSession(PublishedState):
             statuses.append(CameraStatus(name, st.frames, round(st.fps, 1), st.drops, st.error,
                                          getattr(cam, "calibrated", True)))
         return tuple(statuses)
+
+    def _apply_setup(self, setup: WorkcellSetup | None) -> None:
+        from app.workcell_setup import save_rig
+
+        if setup is not None and setup.rig is not None and setup.folder is not None:
+            save_rig(setup.folder, setup.rig)
+        self._setup = setup
+
+    def _scan_capture_devices(self) -> None:
+        from recorders.audio_input import list_microphones
+        from recorders.realsense_cameras import list_cameras
+
+        cameras, microphones = list_cameras(), list_microphones()
+        notes = [f"RealSense: {cameras.reason}" if not cameras else f"{len(cameras)} RealSense camera(s)",
+                 f"microphones: {microphones.reason}" if not microphones else f"{len(microphones)} microphone(s)"]
+        self._update(realsense=tuple(cameras), microphones=tuple(microphones), capture_note="; ".join(notes))
 
     def _start_microphone(self):
         """The chosen microphone, recording; None (with an error event) when it cannot be opened."""

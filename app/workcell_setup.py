@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from recorders.arms.base import ArmError
-from recorders.cell.camera_rig import RIG_FILE, CameraRig
+from recorders.cell.camera_rig import RIG_FILE, CameraRig, CameraRigError  # noqa: F401 - for widgets
 from recorders.cell.registry import workcell_kind
 
 CAMERA_SOURCES = ("sim", "realsense", "none")  # sim: the workcell renders its own cameras
@@ -41,6 +41,11 @@ class WorkcellSetup:
             raise ValueError(f"camera must be one of {', '.join(CAMERA_SOURCES)}, got {self.camera!r}")
         if self.objects not in OBJECT_SOURCES:
             raise ValueError(f"objects must be one of {', '.join(OBJECT_SOURCES)}, got {self.objects!r}")
+
+
+def is_simulated(kind: str) -> bool:
+    """The kind's scene is simulated (rendered cameras, the simulator's object poses available)."""
+    return workcell_kind(kind).simulated
 
 
 def workcell_folder(data_dir: Path, kind: str) -> Path:

@@ -6,8 +6,11 @@ the session's snapshot and events on a timer, so nothing here waits on the arm o
     connection bar   robot, IP, connect, status            scene: task, seed, task text
     cameras          front | wrist                          skill palette (+ abort)
     state curves     TCP x y z, gripper                     teleop: speed, key help
+                                                            cameras, objects and sound (record_devices.py)
                                                             recording: record/stop/discard, streams
                                                             episodes, log
+On a real arm a take has no task of the suite: the task text is the operator's own, and stopping a take
+asks whether it succeeded.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from app.record_session import ROBOTS, TASK_IDS, RecordSession, SessionSnapshot
 from app.domain import SPEED_LEVELS_M_S
 from widgets.live_views import LiveCameras, LiveStateCurves
 from widgets.main_window import RESET_ESTOP_STYLE, RESET_KEYS
+from widgets.record_devices import CaptureDevicesBox
 from widgets.skill_palette import SkillPalette
 from widgets.teleop_keys import TeleopKeys, device_help_text, help_label
 
@@ -42,11 +46,16 @@ class RecordPanel(QWidget):
         self._snap = SessionSnapshot()
         self._shown_tick = -1
         self._shown_instruction: str | None = None
+        self._shown_setup = None
 
         self.cameras = LiveCameras()
         self.curves = LiveStateCurves()
         self.palette = SkillPalette()
         self.keys = TeleopKeys(self)
+        self.devices = CaptureDevicesBox()
+        self.devices.setup_chosen.connect(self._use_setup)
+        self.devices.microphone_chosen.connect(self.session.set_microphone)
+        self.devices.rescan_requested.connect(self.session.scan_capture_devices)
 
         views = QSplitter(Qt.Orientation.Vertical)
         views.addWidget(self.cameras)
@@ -55,7 +64,7 @@ class RecordPanel(QWidget):
         side = QWidget()
         side_layout = QVBoxLayout(side)
         side_layout.setContentsMargins(0, 0, 0, 0)
-        for box in (self._palette_box(), self._teleop_box(), self._recording_box(), self._episodes_box()):
+        for box in (self._palette_box(), self._teleop_box(), self.devices, self._recording_box(), self._episodes_box()):
             side_layout.addWidget(box)
         side_layout.addStretch(1)
         body = QSplitter(Qt.Orientation.Horizontal)
@@ -103,6 +112,9 @@ class RecordPanel(QWidget):
         self._timer.start(POLL_MS)
         self._load_episode_list()
         self.session.scan_teleop_devices()
+        self.session.scan_capture_devices()
+        self.devices.show_robot(self.session.robot, self.session.data_dir, None)
+        self.robot.currentTextChanged.connect(lambda r: self.devices.show_robot(r, self.session.data_dir, None))
 
     # ---- layout ------------------------------------------------------------------------------------
     def _connection_bar(self) -> QHBoxLayout:
@@ -136,7 +148,8 @@ class RecordPanel(QWidget):
         for w in (QLabel("Robot"), self.robot, self.robot_ip, self.connect_button, self.status, self.recover_button):
             bar.addWidget(w)
         bar.addSpacing(18)
-        for w in (QLabel("Task"), self.task, QLabel("seed"), self.seed, self.new_scene_button):
+        self.task_label, self.seed_label = QLabel("Task"), QLabel("seed")
+        for w in (self.task_label, self.task, self.seed_label, self.seed, self.new_scene_button):
             bar.addWidget(w)
         bar.addWidget(self.instruction, 1)
         return bar
@@ -244,8 +257,32 @@ class RecordPanel(QWidget):
     def toggle_recording(self) -> None:
         if self._snap.recording is None:
             self.session.start_recording(self.instruction.text())
+        elif self._snap.simulated:
+            self.session.stop_recording()  # the task monitor judges the take
         else:
-            self.session.stop_recording()
+            verdict = self.ask_success()
+            if verdict != "cancel":
+                self.session.stop_recording(success=verdict)
+
+    def ask_success(self):
+        """A real take is judged by the operator: True, False, None (not sure) or "cancel" (keep
+        recording). Replaced in tests."""
+        box = QMessageBox(self)
+        box.setWindowTitle("Stop and save")
+        box.setText("Did the take succeed?")
+        yes = box.addButton("Succeeded", QMessageBox.ButtonRole.YesRole)
+        no = box.addButton("Failed", QMessageBox.ButtonRole.NoRole)
+        unsure = box.addButton("Not sure", QMessageBox.ButtonRole.ActionRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(yes)
+        box.exec()
+        return {yes: True, no: False, unsure: None}.get(box.clickedButton(), "cancel")
+
+    def _use_setup(self, setup) -> None:
+        """New cameras or object source: the session reconnects with them."""
+        self.session.set_setup(setup)
+        if self._snap.connection in ("live", "error"):
+            self.session.connect_robot(self._snap.robot, self.robot_ip.text().strip() or None)
 
     def discard(self) -> None:
         if self._snap.recording is not None and self.confirm_discard():
@@ -323,6 +360,16 @@ class RecordPanel(QWidget):
         for w in (self.task, self.seed, self.new_scene_button, self.robot, self.robot_ip, self.instruction):
             w.setEnabled(not recording and (w is not self.robot_ip or self.robot.currentText() == "franky"))
         self._show_devices(s)
+        self.devices.show_devices(s.realsense, s.microphones, s.capture_note)
+        self.devices.show_cameras(s.cameras)
+        self.devices.setEnabled(not recording)
+        if s.setup is not None and s.setup != self._shown_setup:  # a new connection's set-up
+            self._shown_setup = s.setup
+            self.devices.show_robot(s.robot, self.session.data_dir, s.setup)
+        for w in (self.task_label, self.task, self.seed_label, self.seed, self.new_scene_button):
+            w.setVisible(s.simulated)  # a real arm has no task of the suite to lay out
+        self.instruction.setPlaceholderText("task text stored with the episode" if s.simulated else
+                                            "what this take shows, in your words (e.g. wipe the table)")
         if self.speed.currentIndex() != s.speed_level:
             self.speed.blockSignals(True)
             self.speed.setCurrentIndex(s.speed_level)
