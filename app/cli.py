@@ -81,21 +81,36 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("gui", help="the desktop app (default when no command is given)")
     g.add_argument("--robot", choices=ROBOT_KINDS, default="sim", help=_robot_help(ROBOT_KINDS))
     g.add_argument("--robot-ip", default=None, help="IP of a real arm (with --robot franky)")
-    g.add_argument("--camera", choices=("sim", "realsense"), default="sim")
-    g.add_argument("--data", type=Path, default=Path("data"), help="dataset folder (default ./data)")
+    _add_device_arguments(g)
+    g.add_argument("--data", type=Path, default=Path("data"),
+                   help="dataset folder (default ./data); data/workcells/ROBOT keeps cameras, calibration, taught objects")
 
     sc = sub.add_parser("screenshots", help="render every workspace offscreen to PNG")
     sc.add_argument("--out", type=Path, required=True)
 
     sub.add_parser("tasks", help="list the task suite")
 
-    r = sub.add_parser("record", help="scripted oracle demonstrations, headless")
-    r.add_argument("--task", required=True)
+    r = sub.add_parser("record", help="scripted demonstrations, headless: a task's oracle program, or --program "
+                                      "FILE on any workcell (a real arm too)")
+    what = r.add_mutually_exclusive_group(required=True)
+    what.add_argument("--task", help="a task of the suite: its oracle program in its scenes")
+    what.add_argument("--program", type=Path, help="a program file (checked like `check`) run on --robot, "
+                                                   "--episodes times; on a real arm with a reset pause between")
     r.add_argument("--episodes", type=positive_int, default=1)
     r.add_argument("--out", required=True, type=Path)
     r.add_argument("--seed", type=nonneg_int, default=0, help="seed of the first episode (default 0)")
     r.add_argument("--split", choices=("train", "test"), default="train")
-    r.add_argument("--robot", choices=SCRIPTED_DEMO_KINDS, default="sim", help=_robot_help(SCRIPTED_DEMO_KINDS))
+    r.add_argument("--robot", choices=ROBOT_KINDS, default="sim",
+                   help=_robot_help(ROBOT_KINDS) + " (franky: with --program only)")
+    r.add_argument("--robot-ip", default=None, help="IP of a real arm (with --robot franky)")
+    _add_device_arguments(r)
+    r.add_argument("--data", type=Path, default=Path("data"), help="the app's data folder, whose workcells/ROBOT "
+                                                                   "holds the calibration and taught objects")
+    r.add_argument("--instruction", default=None, help="with --program: what the episodes show, in words")
+    r.add_argument("--scene-task", default="pick_place", metavar="TASK",
+                   help="with --program in simulation: the task whose layouts (seeds from --seed) are the scenes")
+    r.add_argument("--reset-wait", type=float, default=None, metavar="S",
+                   help="with --program on a real arm and no terminal: seconds to reset the scene between episodes")
     r.add_argument("--obs", choices=("state", "rgb"), default="rgb",
                    help="rgb (default) also records the front and wrist cameras")
     r.add_argument("--camera-size", type=_camera_size, default=(128, 128), metavar="WxH")
@@ -124,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=nonneg_int, default=0)
     e.add_argument("--split", choices=("train", "test"), default="train")
     e.add_argument("--robot", choices=SCRIPTED_DEMO_KINDS, default="sim", help=_robot_help(SCRIPTED_DEMO_KINDS))
+    e.add_argument("--objects", choices=("true", "perceived"), default="true",
+                   help="object poses from the simulator (true) or from the tracker on the rendered RGB-D (perceived)")
     e.add_argument("--json", action="store_true")
     e.add_argument("--max-call-s", type=float, default=30.0, help="time a learned policy gets per call")
 
@@ -139,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--policy", default="oracle", help="oracle (scripted skills) or a policy run folder")
     rn.add_argument("--robot", choices=ROBOT_KINDS, default="sim", help=_robot_help(ROBOT_KINDS))
     rn.add_argument("--robot-ip", default=None, help="IP of a real arm (with --robot franky)")
+    rn.add_argument("--objects", choices=("true", "perceived"), default=None,
+                    help="object poses from the simulator (true, default in simulation) or the tracker on the "
+                         "cameras' RGB-D (perceived)")
     rn.add_argument("--step", action="store_true",
                     help="show each call before it runs and ask: [a]pprove (Enter), [e]dit, [s]kip or [q]uit")
     rn.add_argument("--seed", type=nonneg_int, default=0)
@@ -166,25 +186,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_device_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--camera", choices=("sim", "realsense", "none"), default=None,
+                   help="sim: the simulated workcell's rendered cameras (default there); realsense: RealSense "
+                        "cameras (default on a real arm; which is front / wrist is kept per workcell)")
+    p.add_argument("--objects", choices=("true", "perceived"), default=None,
+                   help="object poses from the simulator (true, default in simulation) or from the tracker on "
+                        "the cameras' RGB-D (perceived; the only source on a real arm)")
+
+
 def parse_args(argv: list[str]):
     """Parse a command line; raises UserError with one line on bad input."""
     args = build_parser().parse_args(argv)
     robot = getattr(args, "robot", None)
     if robot is not None and workcell_kind(robot).needs_ip and not getattr(args, "robot_ip", None):
         raise UserError(f"--robot {robot} needs --robot-ip (the arm's FCI address)")
-    if getattr(args, "camera", None) == "realsense":
-        raise UserError(_realsense_not_streamed())
+    if robot is not None and (getattr(args, "camera", None) or getattr(args, "objects", None)):
+        from app.workcell_setup import check_setup, default_setup
+
+        try:
+            check_setup(robot, default_setup(robot, None, getattr(args, "camera", None), getattr(args, "objects", None)))
+        except ValueError as e:
+            raise UserError(str(e)) from None
     return args
-
-
-def _realsense_not_streamed() -> str:
-    """Why `--camera realsense` cannot be used yet: no camera (and why), or no streaming in Record yet."""
-    from recorders.realsense_cameras import list_cameras
-
-    found = list_cameras()
-    return (f"--camera realsense: {found.reason}" if not found else
-            f"--camera realsense: found {', '.join(c.name for c in found)}, but the Record workspace "
-            "does not stream RealSense cameras yet; use --camera sim")
 
 
 def main(argv: list[str] | None = None) -> int:

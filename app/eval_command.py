@@ -18,7 +18,7 @@ def run_eval(args) -> int:
     from recorders.call_log import CallAborted, CallLog, SkillFailed
     from recorders.robot_api import RobotAPI
     from recorders.task_suite import TASKS, TaskMonitor, make_instance, task_def
-    from recorders.cell.registry import open_workcell
+    from app.workcell_setup import setup_opener
 
     tasks = list(TASKS) if args.tasks == "all" else [t.strip() for t in args.tasks.split(",") if t.strip()]
     if not tasks:
@@ -35,19 +35,23 @@ def run_eval(args) -> int:
         from app.run_command import run_policy_eval
 
         return run_policy_eval(args, tasks)
+    try:
+        open_cell = setup_opener(args.robot, args.objects)
+    except ValueError as e:
+        raise UserError(str(e)) from None
     rows, call_ok, call_n = [], Counter(), Counter()
     bar = tqdm(total=len(tasks) * args.episodes, unit="episode", desc="eval", file=sys.stderr, disable=None)
     for task in tasks:
         seeds, wins = [], 0
         for seed in range(args.seed, args.seed + args.episodes):
             inst = make_instance(task, seed, args.split)
-            with open_workcell(args.robot, inst.scene) as cell:
-                monitor = TaskMonitor(inst, cell.object_poses())
+            with open_cell(args.robot, inst.scene) as cell:
+                monitor = TaskMonitor(inst, cell.true_object_poses())
                 log = CallLog(clock=cell.arm.time)
-                api = RobotAPI(cell, log, on_tick=lambda cmd: monitor.update(cell.object_poses()))
+                api = RobotAPI(cell, log, on_tick=lambda cmd: monitor.update(cell.true_object_poses()))
                 try:
                     api.run_program(inst.program)
-                    ok = monitor.success(cell.object_poses())
+                    ok = monitor.success(cell.true_object_poses())
                 except (SkillFailed, CallAborted):
                     ok = False
             for rec in log.records:
@@ -62,11 +66,12 @@ def run_eval(args) -> int:
     bar.close()
     per_call = {name: {"calls": call_n[name], "rate": call_ok[name] / call_n[name]} for name in sorted(call_n)}
     result = {"planner": args.planner, "policy": args.policy, "split": args.split, "robot": args.robot,
-              "tasks": rows, "calls": per_call}
+              "objects": args.objects, "tasks": rows, "calls": per_call}
     if args.json:
         print_json(result)
     else:
-        print(f"planner={args.planner} policy={args.policy} split={args.split} robot={args.robot}")
+        print(f"planner={args.planner} policy={args.policy} split={args.split} robot={args.robot} "
+              f"objects={args.objects}")
         print(f"{'task':<11} {'success':>9}  95% interval")
         for r in rows:
             print(f"{r['task']:<11} {r['successes']:>3}/{r['episodes']:<3} {100 * r['rate']:5.1f}%  "

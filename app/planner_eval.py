@@ -87,13 +87,13 @@ def plan_and_execute(inst, planner, robot: str = "sim", max_calls: int = MAX_CAL
 
     episode = PlannedEpisode(inst.task.id, inst.seed, False, oracle_program=[c.code for c in inst.program])
     with open_workcell(robot, inst.scene) as cell:
-        monitor = TaskMonitor(inst, cell.object_poses())
-        api = RobotAPI(cell, CallLog(clock=cell.arm.time), on_tick=lambda cmd: monitor.update(cell.object_poses()))
+        monitor = TaskMonitor(inst, cell.true_object_poses())
+        api = RobotAPI(cell, CallLog(clock=cell.arm.time), on_tick=lambda cmd: monitor.update(cell.true_object_poses()))
         try:
             api.run_planned(_noting(planner_proposer(planner, inst.instruction, inst.scene), episode), max_calls)
         except (SkillFailed, CallAborted) as e:
             episode.failure = str(e)
-        episode.success = monitor.success(cell.object_poses())
+        episode.success = monitor.success(cell.true_object_poses())
     return episode
 
 

@@ -15,10 +15,13 @@ from recorders.robot_api_spec import API
 def evaluate(tasks: Sequence[str], episodes: int, policy, *, seed: int = 0, split: str = "train",
              robot: str = "sim", max_call_s: float = 30.0, out_dir: Path | None = None,
              lead_steps: int = DEFAULT_LEAD_STEPS, device: str = "cpu", fixed_noise: bool = True,
-             on_episode: Callable[[RolloutResult], None] | None = None) -> dict:
+             on_episode: Callable[[RolloutResult], None] | None = None,
+             cell_factory: Callable | None = None) -> dict:
     """Success per task and per call type (95% Wilson intervals) of `policy` (a checkpoint folder or
     a loaded DiffusionPolicy) executing the oracle programs of seeds seed .. seed + episodes - 1.
-    With `out_dir`, every rollout is saved there as TASK_SEED.h5. Returns a JSON-able dict."""
+    With `out_dir`, every rollout is saved there as TASK_SEED.h5. `cell_factory(robot, spec, control_hz)`
+    opens each workcell (default: the registry's, with the simulator's object poses). Returns a
+    JSON-able dict."""
     from app.eval_results import wilson_interval
     from recorders.task_suite import make_instance, task_def
 
@@ -39,7 +42,8 @@ def evaluate(tasks: Sequence[str], episodes: int, policy, *, seed: int = 0, spli
         for s in range(seed, seed + episodes):
             path = None if out_dir is None else Path(out_dir) / f"{task}_{s:04d}.h5"
             r = rollout(make_instance(task, s, split), policy, path, max_call_s, robot=robot,
-                        lead_steps=lead_steps, policy_name=name, fixed_noise=fixed_noise)
+                        lead_steps=lead_steps, policy_name=name, fixed_noise=fixed_noise,
+                        **({} if cell_factory is None else {"cell_factory": cell_factory}))
             results.append(r)
             inference += r.inference_ms
             stalls += r.stalls

@@ -111,11 +111,14 @@ def rollout(inst: TaskInstance, policy: "DiffusionPolicy", out_path: Path | None
             if take is not None:
                 monitor = take.monitor
             else:
-                monitor = TaskMonitor(inst, cell.object_poses()) if instruction is None else None
+                monitor = TaskMonitor(inst, cell.true_object_poses()) if instruction is None else None
             log = take.log if take is not None else CallLog(clock=clock)
             api = RobotAPI(cell, log)
-            record = take.tick if take is not None else (lambda _sent, ob: monitor and monitor.update(ob.object_poses))
-            runner = PolicyController(policy, cell, inst.scene, inst.task.id,
+            def judge(_sent, ob):
+                if monitor is not None:
+                    monitor.update(cell.true_object_poses() if cell.perceived_objects else ob.object_poses)
+            record = take.tick if take is not None else judge
+            runner = PolicyController(policy, cell, cell.spec, inst.task.id,
                                       plain_hooks(cell, policy.config.obs == "rgb", record),
                                       lead_steps=lead_steps, min_call_ticks=min_call_ticks,
                                       done_threshold=done_threshold, seed=inst.seed if seed is None else seed,
@@ -127,7 +130,7 @@ def rollout(inst: TaskInstance, policy: "DiffusionPolicy", out_path: Path | None
                                                        stop_on_failure)
             finally:
                 runner.close()
-            success = None if monitor is None else monitor.success(cell.object_poses())
+            success = None if monitor is None else monitor.success(cell.true_object_poses())
             if aborted:  # the operator stopped it: never a success, whatever the scene shows
                 success = False
             if failure is None and success is False:

@@ -1,4 +1,5 @@
-"""`python main.py record`: scripted oracle demonstrations into a folder of episode files.
+"""`python main.py record`: scripted oracle demonstrations into a folder of episode files
+(`--program FILE`, a written program on any workcell, is app/record_program.py's).
 
 Seeds run upwards from --seed until --episodes successful demonstrations exist (a failed oracle
 run is skipped unless --keep-failed). Partial files left by a killed recording are recovered first,
@@ -58,11 +59,24 @@ def existing_take(path: Path, keep_failed: bool) -> tuple[bool, str] | None:
 def run_record(args) -> int:
     from tqdm import tqdm
 
+    from app.workcell_setup import default_setup, is_simulated, open_setup_workcell
     from recorders.demo_recorder import RecordOptions, record_demo
     from recorders.cell.scene import CameraSettings
     from recorders.task_suite import make_instance, task_def
 
+    if getattr(args, "program", None) is not None:
+        from app.record_program import run_record_program
+
+        return run_record_program(args)
+    if not is_simulated(args.robot):
+        raise UserError(f"--robot {args.robot} has no scenes of the task suite; record a written program on it "
+                        "with --program FILE")
     task_def(args.task)  # unknown task: one-line error before anything is created
+    setup = default_setup(args.robot, getattr(args, "data", None), getattr(args, "camera", None),
+                          getattr(args, "objects", None))
+
+    def open_cell(robot, spec, control_hz):
+        return open_setup_workcell(robot, spec, control_hz, None, setup)
     try:
         cameras = CameraSettings(*args.camera_size, depth=args.depth)
     except ValueError as e:
@@ -90,7 +104,7 @@ def run_record(args) -> int:
             continue
         inst = make_instance(args.task, seed, args.split, cameras)
         bar.set_postfix_str(f"seed {seed}")
-        result = record_demo(inst, path, options)
+        result = record_demo(inst, path, options, cell_factory=open_cell)
         attempts += 1
         seed += 1
         speed = result.episode_seconds / max(result.wall_seconds, 1e-9)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
@@ -46,12 +45,16 @@ def run_policy_eval(args, tasks: list[str]) -> int:
 
     from app.policy_eval import evaluate, report_text
 
+    from app.workcell_setup import setup_opener
+
     policy = load_policy(args.policy)
+    opener = setup_opener(args.robot, getattr(args, "objects", None))
     bar = tqdm(total=len(tasks) * args.episodes, unit="episode", desc="eval", file=sys.stderr, disable=None)
     result = evaluate(tasks, args.episodes, policy, seed=args.seed, split=args.split, robot=args.robot,
-                      max_call_s=args.max_call_s, on_episode=lambda _r: bar.update(1))
+                      max_call_s=args.max_call_s, on_episode=lambda _r: bar.update(1), cell_factory=opener)
     bar.close()
     result["policy"] = str(args.policy)
+    result["objects"] = getattr(args, "objects", None) or "true"
     if args.json:
         print_json(result)
     else:
@@ -198,8 +201,6 @@ def run_run(args) -> int:
 
 def _prepare(args, inst, instruction: str | None, out: Path) -> _Run:
     """The run's proposer (learned planner, and --step around it or the oracle program) and workcell."""
-    from recorders.cell.registry import open_workcell, workcell_kind
-
     propose, models, source = None, (), "script"
     if args.planner != "oracle":
         from app.planner_eval import planner_proposer
@@ -210,7 +211,12 @@ def _prepare(args, inst, instruction: str | None, out: Path) -> _Run:
     if args.step:
         propose = StepGate(propose or program_proposer(inst.program), inst.scene.object_names + inst.scene.zone_names)
         on_take = propose.attach
-    cell_factory = partial(open_workcell, host=args.robot_ip) if workcell_kind(args.robot).needs_ip else open_workcell
+    from app.workcell_setup import setup_opener
+
+    try:
+        cell_factory = setup_opener(args.robot, getattr(args, "objects", None), host=args.robot_ip)
+    except ValueError as e:
+        raise UserError(str(e)) from None
     return _Run(inst, instruction, out, propose, source, models, cell_factory, on_take)
 
 

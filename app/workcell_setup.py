@@ -16,7 +16,7 @@ workcell the same way. Heavy modules (MuJoCo, franky, pyrealsense2, OpenCV) load
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -162,5 +162,13 @@ def _perceive(cell, setup: WorkcellSetup, simulated: bool):
     return PerceivedWorkcell(cell, taught)
 
 
-def with_objects(setup: WorkcellSetup, objects: str) -> WorkcellSetup:
-    return replace(setup, objects=objects)
+def setup_opener(kind: str, objects: str | None = None, camera: str | None = None, data_dir: Path | None = None,
+                 host: str | None = None) -> Callable:
+    """A `cell_factory(robot, spec, control_hz)` for the record / run / eval code paths that opens
+    workcells as the command line's --objects / --camera say."""
+    setup = default_setup(kind, data_dir, camera, objects)
+    check_setup(kind, setup)
+
+    def open_cell(robot: str, spec, control_hz: float = 10.0):
+        return open_setup_workcell(robot, spec, control_hz, host, setup)
+    return open_cell

@@ -4,6 +4,8 @@ Per control tick the recorder pairs the observation taken just before a command 
 object poses, camera frames) with the command the safety layer actually sent, on the workcell's one
 clock; the robot API logs every call into the same take (recorders/take.py); at the end the task
 monitor decides success from simulator state and auto-segmentation turns the calls into labels.
+`record_program` runs a written program the same way on a workcell that is already open, without a
+task of the suite (a real arm: free-text instruction, success judged by the operator).
 """
 from __future__ import annotations
 
@@ -104,3 +106,27 @@ def record_demo(inst: TaskInstance, path: Path, options: RecordOptions = RecordO
             failure = "the program ran but the task's success check failed"
         return EpisodeResult(result.path or path, success, frames, seconds, time.perf_counter() - wall0, failure,
                              tuple((r.code, r.status) for r in result.calls))
+
+
+def record_program(cell: Workcell, calls: list[Call], path: Path, instruction: str, obs: str = "rgb",
+                   control_hz: float = 10.0, should_abort: Callable[[], bool] | None = None,
+                   judge: Callable[[str | None], bool | None] | None = None) -> EpisodeResult:
+    """Record `calls` (a checked program) executed on the open `cell` as one episode labelled by its
+    calls. `judge(failure)`: the operator's verdict once the program has run (None: unknown); a failed
+    call makes the take failed whatever the verdict."""
+    wall0 = time.perf_counter()
+    with Take(path, cell, Provenance("script", cell.kind), obs=obs, control_hz=control_hz,
+              instruction=instruction, realtime=not cell.arm.stepped) as take:
+        ticks = _ScriptedTicks(cell, take, obs == "rgb", MAX_EPISODE_SECONDS)
+        api = RobotAPI(cell, take.log, on_tick=ticks.after_command, should_abort=should_abort,
+                       before_tick=ticks.before_command)
+        failure = None
+        try:
+            api.run_program(calls)
+        except (SkillFailed, CallAborted) as e:
+            failure = str(e)
+        frames, seconds = take.frames, take.clock()
+        verdict = judge(failure) if judge is not None and failure is None else None
+        result = take.finish(api.memory, failed=failure is not None, marked=verdict)
+    return EpisodeResult(result.path or path, result.success, frames, seconds, time.perf_counter() - wall0, failure,
+                         tuple((r.code, r.status) for r in result.calls))

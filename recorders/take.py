@@ -79,7 +79,7 @@ class Take:
         if audio is not None:
             specs.append(audio_stream_spec(AUDIO_STREAM, audio))
         self.writer = EpisodeWriter(path, meta, specs, drop_when_full=realtime)
-        self.monitor = TaskMonitor(inst, cell.object_poses()) if checks_task else None
+        self.monitor = TaskMonitor(inst, cell.true_object_poses()) if checks_task else None
         self.t0 = cell.arm.time()  # the take's time starts now, whatever the arm's clock reads
         # Devices stamp on time.monotonic(): on a wall-clock cell that is the arm's clock; on a simulated
         # one the take's start on the monotonic clock anchors them (the Record workspace paces it in real time).
@@ -122,7 +122,7 @@ class Take:
         t = ob.state.time - self.t0
         kept = append_tick(self.writer, t, sent, ob, self._skip_cameras)
         if self.monitor is not None:
-            self.monitor.update(ob.object_poses)
+            self.monitor.update(self.cell.true_object_poses() if self.cell.perceived_objects else ob.object_poses)
         self.frame_times.append(t)
         return kept
 
@@ -161,7 +161,7 @@ class Take:
             return TakeResult(None, 0, None, calls)
         success = False if failed else None
         if not failed and self.monitor is not None:
-            success = self.monitor.success(self.cell.object_poses())
+            success = self.monitor.success(self.cell.true_object_poses())
         elif not failed:
             success = marked
         labels = segment_calls(calls, np.asarray(self.frame_times))

@@ -51,7 +51,7 @@ def test_robot_choices_come_from_the_workcell_registry():
     commands = subparsers(build_parser())
     robot = {name: next(a.choices for a in commands[name]._actions if a.dest == "robot")
              for name in ("gui", "record", "eval")}
-    assert robot == {"gui": ROBOT_KINDS, "record": SCRIPTED_DEMO_KINDS, "eval": SCRIPTED_DEMO_KINDS}
+    assert robot == {"gui": ROBOT_KINDS, "record": ROBOT_KINDS, "eval": SCRIPTED_DEMO_KINDS}  # record --program runs anywhere
     with pytest.raises(UserError, match="--robot franky needs --robot-ip"):
         parse_args(["gui", "--robot", "franky"])
     assert parse_args(["gui", "--robot", "franky", "--robot-ip", "172.16.0.2"]).robot_ip == "172.16.0.2"

@@ -30,6 +30,7 @@ class Workcell(ABC):
     spec: SceneSpec
     arm: SafeArm
     clock_name: str  # "sim" (simulated time) or "monotonic" (wall clock)
+    perceived_objects: bool = False  # object_poses() come from perception, not the simulator's truth
 
     @abstractmethod
     def object_poses(self) -> dict[str, Pose]:
@@ -69,6 +70,11 @@ class Workcell(ABC):
             streams[name] = RenderedCamera(name, lambda: self.render(name), lambda: self.camera_intrinsics(name),
                                            lambda: self.camera_mount(name), self.arm.time, self.spec.cameras.depth)
         return streams[name]
+
+    def true_object_poses(self) -> dict[str, Pose]:
+        """The simulator's own object poses, for judging success; the same as `object_poses` unless
+        the objects are perceived (recorders/perception/perceived_workcell.py)."""
+        return self.object_poses()
 
     def object_pose(self, name: str) -> Pose:
         poses = self.object_poses()
