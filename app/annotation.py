@@ -16,6 +16,11 @@ Merge keeps the first segment's code unless it is idle (then the second's). Dele
 into idle and merges it with idle neighbours. Any segment whose code or extent an edit changes
 gets source "edited".
 
+The take's outcome, its instruction (free text for a real take, whose task id is `FREE_TASK`) and
+success (True, False or None: unknown), is part of the same undoable state: `set_instruction` and
+`set_success` push one command each and emit `outcome_changed`; `save()` writes it through
+`write_outcome` when it differs from what the file holds.
+
 Logged calls are read-only context for the labels: `call_of(k)` is the motion call a segment came
 from (same code, overlapping frames; None for idle or a hand-made segment), so the views can show
 its status (ok / failed / aborted, with the reason) and source (script / gui / hotkey / planner);
@@ -32,10 +37,11 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from recorders.call_log import CallRecord
-from recorders.episode_file import CONTROL_STREAM, Episode, open_episode, write_labels
+from recorders.episode_file import CONTROL_STREAM, Episode, open_episode, write_labels, write_outcome
 from recorders.robot_api_spec import API, Call, InvalidCallError
 from recorders.segmentation import IDLE, Segment, check_tiling, resegment, segment_calls
 from recorders.segmentation import events as instant_calls
+from recorders.take import FREE_INSTRUCTION_TASK, FREE_TASK
 
 SNAP_FRAMES = 3  # a boundary within this many frames of a gripper event lands on it
 GRIPPER_COLUMN = 7  # the action stream's gripper command (0 open, 1 closed)
@@ -55,6 +61,12 @@ class LabelState:
     segments: tuple[Segment, ...]
     trim_start: int
     trim_end: int
+    instruction: str = ""
+    success: bool | None = None  # None: unknown
+
+    @property
+    def outcome(self) -> tuple[str, bool | None]:
+        return self.instruction, self.success
 
 
 @dataclass(frozen=True)
@@ -68,13 +80,22 @@ class EpisodeTimeline:
     objects: tuple[str, ...]  # cube and zone names valid as call arguments
     gripper_events: tuple[int, ...]  # frames at which the gripper command changes
     calls_missing: str | None = None  # why segments cannot be derived from the calls (Episode.calls_missing)
+    task: str = ""  # the task id; FREE_TASK or FREE_INSTRUCTION_TASK for a take outside the suite
+    instruction: str = ""  # as saved in the file
+    success: bool | None = None  # as saved in the file; None: unknown
 
     @staticmethod
     def from_episode(ep: Episode) -> "EpisodeTimeline":
         scene = ep.meta.scene
         objects = () if scene is None else (*scene.object_names, *scene.zone_names)
         return EpisodeTimeline(ep.path, ep.frames, ep.stream_time(CONTROL_STREAM), ep.calls, tuple(objects),
-                               tuple(gripper_events(ep)), ep.calls_missing)
+                               tuple(gripper_events(ep)), ep.calls_missing, ep.task, ep.instruction, ep.success)
+
+    @property
+    def free_task(self) -> bool:
+        """A take outside the task suite (teleoperation, or a planner on a free instruction): its
+        instruction is all that says what it does."""
+        return self.task in (FREE_TASK, FREE_INSTRUCTION_TASK)
 
 
 @dataclass(frozen=True)
@@ -180,7 +201,8 @@ class _StateCommand(QUndoCommand):
 class AnnotationModel(QObject):
     """The labels of one episode; every edit is one undoable command."""
 
-    labels_changed = Signal()
+    labels_changed = Signal()  # the segments or the trim
+    outcome_changed = Signal()  # the instruction or success
     dirty_changed = Signal(bool)
 
     def __init__(self, timeline: EpisodeTimeline, segments: list[Segment], trim: tuple[int, int] | None = None,
@@ -188,7 +210,8 @@ class AnnotationModel(QObject):
         super().__init__(parent)
         self.timeline = timeline
         start, end = trim if trim is not None else (0, timeline.frames)
-        self._state = LabelState(tuple(segments), start, end)
+        self._state = LabelState(tuple(segments), start, end, timeline.instruction, timeline.success)
+        self._saved_outcome = self._state.outcome  # what the file holds
         check_tiling(list(segments), timeline.frames)
         self.undo_stack = undo_stack if undo_stack is not None else QUndoStack(self)
         self.undo_stack.clear()
@@ -250,6 +273,14 @@ class AnnotationModel(QObject):
     @property
     def gripper_events(self) -> tuple[int, ...]:
         return self.timeline.gripper_events
+
+    @property
+    def instruction(self) -> str:
+        return self._state.instruction
+
+    @property
+    def success(self) -> bool | None:
+        return self._state.success
 
     def is_dirty(self) -> bool:
         return not self.undo_stack.isClean()
@@ -388,8 +419,31 @@ class AnnotationModel(QObject):
             trim = (0, t.frames)
         self._push(segs, "re-run auto-segmentation" + (" (kept edits)" if keep_edits else ""), trim)
 
+    def set_instruction(self, text: str) -> None:
+        """The take's instruction (one line; surrounding blanks dropped)."""
+        text = text.strip()
+        if "\n" in text or "\r" in text:
+            raise AnnotationError("an instruction is one line of text")
+        if text != self.instruction:
+            shown = text if len(text) <= 48 else text[:47] + "…"
+            self._push_state(replace(self._state, instruction=text), f"set instruction to {shown!r}")
+
+    def set_success(self, success: bool | None) -> None:
+        """Whether the take succeeded: True, False or None (unknown)."""
+        if success not in (None, True, False):
+            raise AnnotationError(f"success is True, False or None (unknown), got {success!r}")
+        success = None if success is None else bool(success)
+        if success is not self.success:
+            word = {True: "succeeded", False: "failed", None: "unknown"}[success]
+            self._push_state(replace(self._state, success=success), f"mark the take {word}")
+
     def save(self) -> None:
+        """Write the labels and, when changed, the instruction and success into the episode file."""
         write_labels(self.timeline.path, self.to_labels())
+        outcome = self._state.outcome
+        if outcome != self._saved_outcome:
+            write_outcome(self.timeline.path, *outcome)
+            self._saved_outcome = outcome
         self.undo_stack.setClean()
 
     # ---- internals ---------------------------------------------------------------------------
@@ -426,13 +480,20 @@ class AnnotationModel(QObject):
 
     def _push(self, segments: list[Segment], text: str, trim: tuple[int, int] | None = None) -> None:
         check_tiling(segments, self.frames)  # refuse before anything is pushed
-        after = LabelState(tuple(segments), *(trim if trim is not None else self.trim))
+        start, end = trim if trim is not None else self.trim
+        self._push_state(replace(self._state, segments=tuple(segments), trim_start=start, trim_end=end), text)
+
+    def _push_state(self, after: LabelState, text: str) -> None:
         self.undo_stack.push(_StateCommand(self, self._state, after, text))
 
     def _install(self, state: LabelState) -> None:
         check_tiling(list(state.segments), self.frames)
-        self._state = state
-        self.labels_changed.emit()
+        before, self._state = self._state, state
+        outcome_edit = before.outcome != state.outcome
+        if not outcome_edit or replace(before, instruction=state.instruction, success=state.success) != state:
+            self.labels_changed.emit()
+        if outcome_edit:
+            self.outcome_changed.emit()
 
     def _on_clean_changed(self, clean: bool) -> None:
         self.dirty_changed.emit(not clean)

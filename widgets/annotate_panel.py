@@ -1,11 +1,13 @@
-"""The Annotate workspace: dataset browser, episode player, segment track and table, the events
-(remember, recall, free_space, done) table, edit toolbar.
+"""The Annotate workspace: dataset browser, episode player with sound, the take's instruction and
+success, the timeline (state curves, audio waveform, segment track), segment and events (remember,
+recall, free_space, done) tables, edit toolbar.
 
 Composition only. The panel owns one QUndoStack (`undo_stack`) shared by the annotation model of
 whichever episode is open; views render the `AnnotationModel` and send their intents (a finished
-boundary drag, a typed code, a toolbar action) to its methods, which validate, push one command and
-emit `labels_changed`. The open episode file stays open read-only for the player and is closed
-around `save()` so the labels can be rewritten in place.
+boundary drag, a typed code, an edited instruction, a toolbar action) to its methods, which validate,
+push one command and emit `labels_changed` (or `outcome_changed`). The open episode file stays open
+read-only for the player and is closed around `save()` so the labels can be rewritten in place; its
+audio is read once into an `AudioTrack` that the player plays (Space) and the waveform draws.
 """
 from __future__ import annotations
 
@@ -18,12 +20,15 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout
                                QMessageBox, QSpinBox, QSplitter, QToolBar, QVBoxLayout, QWidget)
 
 from app.annotation import AnnotationError, AnnotationModel
+from app.audio_playback import AudioPlayback, AudioTrack
 from app.dataset import Dataset, DatasetError
 from app.domain import IDLE, Episode, EpisodeError, open_episode
+from widgets.audio_waveform import AudioWaveformWidget
 from widgets.dataset_browser import DatasetBrowserWidget
 from widgets.episode_player import EpisodePlayerWidget, StateCurvesWidget
 from widgets.segment_table import EventTableView, SegmentTableView
 from widgets.segment_track import SegmentTrackWidget
+from widgets.take_outcome import TakeOutcomeWidget
 
 INSERT_DEFAULT_FRAMES = 10
 
@@ -67,20 +72,26 @@ class InsertSegmentDialog(QDialog):
 
 
 class AnnotatePanel(QWidget):
-    def __init__(self, data_dir: Path | None = None, parent=None):
+    """`playback`: where sound goes (tests hand in one with a fake output); None plays on the sound card."""
+
+    def __init__(self, data_dir: Path | None = None, parent=None, playback: AudioPlayback | None = None):
         super().__init__(parent)
         self.undo_stack = QUndoStack(self)
         self.model: AnnotationModel | None = None
         self.episode: Episode | None = None
+        self.audio: AudioTrack | None = None
         self.dataset: Dataset | None = None
 
         self.browser = DatasetBrowserWidget()
-        self.player = EpisodePlayerWidget()
+        self.player = EpisodePlayerWidget(playback)
+        self.outcome = TakeOutcomeWidget()
         self.curves = StateCurvesWidget()
+        self.waveform = AudioWaveformWidget()
         self.track = SegmentTrackWidget()
         self.table = SegmentTableView()
         self.event_table = EventTableView()
         self.track.setXLink(self.curves)
+        self.waveform.setXLink(self.curves)
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.title = QLabel("Open a dataset folder and double-click an episode")
@@ -116,6 +127,7 @@ class AnnotatePanel(QWidget):
         timeline_layout.setContentsMargins(0, 0, 0, 0)
         timeline_layout.setSpacing(0)
         timeline_layout.addWidget(self.curves, 1)
+        timeline_layout.addWidget(self.waveform)
         timeline_layout.addWidget(self.track)
         editor_split = QSplitter(Qt.Orientation.Vertical)
         editor_split.addWidget(top)
@@ -125,6 +137,7 @@ class AnnotatePanel(QWidget):
         editor_layout = QVBoxLayout(editor)
         editor_layout.setContentsMargins(0, 0, 0, 0)
         editor_layout.addWidget(self.title)
+        editor_layout.addWidget(self.outcome)
         editor_layout.addWidget(toolbar)
         editor_layout.addWidget(editor_split, 1)
         editor_layout.addWidget(self.status)
@@ -139,7 +152,11 @@ class AnnotatePanel(QWidget):
         self.browser.episode_trashed.connect(self._on_trashed)
         self.browser.error_reported.connect(self.show_error)
         self.player.frame_changed.connect(self._on_frame)
+        self.player.sound_unavailable.connect(self.show_warning)
         self.curves.seek_requested.connect(self.player.set_frame)
+        self.waveform.seek_requested.connect(self.player.set_frame)
+        self.outcome.instruction_edited.connect(lambda text: self._edit(lambda: self.model.set_instruction(text)))
+        self.outcome.success_chosen.connect(lambda value: self._edit(lambda: self.model.set_success(value)))
         self.track.segment_clicked.connect(self._on_segment_clicked)
         self.track.boundary_drag_finished.connect(self._on_boundary_dropped)
         self.table.segment_selected.connect(self.track.set_selected)
@@ -183,13 +200,18 @@ class AnnotatePanel(QWidget):
             episode.close()
             self.show_error(str(e))
             return False
+        try:
+            audio, about_audio = AudioTrack.from_episode(episode), ""
+        except (EpisodeError, OSError, ValueError) as e:  # the labels can still be edited without it
+            audio, about_audio = None, f"; its audio cannot be played ({e})"
         self._close_episode()
-        self.episode, self.model = episode, model
-        self._header = (path.name, f"{episode.task}: {episode.instruction}   "
-                                   f"({episode.frames} frames, {episode.duration_s:.1f} s)")
+        self.episode, self.model, self.audio = episode, model, audio
+        self._header = (path.name, f"{episode.frames} frames, {episode.duration_s:.1f} s")
         self.model.labels_changed.connect(self._update_title)
-        self.player.set_episode(episode)
+        self.player.set_episode(episode, audio=audio)
+        self.outcome.set_model(model)
         self.curves.set_episode(episode)
+        self.waveform.set_track(audio, model.timeline.frame_times, episode.control_hz)
         self.track.set_model(model)
         self.table.set_annotation(model, episode.control_hz)
         self.event_table.set_annotation(model)
@@ -197,7 +219,8 @@ class AnnotatePanel(QWidget):
         self._set_editing_enabled(True)
         self._update_title()
         self.show_info(f"opened {path.name}: {len(model.segments)} segments, {len(model.events)} events, "
-                       f"{len(model.gripper_events)} gripper events")
+                       f"{len(model.gripper_events)} gripper events"
+                       + (f"; {audio.describe()}" if audio is not None else about_audio))
         return True
 
     def has_unsaved_changes(self) -> bool:
@@ -222,11 +245,11 @@ class AnnotatePanel(QWidget):
             self._close_episode()
             self.show_error(f"cannot reopen {path.name} after saving: {e}")
             return False
-        self.player.set_episode(self.episode, frame)
+        self.player.set_episode(self.episode, frame, self.audio)
         if ok:
             self.browser.rescan()
             self.browser.select_path(path)
-            self.show_info(f"saved labels of {path.name}")
+            self.show_info(f"saved the labels, instruction and success of {path.name}")
         return ok
 
     # ---- prompts (replaced in tests) ---------------------------------------------------------
@@ -261,6 +284,10 @@ class AnnotatePanel(QWidget):
         self.status.setStyleSheet("color: #a0a0a0")
         self.status.setText(text)
 
+    def show_warning(self, text: str) -> None:
+        self.status.setStyleSheet("color: #e0a040")
+        self.status.setText(text)
+
     # ---- intents -----------------------------------------------------------------------------
     def selected_segment(self) -> int:
         row = self.table.current_row()
@@ -290,6 +317,7 @@ class AnnotatePanel(QWidget):
 
     def _on_frame(self, frame: int) -> None:
         self.curves.set_cursor(frame)
+        self.waveform.set_cursor(frame)
         self.track.set_cursor(frame)
 
     def _insert(self) -> None:
@@ -313,7 +341,9 @@ class AnnotatePanel(QWidget):
     def _close_episode(self) -> None:
         self.player.set_episode(None)
         self.curves.set_episode(None)
+        self.waveform.set_track(None)
         self.track.set_model(None)
+        self.outcome.set_model(None)
         self.table.set_annotation(None)
         self.event_table.set_annotation(None)
         if self.model is not None:
@@ -321,7 +351,7 @@ class AnnotatePanel(QWidget):
             self.model.deleteLater()
         if self.episode is not None:
             self.episode.close()
-        self.model, self.episode = None, None
+        self.model, self.episode, self.audio = None, None, None
         self.undo_stack.clear()
         self._set_editing_enabled(False)
         self._update_title()

@@ -2,9 +2,13 @@
 
 `EpisodePlayerWidget` shows the front and wrist cameras as pyqtgraph ImageItems for the current
 control frame (camera samples are matched to control frames by time) and owns the transport (play /
-pause at the control rate, a scrub slider). `StateCurvesWidget` draws gripper width and end-effector
-height against the same frame axis with a cursor; clicking it asks to seek. The current frame is
-view state, not domain data: `frame_changed` tells the other views where the cursor is.
+pause, a scrub slider). Playing hands the current frame's time to an `AudioPlayback`
+(app/audio_playback.py), which plays the episode's sound from there; a timer then shows the frame at
+the playback's clock: the samples heard when there is sound, a monotonic clock when there is no
+audio or no output device (`sound_unavailable` says why, in one line). Seeking while playing moves
+the sound along. `StateCurvesWidget` draws gripper width and end-effector height against the same
+frame axis with a cursor; clicking it asks to seek. The current frame is view state, not domain
+data: `frame_changed` tells the other views where the cursor is.
 """
 from __future__ import annotations
 
@@ -13,22 +17,29 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSlider, QStyle, QVBoxLayout, QWidget
 
+from app.audio_playback import AudioPlayback, AudioTrack
 from app.domain import CONTROL_STREAM, Episode
 
 CAMERAS = (("front_rgb", "front camera"), ("wrist_rgb", "wrist camera"))
+PLAY_TICK_MS = 15  # how often playing looks at the clock: every frame of a 60 Hz screen
 
 
 class EpisodePlayerWidget(QWidget):
     frame_changed = Signal(int)
+    sound_unavailable = Signal(str)  # why playing is silent, one line
 
-    def __init__(self, parent=None):
+    def __init__(self, playback: AudioPlayback | None = None, parent=None):
         super().__init__(parent)
+        self.playback = playback if playback is not None else AudioPlayback()
         self._episode: Episode | None = None
         self._frame = 0
         self._frames = 0
+        self._times = np.zeros(0)  # (N,) control frame times
+        self._end_t = 0.0  # the last frame's time + one control period
         self._camera_rows: dict[str, np.ndarray] = {}  # control frame -> row of each camera stream
         self._timer = QTimer(self)
-        self._timer.timeout.connect(self._advance)
+        self._timer.setInterval(PLAY_TICK_MS)
+        self._timer.timeout.connect(self.advance)
 
         self._view = pg.GraphicsLayoutWidget()
         self._view.setBackground("#202020")
@@ -66,9 +77,11 @@ class EpisodePlayerWidget(QWidget):
     def playing(self) -> bool:
         return self._timer.isActive()
 
-    def set_episode(self, episode: Episode | None, frame: int = 0) -> None:
-        """Show `episode` (kept open for reading frames) or nothing; the caller owns closing it."""
+    def set_episode(self, episode: Episode | None, frame: int = 0, audio: AudioTrack | None = None) -> None:
+        """Show `episode` (kept open for reading frames) with its `audio`, or nothing; the caller owns
+        closing it."""
         self.pause()
+        self.playback.set_track(audio if episode is not None else None)
         self._episode = episode
         self._camera_rows = {}
         self._frames = episode.frames if episode is not None else 0
@@ -79,12 +92,12 @@ class EpisodePlayerWidget(QWidget):
             self._label.setText("no episode")
             return
         t = episode.stream_time(CONTROL_STREAM)
+        self._times, self._end_t = t, float(t[-1]) + 1.0 / max(episode.control_hz, 1e-6)
         for stream in self._images:
             if stream in episode.stream_names and episode.stream_count(stream) > 0:
                 ct = episode.stream_time(stream)
                 rows = np.clip(np.searchsorted(ct, t, side="right") - 1, 0, len(ct) - 1)
                 self._camera_rows[stream] = rows
-        self._timer.setInterval(max(10, int(1000 / max(episode.control_hz, 1.0))))
         self._slider.blockSignals(True)
         self._slider.setRange(0, max(0, self._frames - 1))
         self._slider.blockSignals(False)
@@ -92,9 +105,21 @@ class EpisodePlayerWidget(QWidget):
         self.set_frame(min(frame, self._frames - 1))
 
     def set_frame(self, frame: int) -> None:
+        """Show `frame`; while playing, playing goes on from there (the sound too)."""
         if self._episode is None or self._frames == 0:
             return
         frame = int(np.clip(frame, 0, self._frames - 1))
+        if self.playing:
+            self.playback.seek(float(self._times[frame]))
+        self._show(frame)
+
+    def frame_at(self, t: float) -> int:
+        """The control frame showing at episode time t (a microsecond early counts: sums of buffer
+        lengths land on frame times up to round-off)."""
+        i = np.searchsorted(self._times, t + 1e-6, side="right") - 1
+        return int(np.clip(i, 0, max(self._frames - 1, 0)))
+
+    def _show(self, frame: int) -> None:
         if frame == self._frame:
             return
         self._frame = frame
@@ -117,18 +142,31 @@ class EpisodePlayerWidget(QWidget):
         elif self._episode is not None:
             if self._frame >= self._frames - 1:
                 self.set_frame(0)
+            problem = self.playback.start(float(self._times[self._frame]))
             self._timer.start()
             self._play.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MediaPause))
+            if problem:
+                self.sound_unavailable.emit(problem)
 
     def pause(self) -> None:
         self._timer.stop()
+        self.playback.stop()
         self._play.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MediaPlay))
 
-    def _advance(self) -> None:
-        if self._frame >= self._frames - 1:
+    def advance(self) -> None:
+        """Show the frame at the playback clock; stop at the end of the episode."""
+        if not self.playing:
+            return
+        t = self.playback.time()
+        if t >= self._end_t:
+            self._show(self._frames - 1)
             self.pause()
         else:
-            self.set_frame(self._frame + 1)
+            self._show(self.frame_at(t))
+
+    def hideEvent(self, event) -> None:
+        self.pause()  # another workspace took the window: the sound stops with the picture
+        super().hideEvent(event)
 
 
 class StateCurvesWidget(pg.PlotWidget):
