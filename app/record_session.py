@@ -31,6 +31,7 @@ from typing import Callable
 
 from app.recording import Recording, RecordingStatus, next_episode_path
 from app.errors import one_line
+from app.capture_devices import CameraStatus, CaptureDevices, camera_statuses  # noqa: F401 - for widgets
 from app.session_state import PublishedState, estop_arm
 from app.workcell_setup import WorkcellSetup, default_setup, open_setup_workcell
 from recorders.arms.base import ArmCommand, ArmError
@@ -55,16 +56,6 @@ class TickSample:
     t: float  # seconds on the workcell's clock
     ee_xyz: tuple[float, float, float]
     gripper_width: float
-
-
-@dataclass(frozen=True)
-class CameraStatus:
-    name: str
-    frames: int
-    fps: float  # delivered rate (device cameras); 0 for rendered ones, which follow the ticks
-    drops: int
-    error: str | None  # why the camera stopped, once it did
-    calibrated: bool
 
 
 @dataclass(frozen=True)
@@ -125,8 +116,7 @@ class RecordSession(PublishedState):
         self._factory = workcell_factory or self._open_cell
         self._data_dir = Path(data_dir) if data_dir is not None else self.out_dir  # holds workcells/<kind>/
         self._setup = setup  # None: the default of each robot kind (app/workcell_setup.py)
-        self._microphone = None  # (device, label) of the microphone takes record, or None
-        self._audio = None  # the microphone recording the current take
+        self._capture = CaptureDevices(self._update, self._event)  # cameras' status, microphone, scans
         self._arm_fault: str | None = None
         self._requests: queue.Queue = queue.Queue()
         self._lock = threading.RLock()  # re-entrant: a `wait_for` predicate may read the snapshot again
@@ -176,14 +166,11 @@ class RecordSession(PublishedState):
     def set_microphone(self, device, label: str = "") -> None:
         """Record sound from `device` (a PortAudio index, or anything with AudioRecorder's interface)
         in every take from the next one; None: no sound."""
-        def apply():
-            self._microphone = None if device is None else (device, label or str(device))
-            self._update(microphone="off" if device is None else (label or str(device)))
-        self._submit(apply)
+        self._submit(lambda: self._capture.choose_microphone(device, label))
 
     def scan_capture_devices(self) -> None:
         """Look for RealSense cameras and microphones (in the worker: listing touches USB and PortAudio)."""
-        self._submit(self._scan_capture_devices)
+        self._submit(self._capture.scan)
 
     def setup_for(self, robot: str) -> WorkcellSetup:
         return self._setup or default_setup(robot, self._data_dir)
@@ -361,7 +348,7 @@ class RecordSession(PublishedState):
         self._update(instruction=self._instruction)
         self._update(connection="live", message=f"connected to {cell.kind}{where}", objects=tuple(spec.object_names),
                      zones=tuple(spec.zone_names), estop_reason=None, images={}, samples=(),
-                     simulated=simulated, cameras=self._camera_statuses(), setup=self.setup_for(robot))
+                     simulated=simulated, cameras=camera_statuses(cell), setup=self.setup_for(robot))
         self._event("info", f"connected to {cell.kind}{where}")
         self._live.set()
 
@@ -503,7 +490,7 @@ class RecordSession(PublishedState):
                      running_call=self._running_call, open_call=open_rec.code if open_rec else None,
                      memory_keys=tuple(self._api.memory.poses) if self._api is not None else (),
                      recording=self._rec.status() if self._rec is not None else None, late_ticks=self._late,
-                     cameras=self._camera_statuses())
+                     cameras=camera_statuses(self._cell))
 
     # ---- robot-API calls ---------------------------------------------------------------------------
     def _execute(self, call: Call) -> None:
@@ -565,11 +552,11 @@ class RecordSession(PublishedState):
         self._instruction = text
         task = inst.task.id if inst is not None else FREE_TASK
         path = next_episode_path(self.out_dir, task)
-        audio = self._start_microphone()
+        audio = self._capture.start_microphone()
         try:
             self._rec = Recording(path, self._cell, inst, text, self.obs, self.control_hz, audio=audio)
         except BaseException:
-            self._stop_microphone()
+            self._capture.stop_microphone()
             raise
         self._arm_fault = None
         api.log = self._rec.log
@@ -584,7 +571,7 @@ class RecordSession(PublishedState):
             raise RuntimeError("not recording")
         if self._api is not None:
             self._api.log = self._idle_log
-        self._stop_microphone()
+        self._capture.stop_microphone()
         if not keep:
             rec.discard()
             self._event("discarded", f"discarded {rec.path.name}")
@@ -632,60 +619,12 @@ class RecordSession(PublishedState):
         return open_setup_workcell(robot, inst.scene if inst is not None else None, control_hz, robot_ip,
                                    self.setup_for(robot))
 
-    def _camera_statuses(self) -> tuple[CameraStatus, ...]:
-        cell = self._cell
-        if cell is None:
-            return ()
-        statuses = []
-        for name in cell.cameras:
-            cam = cell.camera(name)
-            st = cam.stats()
-            statuses.append(CameraStatus(name, st.frames, round(st.fps, 1), st.drops, st.error,
-                                         getattr(cam, "calibrated", True)))
-        return tuple(statuses)
-
     def _apply_setup(self, setup: WorkcellSetup | None) -> None:
         from app.workcell_setup import save_rig
 
         if setup is not None and setup.rig is not None and setup.folder is not None:
             save_rig(setup.folder, setup.rig)
         self._setup = setup
-
-    def _scan_capture_devices(self) -> None:
-        from recorders.audio_input import list_microphones
-        from recorders.realsense_cameras import list_cameras
-
-        cameras, microphones = list_cameras(), list_microphones()
-        notes = [f"RealSense: {cameras.reason}" if not cameras else f"{len(cameras)} RealSense camera(s)",
-                 f"microphones: {microphones.reason}" if not microphones else f"{len(microphones)} microphone(s)"]
-        self._update(realsense=tuple(cameras), microphones=tuple(microphones), capture_note="; ".join(notes))
-
-    def _start_microphone(self):
-        """The chosen microphone, recording; None (with an error event) when it cannot be opened."""
-        if self._microphone is None:
-            return None
-        device, label = self._microphone
-        if hasattr(device, "on_block"):  # an already made recorder (tests, fake devices)
-            recorder = device
-        else:
-            from recorders.audio_input import AudioRecorder
-
-            recorder = AudioRecorder(device)
-        try:
-            recorder.start()
-        except Exception as e:  # noqa: BLE001 - the take goes on without sound
-            self._event("error", f"recording without sound: {one_line(e)}")
-            return None
-        self._audio = recorder
-        return recorder
-
-    def _stop_microphone(self) -> None:
-        audio, self._audio = self._audio, None
-        if audio is not None:
-            try:
-                audio.stop()
-            except Exception as e:  # noqa: BLE001 - a vanished microphone cannot be stopped cleanly
-                self._event("error", f"the microphone did not stop cleanly: {one_line(e)}")
 
     def _note_arm_fault(self, text: str) -> None:
         """An arm error (a reflex, a lost connection) during a take is noted in it, once per error."""
