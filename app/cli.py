@@ -19,6 +19,7 @@ from typing import Callable, NamedTuple
 
 from app.bench_estop import DEFAULT_TRIALS as DEFAULT_ESTOP_TRIALS
 from app.errors import EXIT_USER_ERROR, Parser, UserError, nonneg_int, positive_int
+from app.calibrate_command import add_calibrate_parser
 from app.train_command import add_train_parsers
 from recorders.cell.registry import ROBOT_KINDS, SCRIPTED_DEMO_KINDS, WORKCELL_KINDS, workcell_kind
 
@@ -50,6 +51,7 @@ HANDLERS: dict[str, Handler] = {
     "train planner": Handler("app.train_command", "run_train_planner"),
     "run": Handler("app.run_command", "run_run"),
     "eval": Handler("app.eval_command", "run_eval"),
+    "calibrate": Handler("app.calibrate_command", "run_calibrate_command"),
     "bench inference": Handler("app.bench_inference", "run_bench_inference"),
     "bench recording": Handler("app.bench", "run_bench"),
     "bench estop": Handler("app.bench_estop", "run_bench_estop"),
@@ -128,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("program", type=Path)
 
     add_train_parsers(sub)
+    add_calibrate_parser(sub)
 
     e = sub.add_parser("eval", help="success rates of planner x policy combinations")
     e.add_argument("--planner", default="oracle", help="oracle (the scripted programs) or a planner run folder")
@@ -201,7 +204,8 @@ def parse_args(argv: list[str]):
     robot = getattr(args, "robot", None)
     if robot is not None and workcell_kind(robot).needs_ip and not getattr(args, "robot_ip", None):
         raise UserError(f"--robot {robot} needs --robot-ip (the arm's FCI address)")
-    if robot is not None and (getattr(args, "camera", None) or getattr(args, "objects", None)):
+    if args.command in ("gui", "record", "run", "eval") and (getattr(args, "camera", None) or
+                                                              getattr(args, "objects", None)):
         from app.workcell_setup import check_setup, default_setup
 
         try:

@@ -99,8 +99,9 @@ def load_calibration(setup: WorkcellSetup):
 
 
 def open_setup_workcell(kind: str, spec, control_hz: float, host: str | None, setup: WorkcellSetup,
-                        device_factory: Callable[..., object] | None = None):
-    """Open the workcell of `kind` as `setup` says; ArmError / ValueError with one line if it cannot."""
+                        device_factory: Callable[..., object] | None = None, perceive: bool = True):
+    """Open the workcell of `kind` as `setup` says; ArmError / ValueError with one line if it cannot.
+    `perceive=False`: without the perception wrapper (calibration needs only the arm and cameras)."""
     from recorders.cell.registry import open_workcell
 
     check_setup(kind, setup)
@@ -109,16 +110,17 @@ def open_setup_workcell(kind: str, spec, control_hz: float, host: str | None, se
     calibration = load_calibration(setup)
     if calibration is not None and calibration.workspace is not None:
         options["safety"] = calibration.workspace.limits()
-    if setup.objects == "perceived" and spec is not None and entry.simulated:
-        from recorders.perception.perceived_workcell import perception_scene
+    perceived = perceive and setup.objects == "perceived"
+    if perceived and spec is not None and entry.simulated:
+        from recorders.perception.perceived_workcell import perceived_scene_spec
 
-        spec = perception_scene(spec)  # depth and a resolution the tracker needs
+        spec = perceived_scene_spec(spec)  # depth and a resolution the tracker needs
     if not entry.simulated:
         spec = _taught_spec(setup)
         if setup.camera == "realsense":
             options["cameras"] = _open_realsense(setup, calibration, device_factory)
     cell = open_workcell(kind, spec, control_hz, **options)
-    if setup.objects != "perceived":
+    if not perceived:
         return cell
     try:
         return _perceive(cell, setup, entry.simulated)
@@ -154,12 +156,12 @@ def _taught_spec(setup: WorkcellSetup):
 
 def _perceive(cell, setup: WorkcellSetup, simulated: bool):
     from recorders.perception.perceived_workcell import PerceivedWorkcell, auto_teach
-    from recorders.perception.taught_scene import load_taught_scene
+    from recorders.perception.taught_scene import TaughtScene, load_taught_scene
 
     if simulated:
         return PerceivedWorkcell(cell, auto_teach(cell))
     taught = None if setup.folder is None else load_taught_scene(setup.folder)
-    return PerceivedWorkcell(cell, taught)
+    return PerceivedWorkcell(cell, taught or TaughtScene())
 
 
 def setup_opener(kind: str, objects: str | None = None, camera: str | None = None, data_dir: Path | None = None,
@@ -171,4 +173,17 @@ def setup_opener(kind: str, objects: str | None = None, camera: str | None = Non
 
     def open_cell(robot: str, spec, control_hz: float = 10.0):
         return open_setup_workcell(robot, spec, control_hz, host, setup)
+    return open_cell
+
+
+def calibration_opener(data_dir: Path | None, camera: str | None = None) -> Callable:
+    """`open_cell(kind, spec, control_hz=10, **options)` for `calibrate`: a simulated cell as the registry
+    opens it, a real arm with its RealSense rig (from the workcell's folder) and without perception."""
+    from recorders.cell.registry import open_workcell
+
+    def open_cell(kind: str, spec, control_hz: float = 10.0, **options):
+        if workcell_kind(kind).simulated:
+            return open_workcell(kind, spec, control_hz, **options)
+        setup = default_setup(kind, data_dir, camera or "realsense")
+        return open_setup_workcell(kind, spec, control_hz, options.get("host"), setup, perceive=False)
     return open_cell

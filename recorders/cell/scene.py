@@ -1,5 +1,5 @@
 """The workcell's scene description: the objects and zones on the table, their colours, sizes and
-poses, and the camera settings.
+poses, the camera settings, and where calibration boards are.
 
 Plain data, saved in every episode and owned by whichever workcell is open: the simulated workcell
 builds its MuJoCo scene from it (recorders/sim/scene.py), and a real workcell can describe the objects
@@ -30,6 +30,9 @@ COLOURS: dict[str, tuple[float, float, float]] = {
     "orange": (0.98, 0.5, 0.08),
 }
 CAMERA_NAMES = ("front", "wrist")
+# Where a simulated workcell can show a ChArUco calibration board (recorders/perception/charuco.py):
+# "table" lies on the table for the wrist camera, "hand" is held by the hand facing the front camera.
+BOARD_PLACEMENTS = ("table", "hand")
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,13 @@ class SceneSpec:
     zones: tuple[ZoneSpec, ...]
     cameras: CameraSettings = field(default_factory=CameraSettings)
     seed: int = 0
+    boards: tuple[str, ...] = ()  # calibration boards shown, from BOARD_PLACEMENTS; none in task scenes
+
+    def __post_init__(self):
+        unknown = [b for b in self.boards if b not in BOARD_PLACEMENTS]
+        if unknown or len(set(self.boards)) != len(self.boards):
+            raise ValueError(f"calibration boards are distinct ones of {', '.join(BOARD_PLACEMENTS)}, "
+                             f"got {', '.join(self.boards)}")
 
     @property
     def object_names(self) -> list[str]:
@@ -89,7 +99,10 @@ class SceneSpec:
         raise KeyError(f"no zone named {name!r} in the scene; zones: {', '.join(self.zone_names)}")
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        d = asdict(self)
+        if not self.boards:  # scenes without boards read exactly as they did before boards existed
+            del d["boards"]
+        return json.dumps(d)
 
     @staticmethod
     def from_json(text: str) -> "SceneSpec":
@@ -99,6 +112,7 @@ class SceneSpec:
             zones=tuple(ZoneSpec(z["name"], z["colour"], tuple(z["position"]), z["size"]) for z in d["zones"]),
             cameras=CameraSettings(**d["cameras"]),
             seed=d["seed"],
+            boards=tuple(d.get("boards", ())),
         )
 
 

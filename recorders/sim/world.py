@@ -43,21 +43,23 @@ def scene_xml(spec: SceneSpec) -> str:
     return ET.tostring(new_franky_simulator(spec).scene, encoding="unicode")
 
 
-_template: mujoco.MjModel | None = None
+_templates: dict[tuple[str, ...], mujoco.MjModel] = {}
 _template_lock = threading.Lock()
 
 
-def compiled_workcell() -> mujoco.MjModel:
-    """A private copy of the workcell model, compiled once per process (every layout shares it)."""
-    global _template
+def compiled_workcell(boards: tuple[str, ...] = ()) -> mujoco.MjModel:
+    """A private copy of the workcell model (with these calibration boards), compiled once per process
+    (every layout shares it)."""
     with _template_lock:
-        if _template is None:
+        if boards not in _templates:
+            from dataclasses import replace
+
             from recorders.cell.scene import CameraSettings, sample_layout
             import numpy as _np
 
             any_spec = sample_layout(_np.random.default_rng(0), ["red"], [], CameraSettings())
-            _template = mujoco.MjModel.from_xml_string(scene_xml(any_spec))
-        return copy.deepcopy(_template)
+            _templates[boards] = mujoco.MjModel.from_xml_string(scene_xml(replace(any_spec, boards=boards)))
+        return copy.deepcopy(_templates[boards])
 
 
 class SimWorld:
@@ -85,7 +87,7 @@ class SimWorld:
     @staticmethod
     def build(spec: SceneSpec, timestep: float = 0.002) -> "SimWorld":
         """Compile the workcell for in-process simulation, arm at home, cubes at rest."""
-        model = compiled_workcell()
+        model = compiled_workcell(tuple(spec.boards))
         model.opt.timestep = timestep
         data = mujoco.MjData(model)
         apply_layout(model, data, spec)
