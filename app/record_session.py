@@ -24,14 +24,16 @@ import queue
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 
-from app.recording import Recording, RecordingStatus, next_episode_path
+from app.recording import Recording, next_episode_path
 from app.errors import one_line
-from app.capture_devices import CameraStatus, CaptureDevices, camera_statuses  # noqa: F401 - for widgets
+from app.capture_devices import CaptureDevices, camera_statuses
+from app.record_snapshot import SessionEvent, SessionSnapshot, TickSample  # noqa: F401 - widgets import them here
+from app.record_setup_requests import WorkcellSetupRequests
+from app.workcell_tools import WorkcellTools
 from app.session_state import PublishedState, estop_arm
 from app.workcell_setup import WorkcellSetup, default_setup, open_setup_workcell
 from recorders.arms.base import ArmCommand, ArmError
@@ -51,52 +53,7 @@ HISTORY_S = 30.0  # seconds of state curves kept for the plots
 WARMUP_TICKS = 3  # ticks after connecting not counted late (first renders and caches)
 
 
-@dataclass(frozen=True)
-class TickSample:
-    t: float  # seconds on the workcell's clock
-    ee_xyz: tuple[float, float, float]
-    gripper_width: float
-
-
-@dataclass(frozen=True)
-class SessionEvent:
-    kind: str  # info | error | call | saved | discarded
-    text: str
-    path: Path | None = None
-
-
-@dataclass(frozen=True)
-class SessionSnapshot:
-    connection: str = "disconnected"
-    message: str = "not connected"
-    robot: str = "sim"
-    task: str = ""
-    seed: int = 0
-    instruction: str = ""
-    tick: int = 0
-    images: dict = field(default_factory=dict)  # camera -> (H, W, 3) uint8
-    samples: tuple[TickSample, ...] = ()
-    objects: tuple[str, ...] = ()
-    zones: tuple[str, ...] = ()
-    memory_keys: tuple[str, ...] = ()  # poses stored by remember()
-    estop_reason: str | None = None
-    running_call: str | None = None  # a robot-API call now executing
-    open_call: str | None = None  # a hotkey stretch now open
-    recording: RecordingStatus | None = None
-    speed_level: int = 1
-    late_ticks: int = 0  # ticks that started more than a period late
-    teleop_devices: tuple = ()  # TeleopDeviceInfo of every gamepad / SpaceMouse found
-    teleop_devices_note: str = "not scanned yet"  # why a kind is missing, or which device is in use
-    cameras: tuple[CameraStatus, ...] = ()
-    simulated: bool = True  # False: a real arm, whose takes the operator judges
-    microphone: str = "off"  # the microphone a take records, or "off"
-    realsense: tuple = ()  # CameraInfo of every RealSense camera found by the last scan
-    microphones: tuple = ()  # MicrophoneInfo of every microphone found by the last scan
-    capture_note: str = "not scanned yet"  # why no camera / microphone was found
-    setup: WorkcellSetup | None = None  # how the connected workcell was opened
-
-
-class RecordSession(PublishedState):
+class RecordSession(WorkcellSetupRequests, PublishedState):
     """A connection to one workcell, teleop, robot-API calls and recording, run by a worker thread."""
 
     event_type = SessionEvent
@@ -117,6 +74,8 @@ class RecordSession(PublishedState):
         self._data_dir = Path(data_dir) if data_dir is not None else self.out_dir  # holds workcells/<kind>/
         self._setup = setup  # None: the default of each robot kind (app/workcell_setup.py)
         self._capture = CaptureDevices(self._update, self._event)  # cameras' status, microphone, scans
+        self._tools = WorkcellTools(None)  # teaching, calibration, the workspace box (folder set on connect)
+        self._scene_override = None  # a scene shown instead of the task's (the calibration boards)
         self._arm_fault: str | None = None
         self._requests: queue.Queue = queue.Queue()
         self._lock = threading.RLock()  # re-entrant: a `wait_for` predicate may read the snapshot again
@@ -326,6 +285,7 @@ class RecordSession(PublishedState):
             raise RuntimeError("stop the recording before reconnecting")
         self._release_cell()
         self._robot, self._robot_ip = robot, robot_ip
+        self._tools.folder = self.setup_for(robot).folder
         where = f" at {robot_ip}" if workcell_kind(robot).needs_ip else ""
         self._update(connection="connecting", message=f"connecting to {robot}{where} ...", robot=robot)
         try:
@@ -348,7 +308,9 @@ class RecordSession(PublishedState):
         self._update(instruction=self._instruction)
         self._update(connection="live", message=f"connected to {cell.kind}{where}", objects=tuple(spec.object_names),
                      zones=tuple(spec.zone_names), estop_reason=None, images={}, samples=(),
-                     simulated=simulated, cameras=camera_statuses(cell), setup=self.setup_for(robot))
+                     simulated=simulated, cameras=camera_statuses(cell), setup=self.setup_for(robot),
+                     taught=self._tools.taught_names(cell),
+                     workspace=(tuple(cell.arm.limits.workspace_min), tuple(cell.arm.limits.workspace_max)))
         self._event("info", f"connected to {cell.kind}{where}")
         self._live.set()
 
@@ -490,7 +452,8 @@ class RecordSession(PublishedState):
                      running_call=self._running_call, open_call=open_rec.code if open_rec else None,
                      memory_keys=tuple(self._api.memory.poses) if self._api is not None else (),
                      recording=self._rec.status() if self._rec is not None else None, late_ticks=self._late,
-                     cameras=camera_statuses(self._cell))
+                     cameras=camera_statuses(self._cell), marks=self._tools.marks(self._cell),
+                     taught=self._tools.taught_names(self._cell))
 
     # ---- robot-API calls ---------------------------------------------------------------------------
     def _execute(self, call: Call) -> None:
@@ -615,9 +578,10 @@ class RecordSession(PublishedState):
 
     # ---- devices -------------------------------------------------------------------------------------
     def _open_cell(self, robot: str, inst: TaskInstance | None, control_hz: float, robot_ip: str | None) -> Workcell:
-        """The workcell of `robot` as its set-up says; a simulated one gets the task's scene."""
-        return open_setup_workcell(robot, inst.scene if inst is not None else None, control_hz, robot_ip,
-                                   self.setup_for(robot))
+        """The workcell of `robot` as its set-up says; a simulated one gets the task's scene (or the
+        calibration boards' while calibrating)."""
+        spec = self._scene_override or (inst.scene if inst is not None else None)
+        return open_setup_workcell(robot, spec, control_hz, robot_ip, self.setup_for(robot))
 
     def _apply_setup(self, setup: WorkcellSetup | None) -> None:
         from app.workcell_setup import save_rig

@@ -234,6 +234,16 @@ class SafeArm(Arm):
             recover()
 
     # ---- limits --------------------------------------------------------------------------------
+    def set_limits(self, limits: SafetyLimits) -> None:
+        """New limits from the next command on (the operator set the workcell's box); ArmError when the
+        end effector is outside the new box, where every command would drag it to the wall."""
+        here = self._inner.state().ee_pose.position
+        if not limits.contains(here, tol=1e-3):
+            raise ArmError(f"the gripper at ({', '.join(f'{v:.3f}' for v in here)}) m is outside that box; move it "
+                           "inside first or choose a box around it")
+        with self._lock:
+            self.limits = limits
+
     def clamp(self, cmd: ArmCommand, now: float | None = None) -> ArmCommand:
         """The command moved inside every limit (counted in `events`); refuses non-finite values.
 

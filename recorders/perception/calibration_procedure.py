@@ -165,7 +165,8 @@ class CalibrationProcedure:
     """The calibration of `view.camera` on `cell`, one step at a time or all at once (`run`)."""
 
     def __init__(self, cell: Workcell, view: CalibrationView, n_poses: int = DEFAULT_POSES, seed: int = 0,
-                 should_abort: Callable[[], bool] | None = None):
+                 should_abort: Callable[[], bool] | None = None, before_tick: Callable[[], object] | None = None,
+                 on_tick: Callable[[object], None] | None = None):
         if view.camera not in cell.cameras:
             raise CalibrationError(f"the {cell.kind} workcell has no {view.camera!r} camera; cameras: "
                                    f"{', '.join(cell.cameras) or 'none'}")
@@ -176,6 +177,7 @@ class CalibrationProcedure:
         self.n_poses = n_poses
         self.seed = seed
         self.should_abort = should_abort
+        self.before_tick, self.on_tick = before_tick, on_tick  # a session's pacing and publishing, per tick
         self.poses: list[Pose] = []
         self.captures: list[Capture] = []
 
@@ -195,7 +197,7 @@ class CalibrationProcedure:
         if not self.poses:
             self.plan()
         goal = self.poses[index]
-        motion = Motion(self.cell, should_abort=self.should_abort)
+        motion = Motion(self.cell, on_tick=self.on_tick, should_abort=self.should_abort, before_tick=self.before_tick)
         start = motion.target
         turn = quat_angle(np.asarray(start.quat), np.asarray(goal.quat))
         dist = float(np.linalg.norm(goal.xyz - start.xyz))
