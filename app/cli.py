@@ -55,6 +55,7 @@ HANDLERS: dict[str, Handler] = {
     "bench inference": Handler("app.bench_inference", "run_bench_inference"),
     "bench recording": Handler("app.bench", "run_bench"),
     "bench estop": Handler("app.bench_estop", "run_bench_estop"),
+    "bench franky": Handler("app.bench_franky_motion", "run_bench_franky_motion"),
 }
 
 
@@ -172,11 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--max-call-s", type=float, default=30.0, help="time the policy gets per call")
 
     b = sub.add_parser("bench", help="speed and resource figures")
-    b.add_argument("what", choices=("recording", "annotate", "inference", "estop", "run"),
+    b.add_argument("what", choices=("recording", "annotate", "inference", "estop", "run", "franky"),
                    help="recording: demo and live-recording speed; annotate: opening and scrubbing a long episode; "
                         "inference: ms per action chunk and stalls during run; estop: e-stop latency on sim and "
                         "franky-sim; run: GUI heartbeat and control stalls in the Run workspace during a learned "
-                        "planner + policy run with both cameras")
+                        "planner + policy run with both cameras; franky: how smoothly franky executes targets "
+                        "streamed at 10 Hz on franky-sim, the old waypoint motions vs the streamed ones (speed "
+                        "jumps and dips per s, jerk, lag)")
     b.add_argument("--policy", default=None, help="bench inference / run: a trained policy instead of the defaults")
     b.add_argument("--planner", default=None, help="bench inference: ms per next call of a planner run; "
                                                      "bench run: the planner to run")
@@ -184,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seconds", type=float, default=None,
                    help="bench recording: length of the synthetic recording (default 60); bench run: seconds of "
                         "policy control to measure (default 20)")
+    b.add_argument("--runs", type=positive_int, default=None,
+                   help="bench franky: runs per motion mode and path (default 3)")
     b.add_argument("--trials", type=positive_int, default=DEFAULT_ESTOP_TRIALS,
                    help="bench estop: e-stops per robot kind (default %(default)s)")
     return p
