@@ -17,6 +17,7 @@ workcell the same way. Heavy modules (MuJoCo, franky, pyrealsense2, OpenCV) load
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -123,7 +124,7 @@ def open_setup_workcell(kind: str, spec, control_hz: float, host: str | None, se
     if not perceived:
         return cell
     try:
-        return _perceive(cell, setup, entry.simulated)
+        return _perceive(cell, setup, entry.simulated, calibration)
     except BaseException:
         cell.close()
         raise
@@ -154,14 +155,34 @@ def _taught_spec(setup: WorkcellSetup):
     return None if taught is None else taught.scene_spec()
 
 
-def _perceive(cell, setup: WorkcellSetup, simulated: bool):
+def _perceive(cell, setup: WorkcellSetup, simulated: bool, calibration):
+    """`cell` with perceived objects: the cameras placed by the workcell's calibration (a simulated cell
+    without one is calibrated once per process, so no camera pose comes from the simulator), the objects
+    taught by clicking (a simulated scene clicks where its true poses project, once, then only images)."""
     from recorders.perception.perceived_workcell import PerceivedWorkcell, auto_teach
     from recorders.perception.taught_scene import TaughtScene, load_taught_scene
 
     if simulated:
-        return PerceivedWorkcell(cell, auto_teach(cell))
+        mounts = calibration.mounts() if calibration is not None and calibration.cameras else simulated_mounts()
+        perceived = PerceivedWorkcell(cell, TaughtScene(), mounts=mounts)
+        perceived.set_taught(auto_teach(perceived, scene_spec=cell.spec))
+        return perceived
     taught = None if setup.folder is None else load_taught_scene(setup.folder)
     return PerceivedWorkcell(cell, taught or TaughtScene())
+
+
+@lru_cache(maxsize=1)
+def _simulated_calibration() -> tuple:
+    from recorders.cell.registry import open_workcell
+    from recorders.perception.calibration_procedure import CalibrationProcedure, calibration_scene, sim_views
+
+    with open_workcell("sim", calibration_scene()) as cell:  # franky-sim serves the same scene
+        return tuple((cam, CalibrationProcedure(cell, view).run().mount) for cam, view in sim_views().items())
+
+
+def simulated_mounts() -> dict:
+    """The simulated cameras' mounts as hand-eye calibration finds them (about 5 s, once per process)."""
+    return dict(_simulated_calibration())
 
 
 def setup_opener(kind: str, objects: str | None = None, camera: str | None = None, data_dir: Path | None = None,

@@ -56,6 +56,7 @@ class Provenance:
     driver: str  # one of DRIVERS
     robot: str  # one of ROBOTS
     models: tuple[ModelRef, ...] = ()
+    objects: str = "true"  # where object poses came from: "true" (the simulator) or "perceived" (the tracker)
 
     def __post_init__(self):
         if self.driver not in DRIVERS:
@@ -63,13 +64,19 @@ class Provenance:
         if self.robot not in ROBOTS:
             raise ValueError(f"robot must be one of {', '.join(ROBOTS)}, got {self.robot!r}")
         object.__setattr__(self, "models", tuple(self.models))
+        if self.objects not in ("true", "perceived"):
+            raise ValueError(f"objects must be true or perceived, got {self.objects!r}")
 
     def to_json(self) -> dict:
-        return {"driver": self.driver, "robot": self.robot, "models": [m.to_json() for m in self.models]}
+        d = {"driver": self.driver, "robot": self.robot, "models": [m.to_json() for m in self.models]}
+        if self.objects != "true":  # files with the simulator's poses read as before
+            d["objects"] = self.objects
+        return d
 
     @staticmethod
     def from_json(d: dict) -> "Provenance":
-        return Provenance(str(d["driver"]), str(d["robot"]), tuple(ModelRef.from_json(m) for m in d.get("models", ())))
+        return Provenance(str(d["driver"]), str(d["robot"]), tuple(ModelRef.from_json(m) for m in d.get("models", ())),
+                          str(d.get("objects", "true")))
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ Leaving a `with Take(...)` block without finish or discard keeps the flushed `.p
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +69,8 @@ class Take:
             task = FREE_TASK
         else:
             task = inst.task.id if does_task else FREE_INSTRUCTION_TASK
+        if cell.perceived_objects:
+            provenance = replace(provenance, objects="perceived")
         meta = EpisodeMeta(task=task,
                            instruction=instruction if instruction is not None else inst.instruction if inst else "",
                            robot=cell.kind, control_hz=control_hz, seed=inst.seed if inst else -1,
