@@ -21,6 +21,11 @@ def run_inspect(path: Path, as_json: bool) -> int:
               f"folder recovers it", file=sys.stderr)
     print(f"{path}\n  task: {summary['task']} ({summary['instruction']})\n  robot: {summary['robot']}, "
           f"{summary['frames']} frames at {summary['control_hz']:g} Hz = {summary['duration_s']:.1f} s, success: {ok}")
+    provenance = summary.get("provenance") or {}
+    if provenance.get("objects") == "perceived":
+        print("  objects: perceived (the tracker on the cameras' RGB-D)")
+    for fault in summary.get("faults", ()):
+        print(f"  FAULT at {fault['t']:.1f} s in {fault['stream']}: {fault['text']}")
     print("  streams:")
     for name, s in summary["streams"].items():
         print(f"    {name:<18} {s['count']:>6} x {tuple(s['shape'])} at {s['rate_hz']:g} Hz")
