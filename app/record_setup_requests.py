@@ -15,15 +15,15 @@ from recorders.cell.registry import workcell_kind
 
 class WorkcellSetupRequests:
     """Needs the session's `_submit`, `_event`, `_update`, `_connect`, `_observe_tick`, `_record_tick`,
-    `_abort`, `_cell`, `_rec`, `_robot`, `_robot_ip`, `_inst`, `_tools` and `_scene_override`."""
+    `_abort`, `_cell`, `_rec`, `_robot`, `_robot_ip`, `_inst`, `_tools`, `_integrator` and `_scene_override`."""
 
     # ---- requests (any thread; never block) ----------------------------------------------------------
     def teach(self, camera: str, u: float, v: float, name: str, kind: str = "object") -> None:
         """Teach the object (or target) at pixel (u, v) of `camera` under `name`."""
-        self._submit(lambda: self._event("info", self._tools.teach(self._require_cell(), camera, u, v, name, kind)))
+        self._submit(lambda: self._taught(self._tools.teach(self._require_cell(), camera, u, v, name, kind)))
 
     def forget(self, name: str) -> None:
-        self._submit(lambda: self._event("info", self._tools.forget(self._require_cell(), name)))
+        self._submit(lambda: self._taught(self._tools.forget(self._require_cell(), name)))
 
     def start_calibration(self, camera: str, poses: int = 12) -> None:
         """Plan the calibration of `camera` (a simulated workcell shows its boards for it)."""
@@ -31,7 +31,7 @@ class WorkcellSetupRequests:
 
     def calibration_step(self) -> None:
         """Move to the next planned pose and capture the board."""
-        self._submit(lambda: self._calibration_update(self._tools.calibration_step()))
+        self._submit(self._calibration_step)
 
     def finish_calibration(self) -> None:
         """Solve, save with the workcell, and use the new camera pose."""
@@ -50,16 +50,30 @@ class WorkcellSetupRequests:
             raise RuntimeError("connect to a workcell first")
         return self._cell
 
+    def _taught(self, message: str) -> None:
+        """The robot API's names changed: the palette's choosers, hotkey labels and the list follow."""
+        cell = self._cell
+        self._update(objects=tuple(cell.spec.object_names), zones=tuple(cell.spec.zone_names),
+                     taught=self._tools.taught_names(cell))
+        self._event("info", message)
+
+    def _calibration_step(self) -> None:
+        try:
+            self._calibration_update(self._tools.calibration_step())
+        finally:
+            self._integrator.resync()  # teleop goes on from where the calibration left the arm
+
     def _start_calibration(self, camera: str, poses: int) -> None:
         if self._rec is not None:
             raise RuntimeError("stop the recording before calibrating")
         if workcell_kind(self._robot).simulated and self._scene_override is None:
             from recorders.perception.calibration_procedure import calibration_scene
 
-            self._scene_override = calibration_scene(self._inst.scene.cameras.width, self._inst.scene.cameras.height)
+            self._scene_override = calibration_scene()  # the boards at a resolution that resolves their markers
             self._connect(self._robot, self._robot_ip)  # the scene with the boards
         hooks = {"before_tick": self._observe_tick, "on_tick": self._record_tick, "should_abort": self._abort.is_set}
         self._calibration_update(self._tools.start_calibration(self._require_cell(), camera, poses, hooks))
+        self._integrator.resync()
 
     def _calibration_update(self, status) -> None:
         self._update(calibration=status)

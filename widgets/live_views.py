@@ -1,21 +1,27 @@
 """Live views of a workcell: camera images and robot-state curves, fed from session snapshots.
 
-Both widgets only draw what they are given (`show_images`, `show_samples`); they never talk to a
-device, so the GUI thread stays free while the record session's worker does the I/O.
+Both widgets only draw what they are given (`show_images`, `show_samples`, `show_marks`); they never
+talk to a device, so the GUI thread stays free while the record session's worker does the I/O. A left
+click on a camera image is reported as that image's pixel (`image_clicked`; the pixel convention is
+widgets/image_marks.py's), for teaching objects by clicking them (widgets/teach_box.py).
 """
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from widgets.image_marks import NamedImageMarks, click_pixel
 
 CAMERA_TITLES = {"front": "front camera", "wrist": "wrist camera"}
 CURVES = (("x", "#e53935", 0), ("y", "#43a047", 1), ("z", "#1e88e5", 2))
 
 
 class LiveCameras(QWidget):
-    """One image per camera, side by side, aspect kept."""
+    """One image per camera, side by side, aspect kept, with named marks."""
+
+    image_clicked = Signal(str, float, float)  # camera, u, v: the pixel under a left click
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -23,6 +29,9 @@ class LiveCameras(QWidget):
         self._view.setBackground("#202020")
         self._view.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # a click moves the keys to teleop
         self._items: dict[str, pg.ImageItem] = {}
+        self._marks: dict[str, NamedImageMarks] = {}
+        self._sizes: dict[str, tuple[int, int]] = {}  # camera -> (width, height) the view box shows
+        self._view.scene().sigMouseClicked.connect(self._clicked)
         self._placeholder = self._view.addLabel("no camera: connect to a workcell", color="#aaaaaa", size="11pt")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -33,11 +42,38 @@ class LiveCameras(QWidget):
         if set(images) != set(self._items):
             self._rebuild(sorted(images, key=lambda c: (c != "front", c)))
         for cam, rgb in images.items():
+            size = (rgb.shape[1], rgb.shape[0])
+            if self._sizes.get(cam) != size:  # the view fits the image; marks never move it
+                self._sizes[cam] = size
+                box = self._marks[cam].box
+                box.setRange(xRange=(0, size[0]), yRange=(0, size[1]), padding=0)
+                box.disableAutoRange()
             self._items[cam].setImage(rgb, autoLevels=False, levels=(0, 255))
+
+    def show_marks(self, marks: dict, kinds: dict[str, str]) -> None:
+        """`marks`: camera -> ((name, u, v, seen), ...) in that camera's pixels; `kinds`: name -> kind."""
+        for cam, overlay in self._marks.items():
+            overlay.show(marks.get(cam, ()), kinds, self._sizes.get(cam, (0, 0)))
+
+    def set_teaching(self, on: bool) -> None:
+        """A cross cursor over the images while a click teaches what it lands on."""
+        if on:
+            self._view.viewport().setCursor(Qt.CursorShape.CrossCursor)
+        else:
+            self._view.viewport().unsetCursor()
+
+    def _clicked(self, event) -> None:
+        if event.button() != Qt.MouseButton.LeftButton:
+            return
+        for cam, item in self._items.items():
+            pixel = click_pixel(item, event.scenePos())
+            if pixel is not None:
+                self.image_clicked.emit(cam, *pixel)
+                return
 
     def _rebuild(self, cameras: list[str]) -> None:
         self._view.clear()
-        self._items = {}
+        self._items, self._marks, self._sizes = {}, {}, {}
         if not cameras:
             self._placeholder = self._view.addLabel("no camera", color="#aaaaaa", size="11pt")
             return
@@ -47,10 +83,17 @@ class LiveCameras(QWidget):
             item = pg.ImageItem(axisOrder="row-major")
             box.addItem(item)
             self._items[cam] = item
+            self._marks[cam] = NamedImageMarks(box)
 
     @property
     def cameras(self) -> list[str]:
         return list(self._items)
+
+    def image_item(self, cam: str) -> pg.ImageItem:
+        return self._items[cam]
+
+    def marks(self, cam: str) -> NamedImageMarks:
+        return self._marks[cam]
 
 
 class LiveStateCurves(QWidget):

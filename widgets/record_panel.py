@@ -9,6 +9,9 @@ the session's snapshot and events on a timer, so nothing here waits on the arm o
                                                             cameras, objects and sound (record_devices.py)
                                                             recording: record/stop/discard, streams
                                                             episodes, log
+                                                            objects and targets: teach by clicking (teach_box.py)
+                                                            camera calibration (calibration_dialog.py)
+                                                            workspace box (workspace_box_editor.py)
 On a real arm a take has no task of the suite: the task text is the operator's own, and stopping a take
 asks whether it succeeded.
 """
@@ -25,11 +28,14 @@ from PySide6.QtWidgets import (
 
 from app.record_session import ROBOTS, TASK_IDS, RecordSession, SessionSnapshot
 from app.domain import SPEED_LEVELS_M_S
+from widgets.calibration_dialog import CalibrationBox
 from widgets.live_views import LiveCameras, LiveStateCurves
 from widgets.main_window import RESET_ESTOP_STYLE, RESET_KEYS
 from widgets.record_devices import CaptureDevicesBox
 from widgets.skill_palette import SkillPalette
+from widgets.teach_box import TeachBox
 from widgets.teleop_keys import TeleopKeys, device_help_text, help_label
+from widgets.workspace_box_editor import WorkspaceBoxEditor
 
 POLL_MS = 33
 STATUS_COLOURS = {"live": "#2e7d32", "connecting": "#f9a825", "error": "#c62828", "disconnected": "#757575"}
@@ -56,6 +62,11 @@ class RecordPanel(QWidget):
         self.devices.setup_chosen.connect(self._use_setup)
         self.devices.microphone_chosen.connect(self.session.set_microphone)
         self.devices.rescan_requested.connect(self.session.scan_capture_devices)
+        # Setting the workcell up: each renders the snapshot and its requests' outcome lines (show_event).
+        self.teach = TeachBox(session, self.cameras)
+        self.calibration = CalibrationBox(session)
+        self.workspace_box = WorkspaceBoxEditor(session)
+        self._setup_tools = (self.teach, self.calibration, self.workspace_box)
 
         views = QSplitter(Qt.Orientation.Vertical)
         views.addWidget(self.cameras)
@@ -64,7 +75,8 @@ class RecordPanel(QWidget):
         side = QWidget()
         side_layout = QVBoxLayout(side)
         side_layout.setContentsMargins(0, 0, 0, 0)
-        for box in (self._palette_box(), self._teleop_box(), self.devices, self._recording_box(), self._episodes_box()):
+        for box in (self._palette_box(), self._teleop_box(), self.devices, self._recording_box(), self._episodes_box(),
+                    self.teach, self.calibration, self.workspace_box):  # setting up: below the everyday boxes
             side_layout.addWidget(box)
         side_layout.addStretch(1)
         body = QSplitter(Qt.Orientation.Horizontal)
@@ -329,6 +341,8 @@ class RecordPanel(QWidget):
             self._show_state(snap)
         for event in self.session.drain_events():
             self._log(event)
+            for tool in self._setup_tools:
+                tool.show_event(event)
 
     def _show_state(self, s: SessionSnapshot) -> None:
         colour = STATUS_COLOURS.get(s.connection, "#757575")
@@ -360,6 +374,8 @@ class RecordPanel(QWidget):
         for w in (self.task, self.seed, self.new_scene_button, self.robot, self.robot_ip, self.instruction):
             w.setEnabled(not recording and (w is not self.robot_ip or self.robot.currentText() == "franky"))
         self._show_devices(s)
+        for tool in self._setup_tools:
+            tool.show_snapshot(s)  # the teach box draws the marks on the cameras too
         self.devices.show_devices(s.realsense, s.microphones, s.capture_note)
         self.devices.show_cameras(s.cameras)
         self.devices.setEnabled(not recording)
