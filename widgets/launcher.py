@@ -81,7 +81,8 @@ def _require_display() -> None:
 
 def run_screenshots(out: Path) -> int:
     """Every workspace rendered offscreen to PNG, with a recorded episode loaded (and, for Train, a
-    real tiny training run on it and an evaluation of that run; for Run, that policy in a run)."""
+    real tiny training run on it and an evaluation of that run; for Run, that policy in a run), and the
+    Record workspace setting a workcell up (teaching objects, calibrating a camera)."""
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from app.record_command import run_record
 
@@ -113,6 +114,9 @@ def run_screenshots(out: Path) -> int:
             window.train_panel.shutdown()
             session.close()
             window.close()
+        from widgets.setup_screenshots import shoot_setup
+
+        shots += shoot_setup(app, out, data / "setup")
     print("\n".join(shots))
     return 0
 

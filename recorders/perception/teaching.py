@@ -213,11 +213,18 @@ def teach_object(name: str, frame, u: float, v: float, taken=(), table_z: float 
         sx = sy = height  # depth measures the height best; the footprint's far edge is foreshortened
     # the footprint's far edge is foreshortened on an oblique view; the box fit puts the centre right
     fit = fit_box(seg.points, np.array([sx, sy, height]) / 2, np.array([*centre_xy, table_z + height / 2]), yaw)
+    # Of the yaws that look the same, the one nearest the base frame's x axis: a pose reads the same
+    # whoever measures it (the simulator's cubes lie within +-45 degrees), and the tracker keeps it continuous.
+    period = np.pi / 2 if abs(sx - sy) <= 0.15 * max(sx, sy) else np.pi
+    turns = int(np.round(-fit.yaw / period))
+    if turns % 2 and period < np.pi:  # an odd quarter turn swaps the footprint's axes
+        sx, sy = sy, sx
+    yaw = fit.yaw + turns * period
     return ObjectModel(
         name=name, colour=nearest_colour_name(seg.pixels),
         rgb=tuple(float(c) for c in seg.pixels.mean(axis=0) / 255.0), base_rgb=tuple(float(c) for c in seg.base_rgb),
         samples=colour_samples(seg.pixels), colour_tol=seg.colour_tol, size=(sx, sy, height),
-        pose=Pose((float(fit.centre[0]), float(fit.centre[1]), table_z + height / 2), tuple(quat_from_yaw(fit.yaw))),
+        pose=Pose((float(fit.centre[0]), float(fit.centre[1]), table_z + height / 2), tuple(quat_from_yaw(yaw))),
     )
 
 
