@@ -160,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--policy", default="oracle", help="oracle (scripted skills) or a policy run folder")
     rn.add_argument("--robot", choices=ROBOT_KINDS, default="sim", help=_robot_help(ROBOT_KINDS))
     rn.add_argument("--robot-ip", default=None, help="IP of a real arm (with --robot franky)")
+    rn.add_argument("--data", type=Path, default=Path("data"),
+                    help="the app's data folder; a real arm's taught objects and calibration are in DATA/workcells/ROBOT")
     rn.add_argument("--objects", choices=("true", "perceived"), default=None,
                     help="object poses from the simulator (true, default in simulation) or the tracker on the "
                          "cameras' RGB-D (perceived)")

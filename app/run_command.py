@@ -18,9 +18,9 @@ What `run` runs, and who writes its calls:
 ```
 The calls then run with the scripted skills (recorders/demo_recorder.py record_demo) or the learned
 policy (app/policy_rollout.py rollout), on the workcell `--robot` opens through the registry (with
-`--robot-ip` where the kind needs an address). A kind whose workcell cannot see objects (the real
-franky arm, until it has object perception) is refused before it is connected: every program and
-every planner names objects.
+`--robot-ip` where the kind needs an address). On a real arm (franky) there is no task of the suite:
+`--instruction TEXT` with a learned `--planner RUN` runs in the scene its workcell was taught
+(DATA/workcells/franky), and anything else is refused before the arm is connected.
 """
 from __future__ import annotations
 
@@ -134,9 +134,18 @@ class StepGate(step_gate.StepGate):
 
 # ---- run ----------------------------------------------------------------------------------------------
 def _instance(args):
-    """The task instance whose scene the run uses, and the free instruction (None for --task)."""
+    """The task instance whose scene the run uses, and the free instruction (None for --task). On a
+    real arm: the instruction in the scene its workcell was taught (DATA/workcells/franky)."""
+    from app.workcell_setup import default_setup, is_simulated, taught_instance
     from recorders.task_suite import TASKS, make_instance, task_def
 
+    if not is_simulated(args.robot):
+        try:
+            inst = taught_instance(default_setup(args.robot, args.data), args.instruction or "",
+                                   args.planner == "oracle" or args.task is not None)
+        except ValueError as e:
+            raise UserError(f"--robot {args.robot}: {e}") from None
+        return inst, inst.instruction
     if args.task is not None:
         if args.task not in TASKS:
             raise UserError(f"--task names a task of the suite ({', '.join(TASKS)}); got {args.task!r}")
@@ -149,15 +158,6 @@ def _instance(args):
                         "(use --task T for it)")
     task_def(args.scene_task)  # unknown: one-line TaskError naming the tasks
     return make_instance(args.scene_task, args.seed, args.split), instruction
-
-
-def _check_robot(robot: str) -> None:
-    """Refuse, before any arm is connected, a workcell that cannot see the objects every call names."""
-    from recorders.cell.registry import workcell_kind
-
-    if not workcell_kind(robot).scripted_demos:
-        raise UserError(f"the {robot} workcell cannot see objects yet (no object perception), so it cannot run "
-                        "a task's program or a planner's calls, which name them; use --robot sim or franky-sim")
 
 
 def _outcome(success: bool | None, failure: str | None) -> str:
@@ -183,7 +183,6 @@ class _Run:
 def run_run(args) -> int:
     from recorders.arms.base import ArmError
 
-    _check_robot(args.robot)
     inst, instruction = _instance(args)
     out = args.out or Path(f"{args.task or 'instruction'}_{args.seed:04d}_run.h5")
     if out.exists():
@@ -192,7 +191,8 @@ def run_run(args) -> int:
     policy = None if args.policy == "oracle" else load_policy(args.policy, for_planner=run.propose is not None)
     names = ", ".join(inst.scene.object_names + inst.scene.zone_names)
     print(f"{inst.instruction}  (seed {args.seed}, {args.split} split)" if instruction is None else
-          f"{instruction}  (the {args.scene_task} layout of seed {args.seed}: {names})")
+          f"{instruction}  ({f'the {args.scene_task} layout of seed {args.seed}' if inst.seed >= 0 else 'the taught scene'}"
+          f": {names})")
     try:
         return _run_scripted(args, run) if policy is None else _run_policy(args, run, policy)
     except ArmError as e:  # e.g. franky-sim cannot start here, or the safety layer stopped the arm
@@ -214,7 +214,8 @@ def _prepare(args, inst, instruction: str | None, out: Path) -> _Run:
     from app.workcell_setup import setup_opener
 
     try:
-        cell_factory = setup_opener(args.robot, getattr(args, "objects", None), host=args.robot_ip)
+        cell_factory = setup_opener(args.robot, getattr(args, "objects", None), data_dir=getattr(args, "data", None),
+                                    host=args.robot_ip)
     except ValueError as e:
         raise UserError(str(e)) from None
     return _Run(inst, instruction, out, propose, source, models, cell_factory, on_take)

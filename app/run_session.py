@@ -47,7 +47,8 @@ from recorders.cell.registry import ROBOT_KINDS, workcell_kind
 from recorders.episode_meta import ModelRef, Provenance
 from recorders.robot_api_spec import Call
 from recorders.take import FREE_INSTRUCTION_TASK, Take, TakeResult
-from recorders.task_suite import TASKS, make_instance
+from app.workcell_setup import default_setup, taught_instance
+from recorders.task_suite import FREE_INSTRUCTION, TASKS, make_instance
 from recorders.teleop import SPEED_LEVELS_M_S, TeleopIntent
 
 TASK_IDS = tuple(TASKS)
@@ -273,7 +274,11 @@ class RunSession(PublishedState):
         self._event("info", "e-stop reset; the arm accepts commands again")
 
     def _open_cell(self, robot: str, spec, control_hz: float, robot_ip: str | None):
-        return open_session_workcell(robot, spec, control_hz, robot_ip, self.setup)
+        return open_session_workcell(robot, spec, control_hz, robot_ip, self._setup_for(robot))
+
+    def _setup_for(self, robot: str):
+        """How the workcell opens: the given set-up, else the kind's default with its folder in the data dir."""
+        return self.setup or default_setup(robot, self.out_dir)
 
     # ---- worker: one run ----------------------------------------------------------------------------
     def _run(self, task: str, seed: int, instruction: str | None, planner: str, policy: str, mode: str,
@@ -289,12 +294,12 @@ class RunSession(PublishedState):
             self._update(robot=robot)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        if not workcell_kind(self.robot).scripted_demos:  # refused before anything is connected
-            raise RuntimeError(f"the {self.robot} workcell cannot see objects yet (no object perception), so it "
-                               "cannot run a program or a planner's calls, which name them")
-        inst = make_instance(task, int(seed), split)
+        if workcell_kind(self.robot).simulated:
+            inst = make_instance(task, int(seed), split)
+        else:  # a real arm: the instruction in the scene it was taught, for a learned planner
+            inst = taught_instance(self._setup_for(self.robot), instruction or "", planner == ORACLE)
         text = " ".join(instruction.split()) if instruction is not None else inst.instruction
-        free = text != inst.instruction  # any other text goes to a learned planner as it is
+        free = text != inst.instruction or inst.task is FREE_INSTRUCTION  # goes to a learned planner as it is
         if not text:
             raise RuntimeError("an instruction needs some text")
         if free and planner == ORACLE:

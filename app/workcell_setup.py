@@ -185,6 +185,23 @@ def simulated_mounts() -> dict:
     return dict(_simulated_calibration())
 
 
+def taught_instance(setup: WorkcellSetup, instruction: str, oracle: bool):
+    """A run on a real arm: `instruction`, for a learned planner, in the scene the workcell was taught
+    (recorders/task_suite.py free_instance). ValueError with one line when it cannot be run."""
+    from recorders.task_suite import free_instance
+
+    if oracle:
+        raise ValueError("a real arm has no task of the suite and so no oracle program: choose a learned planner "
+                         "and type the instruction (or record a written program with record --program)")
+    text = " ".join(instruction.split())
+    if not text:
+        raise ValueError("type the instruction for the planner")
+    spec = _taught_spec(setup)
+    if spec is None or not (spec.cubes or spec.zones):
+        raise ValueError("the workcell knows no objects yet: teach them in Record (Objects and targets) first")
+    return free_instance(spec, text)
+
+
 def setup_opener(kind: str, objects: str | None = None, camera: str | None = None, data_dir: Path | None = None,
                  host: str | None = None) -> Callable:
     """A `cell_factory(robot, spec, control_hz)` for the record / run / eval code paths that opens

@@ -126,6 +126,16 @@ def _push_path_clear(scene: SceneSpec, name: str, direction: str) -> bool:
     return True
 
 
+# The "task" of a run that follows a free instruction in a scene the suite did not lay out (a real
+# arm's taught scene): no roles, no oracle program, no success check. Not in TASKS.
+FREE_INSTRUCTION = TaskDef("instruction", "{instruction}", ())
+
+
+def free_instance(scene: SceneSpec, instruction: str) -> TaskInstance:
+    """A run of `instruction` in `scene` (a taught one) for a learned planner: nothing to check it against."""
+    return TaskInstance(FREE_INSTRUCTION, -1, "", scene, instruction, {})
+
+
 def make_instance(task: str, seed: int, split: str = "train",
                   cameras: CameraSettings = CameraSettings()) -> TaskInstance:
     """The episode of `task` for `seed` in `split`: scene, instruction and oracle program."""

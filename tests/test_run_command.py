@@ -45,7 +45,7 @@ def test_franky_needs_its_ip_and_refuses_tasks_before_connecting(capsys, tmp_pat
     # 192.0.2.1 is a documentation address: nothing answers there, and nothing tries to connect
     error = one_line_error(capsys, ["run", "--task", "stack", "--robot", "franky", "--robot-ip", "192.0.2.1",
                                     "--out", str(tmp_path / "ep.h5")])
-    assert "the franky workcell cannot see objects yet" in error
+    assert "a real arm has no task of the suite" in error
     assert not (tmp_path / "ep.h5").exists()
 
 

@@ -9,6 +9,7 @@ from app.run_program import ORACLE, Alternative
 from app.run_session import RunSession
 from recorders.episode_file import open_episode
 from recorders.robot_api_spec import Call
+from recorders.cell.registry import open_workcell
 from recorders.task_suite import make_instance
 from tests.run_support import WAIT_S, ScriptedPlanner, TickGate, loader, reinstruction_planner, train_tiny_planner
 ENDED = ("finished", "failed")
@@ -86,7 +87,10 @@ def test_answers_without_a_waiting_call_are_refused_with_a_reason(sessions):
 def test_a_workcell_that_cannot_run_calls_or_cannot_be_reached_ends_with_the_reason(sessions):
     session = sessions(robot="franky", robot_ip="192.0.2.1")  # a documentation address: nothing is reached
     session.start("stack", 0)
-    assert "the franky workcell cannot see objects yet" in session.wait_for_event("error", WAIT_S).text
+    assert "a real arm has no task of the suite" in session.wait_for_event("error", WAIT_S).text
+    session.drain_events()
+    session.start("stack", 0, instruction="stack them", planner="fake-run")  # nothing taught in its folder
+    assert "teach them in Record" in session.wait_for_event("error", WAIT_S).text
     assert session.snapshot().state == "idle"
 
     def unreachable(robot, spec, control_hz, robot_ip):
@@ -315,3 +319,30 @@ def test_the_teleop_speed_while_taken_over_follows_the_setting(sessions):
     speed = {level: np.ptp(z[(t >= a) & (t <= b)]) / (b - a) for level, (a, b) in windows.items()}
     slow, fast = speed[0], speed[len(SPEED_LEVELS_M_S) - 1]
     assert 0.005 < slow < 0.03 and fast > 5 * slow, speed
+
+
+def test_a_real_arm_runs_a_learned_planner_in_the_scene_it_was_taught(sessions, tmp_path):
+    """On a real arm (here the simulated arm with fake RealSense devices, kind franky) the planner's
+    allowed calls and the run's objects come from the taught scene saved with the workcell."""
+    from app.workcell_setup import workcell_folder
+    from recorders.perception.perceived_workcell import auto_teach, perceived_scene_spec
+    from recorders.perception.taught_scene import save_taught_scene
+    from tests.fake_devices import FakeCameraDevice
+    from tests.test_real_takes import FakeRealCell
+
+    devices = {"front": FakeCameraDevice("111"), "wrist": FakeCameraDevice("222", seed=1)}
+    with open_workcell("sim", perceived_scene_spec(make_instance("stack", 0).scene)) as cell:
+        taught = auto_teach(cell)  # what an operator would have clicked
+    save_taught_scene(workcell_folder(tmp_path / "episodes", "franky"), taught)
+    a = taught.objects[0].name
+    planner = ScriptedPlanner(lambda instruction, history, keys: "done()" if history else f'pick("{a}")')
+    session = sessions(robot="franky", robot_ip="10.0.0.2", planner_loader=loader(planner),
+                       workcell_factory=lambda robot, spec, hz, ip: FakeRealCell(devices))
+    session.start("stack", 0, instruction=f"pick up the {a}", planner="fake-run")
+    snap = ended(session)
+    assert snap.state == "finished", snap.error
+    assert set(snap.objects) == {o.name for o in taught.objects}
+    assert [c.code for c in snap.program][:1] == [f'pick("{a}")']
+    with open_episode(snap.episode) as ep:
+        assert ep.task == "instruction" and ep.instruction == f"pick up the {a}" and ep.seed == -1
+        assert ep.success is None and ep.robot == "franky"
