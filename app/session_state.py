@@ -12,8 +12,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from recorders.cell.registry import workcell_kind
-
 
 class PublishedState:
     """Reading a session's snapshot and events from any thread, and waiting on them."""

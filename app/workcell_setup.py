@@ -17,12 +17,11 @@ workcell the same way. Heavy modules (MuJoCo, franky, pyrealsense2, OpenCV) load
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
 from recorders.arms.base import ArmError
-from recorders.cell.camera_rig import RIG_FILE, CameraRig, CameraRigError  # noqa: F401 - for widgets
+from recorders.cell.camera_rig import RIG_FILE, CameraRig, CameraRigError  # noqa: F401 - CameraRigError: for widgets
 from recorders.cell.registry import workcell_kind
 
 CAMERA_SOURCES = ("sim", "realsense", "none")  # sim: the workcell renders its own cameras
@@ -163,26 +162,14 @@ def _perceive(cell, setup: WorkcellSetup, simulated: bool, calibration):
     from recorders.perception.taught_scene import TaughtScene, load_taught_scene
 
     if simulated:
-        mounts = calibration.mounts() if calibration is not None and calibration.cameras else simulated_mounts()
+        from recorders.perception.calibration_procedure import simulated_camera_mounts
+
+        mounts = calibration.mounts() if calibration is not None and calibration.cameras else simulated_camera_mounts()
         perceived = PerceivedWorkcell(cell, TaughtScene(), mounts=mounts)
         perceived.set_taught(auto_teach(perceived, scene_spec=cell.spec))
         return perceived
     taught = None if setup.folder is None else load_taught_scene(setup.folder)
     return PerceivedWorkcell(cell, taught or TaughtScene())
-
-
-@lru_cache(maxsize=1)
-def _simulated_calibration() -> tuple:
-    from recorders.cell.registry import open_workcell
-    from recorders.perception.calibration_procedure import CalibrationProcedure, calibration_scene, sim_views
-
-    with open_workcell("sim", calibration_scene()) as cell:  # franky-sim serves the same scene
-        return tuple((cam, CalibrationProcedure(cell, view).run().mount) for cam, view in sim_views().items())
-
-
-def simulated_mounts() -> dict:
-    """The simulated cameras' mounts as hand-eye calibration finds them (about 5 s, once per process)."""
-    return dict(_simulated_calibration())
 
 
 def taught_instance(setup: WorkcellSetup, instruction: str, oracle: bool):

@@ -238,6 +238,7 @@ def test_perceived_workcell_renders_each_camera_once_per_tick():
         assert isinstance(cell, PerceivedWorkcell)
         assert cell.spec.object_names == inst.scene.object_names and cell.spec.zone_names == inst.scene.zone_names
         assert cell.inner.spec.cameras == CameraSettings(depth=True) == cell.spec.cameras  # 128x128, with depth
+        cell.arm.wait_tick()  # past the tick whose frames taught it
         renders = []
         inner_render = cell.inner.render
         cell.inner.render = lambda cam: renders.append(cam) or inner_render(cam)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -287,3 +288,18 @@ def true_mount(cell: Workcell, camera: str) -> CameraMount | None:
     from recorders.cell.registry import workcell_kind
 
     return cell.camera_mount(camera) if workcell_kind(cell.kind).simulated else None
+
+
+@lru_cache(maxsize=1)
+def _simulated_mounts() -> tuple:
+    from recorders.cell.registry import open_workcell
+
+    with open_workcell("sim", calibration_scene()) as cell:  # franky-sim serves the same scene
+        return tuple((cam, CalibrationProcedure(cell, view).run().mount) for cam, view in sim_views().items())
+
+
+def simulated_camera_mounts() -> dict[str, CameraMount]:
+    """The simulated workcell's camera mounts as this calibration finds them (about 5 s, once per
+    process): what perceived objects in the simulator place the cameras by when no calibration is saved,
+    so that no camera pose comes from the simulator's truth."""
+    return dict(_simulated_mounts())

@@ -195,10 +195,11 @@ def _first_view(frames: dict[str, CameraFrame], point: np.ndarray, name: str) ->
 
 def open_perceived_workcell(kind: str, spec: SceneSpec | None, control_hz: float | None = None,
                             taught: TaughtScene | None = None, cameras: CameraSettings | None = None,
-                            **options) -> PerceivedWorkcell:
+                            mounts: dict[str, CameraMount] | None = None, **options) -> PerceivedWorkcell:
     """`open_workcell` with perceived objects: a simulated kind opens with depth on (and `cameras`, if
     given; see perceived_scene_spec) and, without `taught`, is taught automatically (auto_teach); a
-    real kind needs `taught` (loaded with load_taught_scene from the workcell's folder)."""
+    real kind needs `taught` (loaded with load_taught_scene from the workcell's folder). `mounts`: the
+    cameras' calibrated mounts (None: the inner workcell's own camera poses)."""
     entry = workcell_kind(kind)
     if taught is None and not entry.simulated:
         raise ValueError(f"a {kind} workcell has no simulator to teach from; teach its objects in Record first")
@@ -207,7 +208,10 @@ def open_perceived_workcell(kind: str, spec: SceneSpec | None, control_hz: float
     args = (kind, spec) if control_hz is None else (kind, spec, control_hz)
     inner = open_workcell(*args, **options)
     try:
-        return PerceivedWorkcell(inner, taught if taught is not None else auto_teach(inner))
+        perceived = PerceivedWorkcell(inner, taught or TaughtScene(), mounts=mounts)
+        if taught is None:
+            perceived.set_taught(auto_teach(perceived, scene_spec=inner.spec))
+        return perceived
     except BaseException:
         inner.close()
         raise

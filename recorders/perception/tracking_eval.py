@@ -30,6 +30,7 @@ from recorders.call_log import CallAborted, SkillFailed
 from recorders.cell.registry import open_workcell
 from recorders.cell.scene import CUBE_SIZE, CameraSettings
 from recorders.perception.camera_frame import frame_from_workcell
+from recorders.perception.calibration_procedure import simulated_camera_mounts
 from recorders.perception.perceived_workcell import auto_teach, open_perceived_workcell
 from recorders.perception.tracker import ObjectTracker
 from recorders.robot_api import RobotAPI
@@ -64,15 +65,17 @@ def _state(truth_xyz: np.ndarray, before_xyz: np.ndarray, tcp: np.ndarray, close
 
 
 def run_oracle(task: str, seed: int, objects: str = "perceived", cameras: CameraSettings | None = None,
-               control_hz: float = 10.0) -> OracleRun:
+               control_hz: float = 10.0, calibrated: bool = True) -> OracleRun:
     """One scripted oracle episode of `task` (no episode file); success is judged from the truth.
-    `cameras`: the perceived mode's camera settings (default: the scene's own, with depth)."""
+    `cameras`: the perceived mode's camera settings (default: the scene's own, with depth); `calibrated`:
+    the cameras placed by hand-eye calibration (else by the simulator's own camera poses)."""
     if objects not in OBJECT_MODES:
         raise ValueError(f"objects must be one of {', '.join(OBJECT_MODES)}, got {objects!r}")
     inst = make_instance(task, seed)
     wall0 = time.perf_counter()
     perceived = objects == "perceived"
-    cell = (open_perceived_workcell("sim", inst.scene, control_hz, cameras=cameras) if perceived
+    mounts = simulated_camera_mounts() if perceived and calibrated else None
+    cell = (open_perceived_workcell("sim", inst.scene, control_hz, cameras=cameras, mounts=mounts) if perceived
             else open_workcell("sim", inst.scene, control_hz))
     with cell:
         truth_of = cell.true_object_poses if perceived else cell.object_poses
@@ -111,13 +114,13 @@ def run_oracle(task: str, seed: int, objects: str = "perceived", cameras: Camera
 
 
 def evaluate(tasks=DEFAULT_TASKS, seeds=range(10), modes=OBJECT_MODES, cameras: CameraSettings | None = None,
-             progress=None) -> list[OracleRun]:
+             progress=None, calibrated: bool = True) -> list[OracleRun]:
     """Oracle runs of every task and seed in every mode; `progress(run)` after each."""
     runs = []
     for task in tasks:
         for seed in seeds:
             for mode in modes:
-                runs.append(run_oracle(task, int(seed), mode, cameras))
+                runs.append(run_oracle(task, int(seed), mode, cameras, calibrated=calibrated))
                 if progress is not None:
                     progress(runs[-1])
     return runs
@@ -199,6 +202,8 @@ def main(argv=None) -> int:
     parser.add_argument("--modes", default=",".join(OBJECT_MODES))
     parser.add_argument("--width", type=int, help="camera width for perceived objects (default: the scene's, 128)")
     parser.add_argument("--height", type=int, help="camera height for perceived objects (default: the scene's, 128)")
+    parser.add_argument("--camera-poses", choices=("calibrated", "true"), default="calibrated",
+                        help="place the cameras by hand-eye calibration (default) or by the simulator's own poses")
     parser.add_argument("--json", action="store_true", help="print the runs and the summary as one JSON object")
     parser.add_argument("--timing", action="store_true", help="only time rendering and tracker updates at "
                         "128x128, 320x240 and 640x480")
@@ -211,7 +216,8 @@ def main(argv=None) -> int:
     show = None if args.json else (lambda r: print(f"{r.task} seed {r.seed} {r.objects}: "
                                                    f"{'ok' if r.success else 'FAILED ' + str(r.failure)} "
                                                    f"({r.ticks} ticks, {r.wall_s:.1f} s)", flush=True))
-    runs = evaluate(args.tasks.split(","), range(args.seeds), args.modes.split(","), cameras, show)
+    runs = evaluate(args.tasks.split(","), range(args.seeds), args.modes.split(","), cameras, show,
+                    calibrated=args.camera_poses == "calibrated")
     result = summary(runs)
     if args.json:
         per_tick = ("errors_m", "update_ms", "render_ms")
