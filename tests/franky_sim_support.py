@@ -41,3 +41,23 @@ def loop_rate(before: dict, after: dict) -> dict:
     wall = after["wall_time"] - before["wall_time"]
     sim = after["sim_time"] - before["sim_time"]
     return {"realtime_factor": sim / wall if wall > 0 else 0.0, "overruns": after["overruns"] - before["overruns"]}
+
+
+def demo_retaking_transients(record, loop_stats: list[dict], retakes: int = 1):
+    """`record(take)` a scripted demo through franky-sim: skipped when franky-sim cannot start here, taken
+    again (up to `retakes` times) after franky's transient planner error, as the operator would, and
+    skipped when it failed because the server's loop (its stats in `loop_stats`) ran too slowly."""
+    from recorders.sim.franky_sim_server import FrankySimUnavailable
+
+    for take in range(1 + retakes):
+        try:
+            result = record(take)
+            break
+        except FrankySimUnavailable as e:
+            pytest.skip(f"franky-sim cannot start here: {e}")
+        except ArmError as e:
+            if not is_transient(e) or take == retakes:
+                raise
+    if not result.success and loop_stats:
+        skip_if_below_real_time(loop_stats[-1], MIN_REALTIME_FACTOR_DEMO, f"the demo failed ({result.failure})")
+    return result

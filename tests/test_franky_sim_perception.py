@@ -9,9 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from franky_sim_support import MIN_REALTIME_FACTOR_DEMO, is_transient, skip_if_below_real_time
-from recorders.arms.base import ArmError
-from recorders.sim.franky_sim_server import FrankySimUnavailable
+from franky_sim_support import demo_retaking_transients
 
 RETAKES = 1
 
@@ -42,18 +40,9 @@ def test_franky_sim_records_a_pick_place_with_perceived_objects_and_cameras(tmp_
         return cell
 
     inst = make_instance("pick_place", 3)
-    for take in range(1 + RETAKES):
-        try:
-            result = record_demo(inst, tmp_path / f"pick_place_{take}.h5", RecordOptions(robot="franky-sim", obs="rgb"),
-                                 cell_factory=open_measured)
-            break
-        except FrankySimUnavailable as e:
-            pytest.skip(f"franky-sim cannot start here: {e}")
-        except ArmError as e:
-            if not is_transient(e) or take == RETAKES:
-                raise
-    if not result.success and loop_stats:
-        skip_if_below_real_time(loop_stats[-1], MIN_REALTIME_FACTOR_DEMO, f"the demo failed ({result.failure})")
+    result = demo_retaking_transients(
+        lambda take: record_demo(inst, tmp_path / f"pick_place_{take}.h5", RecordOptions(robot="franky-sim", obs="rgb"),
+                                 cell_factory=open_measured), loop_stats, RETAKES)
     assert result.success, result.failure
     assert max(tracking_errors) < 0.02  # where each cube ended, as tracked
     with open_episode(result.path) as ep:

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from franky_sim_support import MIN_REALTIME_FACTOR_DEMO, is_transient, skip_if_below_real_time
-from recorders.arms.base import ArmError
-from recorders.sim.franky_sim_server import FrankySimUnavailable
+from franky_sim_support import demo_retaking_transients
 
 RETAKES = 1  # a take ended by franky's transient planner error is recorded again, as the operator would
 
@@ -36,18 +34,9 @@ def test_record_a_stack_demo_through_franky_and_franky_sim(tmp_path):
         return cell
 
     inst = make_instance("stack", 0)
-    for take in range(1 + RETAKES):
-        try:
-            result = record_demo(inst, tmp_path / f"stack_{take}.h5", RecordOptions(robot="franky-sim", obs="rgb"),
-                                 cell_factory=open_measured)
-            break
-        except FrankySimUnavailable as e:
-            pytest.skip(f"franky-sim cannot start here: {e}")
-        except ArmError as e:
-            if not is_transient(e) or take == RETAKES:
-                raise
-    if not result.success and loop_stats:
-        skip_if_below_real_time(loop_stats[-1], MIN_REALTIME_FACTOR_DEMO, f"the demo failed ({result.failure})")
+    result = demo_retaking_transients(
+        lambda take: record_demo(inst, tmp_path / f"stack_{take}.h5", RecordOptions(robot="franky-sim", obs="rgb"),
+                                 cell_factory=open_measured), loop_stats, RETAKES)
     assert result.success, result.failure
     with open_episode(result.path) as ep:
         s = episode_summary(ep)
