@@ -237,3 +237,17 @@ def test_policy_panel_plots_p_finished_against_the_threshold_with_counters(qtbot
     panel.show_policy(None)
     assert panel.message_text() == SCRIPTED_TEXT and panel.threshold_value() is None
     assert len(panel.trace_data()[0]) == 0 and set(panel.counter_texts().values()) == {"–"}
+
+
+def test_the_run_setup_of_a_real_arm_has_no_suite_scene_and_a_typed_instruction(qtbot, tmp_path):
+    from widgets.run_setup import RunSetup
+
+    setup = RunSetup(tmp_path)
+    qtbot.addWidget(setup)
+    setup.show()
+    assert setup.task.isVisible() and setup.instruction.text()  # the suite's instruction, filled in
+    setup.robot.setCurrentText("franky")
+    assert not setup.task.isVisible() and not setup.seed.isVisible() and setup.robot_ip.isEnabled()
+    assert setup.instruction.text() == "" and "taught" in setup.instruction.placeholderText()
+    setup.robot.setCurrentText("sim")
+    assert setup.task.isVisible() and not setup.robot_ip.isEnabled()

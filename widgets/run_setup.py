@@ -70,8 +70,7 @@ class RunSetup(QWidget):
         self.robot_ip = QLineEdit()
         self.robot_ip.setPlaceholderText("arm IP, e.g. 172.16.0.2")
         self.robot_ip.setMaximumWidth(170)
-        self.robot.currentTextChanged.connect(lambda r: self.robot_ip.setEnabled(r == "franky"))
-        self.robot_ip.setEnabled(robot == "franky")
+        self.robot.currentTextChanged.connect(self._robot_changed)
         self.task = QComboBox()
         self.task.addItems(TASK_IDS)
         self.task.setCurrentText("swap")
@@ -83,8 +82,8 @@ class RunSetup(QWidget):
         self.mode.setToolTip("auto: calls run as the planner writes them; step: each call waits for Approve / "
                              "Edit / Skip")
         scene = QHBoxLayout()
-        for w in (QLabel("Workcell"), self.robot, self.robot_ip, QLabel("  Scene"), self.task, QLabel("seed"),
-                  self.seed, QLabel("  Mode"), self.mode):
+        self._scene_widgets = (QLabel("  Scene"), self.task, QLabel("seed"), self.seed)  # a real arm has none
+        for w in (QLabel("Workcell"), self.robot, self.robot_ip, *self._scene_widgets, QLabel("  Mode"), self.mode):
             scene.addWidget(w)
         scene.addStretch(1)
         grid.addLayout(scene, 2, 0, 1, 6)
@@ -97,6 +96,7 @@ class RunSetup(QWidget):
         self.task.currentTextChanged.connect(self._fill_instruction)
         self.seed.valueChanged.connect(self._fill_instruction)
         self._filled = ""
+        self._robot_changed(robot)
         self.rescan()
         self._fill_instruction()
 
@@ -174,6 +174,18 @@ class RunSetup(QWidget):
         text = "" if choice is None else (choice.trained_on if choice.built_in else f"trained on {choice.trained_on}")
         self.trained_on[role].setText(text)
         self.trained_on[role].setToolTip(text if choice is None or choice.built_in else f"{choice.key}\n{text}")
+
+    def _robot_changed(self, robot: str) -> None:
+        """A real arm runs in the scene it was taught: no suite layout to choose, the instruction is typed."""
+        real = robot == "franky"
+        self.robot_ip.setEnabled(real)
+        for w in self._scene_widgets:
+            w.setVisible(not real)
+        if real and self.instruction.text() == self._filled:
+            self.instruction.clear()
+        self.instruction.setPlaceholderText("what the arm should do, for a learned planner, with the objects taught "
+                                            "in Record" if real else
+                                            "what the robot should do; a learned planner takes any text")
 
     def _fill_instruction(self) -> None:
         """The scene's suite instruction, unless the operator typed text of their own."""
