@@ -190,6 +190,9 @@ class RealSenseCamera:
             i = profile.get_stream(rs.stream.color).as_video_stream_profile().get_intrinsics()
             self._intrinsics = {"fx": float(i.fx), "fy": float(i.fy), "cx": float(i.ppx), "cy": float(i.ppy),
                                 "width": int(i.width), "height": int(i.height)}
+            coeffs = [float(c) for c in getattr(i, "coeffs", ())]
+            if any(coeffs):  # the colour stream's lens model (OpenCV order k1 k2 p1 p2 k3); calibration uses it
+                self._intrinsics["distortion"] = coeffs
             if self.depth:
                 self._depth_scale = float(profile.get_device().first_depth_sensor().get_depth_scale())
         except Exception:

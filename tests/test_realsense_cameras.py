@@ -81,7 +81,8 @@ class FakePipeline:
             raise RuntimeError(self.rs.start_error)
         self.config = config
         self.rs.pipelines.append(self)
-        intr = SimpleNamespace(fx=600.0, fy=601.0, ppx=3.5, ppy=2.5, width=W, height=H)
+        intr = SimpleNamespace(fx=600.0, fy=601.0, ppx=3.5, ppy=2.5, width=W, height=H,
+                               coeffs=[0.1, -0.05, 0.001, 0.0, 0.01])
         stream = SimpleNamespace(as_video_stream_profile=lambda: SimpleNamespace(get_intrinsics=lambda: intr))
         sensor = SimpleNamespace(get_depth_scale=lambda: 0.001)
         return SimpleNamespace(get_stream=lambda s: stream,
@@ -251,7 +252,8 @@ def test_frames_reach_on_frame_with_monotonic_times(rs):
     for i, (_, rgb, depth) in enumerate(got):
         assert rgb.shape == (H, W, 3) and rgb.dtype == np.uint8 and rgb[0, 0, 0] == i
         assert depth.shape == (H, W) and depth.dtype == np.uint16 and depth[0, 0] == 1000 + i
-    assert cam.intrinsics() == {"fx": 600.0, "fy": 601.0, "cx": 3.5, "cy": 2.5, "width": W, "height": H}
+    assert cam.intrinsics() == {"fx": 600.0, "fy": 601.0, "cx": 3.5, "cy": 2.5, "width": W, "height": H,
+                                "distortion": [0.1, -0.05, 0.001, 0.0, 0.01]}  # the lens model, for calibration
     assert cam.depth_scale_m == 0.001
 
 

@@ -47,11 +47,13 @@ def _application():
     return app
 
 
-def _session(robot: str, robot_ip: str | None, data_dir: Path):
+def _session(robot: str, robot_ip: str | None, data_dir: Path, camera: str | None = None, objects: str | None = None):
     from app.record_session import RecordSession
+    from app.workcell_setup import default_setup
 
     try:
-        return RecordSession(out_dir=data_dir, robot=robot, robot_ip=robot_ip)
+        setup = default_setup(robot, data_dir, camera, objects) if camera or objects else None
+        return RecordSession(out_dir=data_dir, robot=robot, robot_ip=robot_ip, setup=setup)
     except ValueError as e:
         raise UserError(str(e)) from None
 
@@ -64,7 +66,7 @@ def run_gui(args) -> int:
     _require_display()
     data_dir.mkdir(parents=True, exist_ok=True)
     app = _application()
-    session = _session(args.robot, args.robot_ip, data_dir)
+    session = _session(args.robot, args.robot_ip, data_dir, args.camera, args.objects)
     window = build_window(session, data_dir)
     window.show()
     session.connect_robot()
