@@ -41,8 +41,8 @@ def checked_calls(source: str, names: list[str], where: str):
     if issues:
         first = issues[0]
         more = f" (+{len(issues) - 1} more)" if len(issues) > 1 else ""
-        known = ", ".join(names) or "none (teach objects in Record first)"
-        raise UserError(f"{where}:{first.line}: {first.message}{more}; the workcell knows: {known}")
+        hint = "" if names else " (the workcell knows no objects: teach them in Record first)"
+        raise UserError(f"{where}:{first.line}: {first.message}{more}{hint}")
     return parse_program(source, objects=names)
 
 

@@ -65,8 +65,8 @@ class Take:
         self.cell = cell
         sees_objects = inst is not None and bool(cell.spec.cubes)
         checks_task = sees_objects and does_task
-        if inst is None:
-            task = FREE_TASK
+        if inst is None:  # the operator's own take, or a written program with its instruction
+            task = FREE_TASK if provenance.driver == "gui" else FREE_INSTRUCTION_TASK
         else:
             task = inst.task.id if does_task else FREE_INSTRUCTION_TASK
         if cell.perceived_objects:
