@@ -20,7 +20,25 @@ import time
 import numpy as np
 
 
-class FakeCameraDevice:
+class _DeviceThread:
+    """start() runs `_run` on the device's own thread until stop(); `_stop` is set to end it."""
+
+    _stop: threading.Event
+    _thread: threading.Thread | None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"fake-device:{type(self).__name__}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+
+class FakeCameraDevice(_DeviceThread):
     def __init__(self, serial: str, width: int = 64, height: int = 48, fps: int = 30, depth: bool = True,
                  source=None, jitter_s: float = 0.003, drop_every: int = 17, fail_after: int | None = None,
                  seed: int = 0):
@@ -34,17 +52,6 @@ class FakeCameraDevice:
         self._stop = threading.Event()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"fake-camera:{self.serial}", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
 
     def intrinsics(self) -> dict:
         f = 0.9 * self.width
@@ -93,7 +100,7 @@ class FakeCameraDevice:
                 self._cond.notify_all()
 
 
-class FakeMicrophone:
+class FakeMicrophone(_DeviceThread):
     def __init__(self, samplerate: int = 16000, channels: int = 1, block_ms: int = 50,
                  fail_after: int | None = None, tone_hz: float = 440.0):
         self.samplerate, self.channels, self.block_ms = samplerate, channels, block_ms
@@ -106,17 +113,6 @@ class FakeMicrophone:
         self._stop = threading.Event()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="fake-microphone", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
 
     def wait_blocks(self, n: int, timeout: float = 30.0) -> bool:
         with self._cond:
