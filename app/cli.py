@@ -26,7 +26,7 @@ from recorders.cell.registry import ROBOT_KINDS, SCRIPTED_DEMO_KINDS, WORKCELL_K
 # Commands handled by widgets/launcher.py (app/ never imports widgets), by command key.
 GUI_COMMANDS = ("gui", "screenshots", "bench annotate", "bench run")
 # Commands whose subcommand picks the handler, and the parser attribute that holds the subcommand.
-SUBCOMMAND_ATTRIBUTES = {"train": "model", "bench": "what"}
+SUBCOMMAND_ATTRIBUTES = {"train": "model", "bench": "what", "export": "format"}
 
 
 def _given_the_namespace(args: argparse.Namespace) -> tuple:
@@ -52,6 +52,7 @@ HANDLERS: dict[str, Handler] = {
     "run": Handler("app.run_command", "run_run"),
     "eval": Handler("app.eval_command", "run_eval"),
     "calibrate": Handler("app.calibrate_command", "run_calibrate_command"),
+    "export lerobot": Handler("app.lerobot_export", "run_export_lerobot"),
     "bench inference": Handler("app.bench_inference", "run_bench_inference"),
     "bench recording": Handler("app.bench", "run_bench"),
     "bench estop": Handler("app.bench_estop", "run_bench_estop"),
@@ -132,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_parsers(sub)
     add_calibrate_parser(sub)
+
+    x = sub.add_parser("export", help="convert episodes to another dataset format")
+    x.add_argument("format", choices=("lerobot",), help="lerobot: a LeRobotDataset v3 folder (video per camera, "
+                                                          "the instruction as task, the call labels as subtasks)")
+    x.add_argument("dirs", nargs="+", type=Path, help="episode files or folders of them")
+    x.add_argument("--out", type=Path, required=True, help="a new (or empty) LeRobotDataset v3 folder")
 
     e = sub.add_parser("eval", help="success rates of planner x policy combinations")
     e.add_argument("--planner", default="oracle", help="oracle (the scripted programs) or a planner run folder")
