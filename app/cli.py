@@ -26,7 +26,7 @@ from recorders.cell.registry import ROBOT_KINDS, SCRIPTED_DEMO_KINDS, WORKCELL_K
 # Commands handled by widgets/launcher.py (app/ never imports widgets), by command key.
 GUI_COMMANDS = ("gui", "screenshots", "bench annotate", "bench run")
 # Commands whose subcommand picks the handler, and the parser attribute that holds the subcommand.
-SUBCOMMAND_ATTRIBUTES = {"train": "model", "bench": "what", "export": "format"}
+SUBCOMMAND_ATTRIBUTES = {"train": "model", "bench": "what", "export": "format", "import": "format"}
 
 
 def _given_the_namespace(args: argparse.Namespace) -> tuple:
@@ -53,6 +53,7 @@ HANDLERS: dict[str, Handler] = {
     "eval": Handler("app.eval_command", "run_eval"),
     "calibrate": Handler("app.calibrate_command", "run_calibrate_command"),
     "export lerobot": Handler("app.lerobot_export", "run_export_lerobot"),
+    "import lerobot": Handler("app.lerobot_import", "run_import_lerobot"),
     "bench inference": Handler("app.bench_inference", "run_bench_inference"),
     "bench recording": Handler("app.bench", "run_bench"),
     "bench estop": Handler("app.bench_estop", "run_bench_estop"),
@@ -139,6 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "the instruction as task, the call labels as subtasks)")
     x.add_argument("dirs", nargs="+", type=Path, help="episode files or folders of them")
     x.add_argument("--out", type=Path, required=True, help="a new (or empty) LeRobotDataset v3 folder")
+
+    im = sub.add_parser("import", help="bring another dataset format in as episodes")
+    im.add_argument("format", choices=("lerobot",), help="lerobot: a LeRobotDataset v3 folder (labels from its "
+                                                           "subtasks, else proposals at gripper events)")
+    im.add_argument("dir", type=Path, help="the LeRobotDataset v3 folder")
+    im.add_argument("--out", type=Path, required=True,
+                    help="folder for the episodes (lerobot_NNNN.h5; never overwritten)")
 
     e = sub.add_parser("eval", help="success rates of planner x policy combinations")
     e.add_argument("--planner", default="oracle", help="oracle (the scripted programs) or a planner run folder")

@@ -164,7 +164,7 @@ def encode_labels(labels: list[dict]) -> list[str]:
             rows.append(json.dumps(seg))
         except (KeyError, TypeError, ValueError):
             raise ValueError(f"segment {i} is invalid (needs integer 0 <= start <= end, a code, source "
-                             f"auto|edited, JSON values): {s!r}") from None
+                             f"auto|edited|proposed, JSON values): {s!r}") from None
     return rows
 
 

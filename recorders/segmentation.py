@@ -22,8 +22,8 @@ from recorders.call_log import CallRecord
 from recorders.robot_api_spec import API
 
 IDLE = "idle"
-AUTO, EDITED = "auto", "edited"
-PROVENANCES = (AUTO, EDITED)
+AUTO, EDITED, PROPOSED = "auto", "edited", "proposed"  # proposed: cut at gripper events, for the user to name
+PROVENANCES = (AUTO, EDITED, PROPOSED)
 
 
 @dataclass(frozen=True)
