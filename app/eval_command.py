@@ -48,7 +48,7 @@ def run_eval(args) -> int:
             with open_cell(args.robot, inst.scene) as cell:
                 monitor = TaskMonitor(inst, cell.true_object_poses())
                 log = CallLog(clock=cell.arm.time)
-                api = RobotAPI(cell, log, on_tick=lambda cmd: _tick(cell, monitor))
+                api = RobotAPI(cell, log, on_tick=lambda cmd: monitor.watch(cell))
                 try:
                     api.run_program(inst.program)
                     ok = monitor.success(cell.true_object_poses())
@@ -78,11 +78,3 @@ def run_eval(args) -> int:
                   f"[{100 * r['ci95'][0]:.0f}%, {100 * r['ci95'][1]:.0f}%]")
         print("per call type: " + ", ".join(f"{k} {100 * v['rate']:.0f}% of {v['calls']}" for k, v in per_call.items()))
     return 0
-
-
-def _tick(cell, monitor) -> None:
-    """After each command: perceived objects are tracked every tick, as a take's observation does (the
-    tracker follows a carried cube from tick to tick); success is judged on the simulator's truth."""
-    if cell.perceived_objects:
-        cell.object_poses()
-    monitor.update(cell.true_object_poses())

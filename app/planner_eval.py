@@ -88,7 +88,7 @@ def plan_and_execute(inst, planner, robot: str = "sim", max_calls: int = MAX_CAL
     episode = PlannedEpisode(inst.task.id, inst.seed, False, oracle_program=[c.code for c in inst.program])
     with open_workcell(robot, inst.scene) as cell:
         monitor = TaskMonitor(inst, cell.true_object_poses())
-        api = RobotAPI(cell, CallLog(clock=cell.arm.time), on_tick=lambda cmd: _judge_tick(cell, monitor))
+        api = RobotAPI(cell, CallLog(clock=cell.arm.time), on_tick=lambda cmd: monitor.watch(cell))
         try:
             api.run_planned(_noting(planner_proposer(planner, inst.instruction, inst.scene), episode), max_calls)
         except (SkillFailed, CallAborted) as e:
@@ -178,9 +178,3 @@ def _offline(args, planner, tasks: list[str]) -> int:
         for name, v in result["per_function"].items():
             print(f"  {name:<10} {100 * v['accuracy']:5.1f}% of {v['calls']}")
     return 0
-
-
-def _judge_tick(cell, monitor) -> None:
-    if cell.perceived_objects:
-        cell.object_poses()  # tracked every tick, as a take's observation does
-    monitor.update(cell.true_object_poses())

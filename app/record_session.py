@@ -452,8 +452,7 @@ class RecordSession(WorkcellSetupRequests, PublishedState):
                      running_call=self._running_call, open_call=open_rec.code if open_rec else None,
                      memory_keys=tuple(self._api.memory.poses) if self._api is not None else (),
                      recording=self._rec.status() if self._rec is not None else None, late_ticks=self._late,
-                     cameras=camera_statuses(self._cell), marks=self._tools.marks(self._cell),
-                     taught=self._tools.taught_names(self._cell))
+                     cameras=camera_statuses(self._cell), marks=self._tools.marks(self._cell))
 
     # ---- robot-API calls ---------------------------------------------------------------------------
     def _execute(self, call: Call) -> None:

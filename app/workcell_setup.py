@@ -158,16 +158,14 @@ def _perceive(cell, setup: WorkcellSetup, simulated: bool, calibration):
     """`cell` with perceived objects: the cameras placed by the workcell's calibration (a simulated cell
     without one is calibrated once per process, so no camera pose comes from the simulator), the objects
     taught by clicking (a simulated scene clicks where its true poses project, once, then only images)."""
-    from recorders.perception.perceived_workcell import PerceivedWorkcell, auto_teach
+    from recorders.perception.perceived_workcell import PerceivedWorkcell, taught_by_clicks
     from recorders.perception.taught_scene import TaughtScene, load_taught_scene
 
     if simulated:
         from recorders.perception.calibration_procedure import simulated_camera_mounts
 
         mounts = calibration.mounts() if calibration is not None and calibration.cameras else simulated_camera_mounts()
-        perceived = PerceivedWorkcell(cell, TaughtScene(), mounts=mounts)
-        perceived.set_taught(auto_teach(perceived, scene_spec=cell.spec))
-        return perceived
+        return taught_by_clicks(cell, mounts)
     taught = None if setup.folder is None else load_taught_scene(setup.folder)
     return PerceivedWorkcell(cell, taught or TaughtScene())
 

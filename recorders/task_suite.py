@@ -216,6 +216,13 @@ class TaskMonitor:
         self.initial = {n: p.xyz for n, p in initial.items()}
         self.visited_zone = False  # restore: the cube has rested in the zone at some point
 
+    def watch(self, cell) -> None:
+        """After a command on `cell`: perceived objects are tracked every tick, as a take's observation
+        does (the tracker follows a carried cube from tick to tick); success is judged on the truth."""
+        if cell.perceived_objects:
+            cell.object_poses()
+        self.update(cell.true_object_poses())
+
     def update(self, poses: dict[str, Pose]) -> None:
         if self.inst.task.id == "restore":
             a = poses[self.inst.roles["A"]].xyz

@@ -46,8 +46,8 @@ def test_a_real_take_is_judged_by_the_operator_when_it_stops(qtbot, real_panel, 
     qtbot.waitUntil(lambda: panel._snap.tick > 5, timeout=HANG_MS)
     panel.ask_success = lambda: "cancel"
     panel.toggle_recording()  # cancelled: still recording
-    qtbot.wait(50)
-    assert panel._snap.recording is not None
+    assert panel.session.wait_until_idle(HANG_MS / 1000)  # every request sent so far was handled
+    assert panel.session.snapshot().recording is not None
     panel.ask_success = lambda: False
     with qtbot.waitSignal(panel.episode_saved, timeout=HANG_MS) as saved:
         panel.toggle_recording()

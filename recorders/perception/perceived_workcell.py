@@ -193,6 +193,14 @@ def _first_view(frames: dict[str, CameraFrame], point: np.ndarray, name: str) ->
     raise TeachingError(f"the {name} is hidden from every camera ({', '.join(frames)}); cannot teach it")
 
 
+def taught_by_clicks(inner: Workcell, mounts: dict[str, CameraMount] | None = None) -> PerceivedWorkcell:
+    """A simulated `inner` with perceived objects, its cameras placed by `mounts` (None: its own poses),
+    taught by clicking where its objects project (auto_teach through the perceived cameras)."""
+    perceived = PerceivedWorkcell(inner, TaughtScene(), mounts=mounts)
+    perceived.set_taught(auto_teach(perceived, scene_spec=inner.spec))
+    return perceived
+
+
 def open_perceived_workcell(kind: str, spec: SceneSpec | None, control_hz: float | None = None,
                             taught: TaughtScene | None = None, cameras: CameraSettings | None = None,
                             mounts: dict[str, CameraMount] | None = None, **options) -> PerceivedWorkcell:
@@ -208,10 +216,9 @@ def open_perceived_workcell(kind: str, spec: SceneSpec | None, control_hz: float
     args = (kind, spec) if control_hz is None else (kind, spec, control_hz)
     inner = open_workcell(*args, **options)
     try:
-        perceived = PerceivedWorkcell(inner, taught or TaughtScene(), mounts=mounts)
         if taught is None:
-            perceived.set_taught(auto_teach(perceived, scene_spec=inner.spec))
-        return perceived
+            return taught_by_clicks(inner, mounts)
+        return PerceivedWorkcell(inner, taught, mounts=mounts)
     except BaseException:
         inner.close()
         raise
