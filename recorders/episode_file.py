@@ -1,4 +1,4 @@
-"""THE episode file format (DESIGN.md section 5): one HDF5 file per episode, `format_version` 1.
+"""THE episode file format (DESIGN.md section 5): one HDF5 file per episode, `format_version` 1 or 2.
 
 This module owns the schema; nothing else opens episode files with h5py directly.
 ```
@@ -16,7 +16,13 @@ This module owns the schema; nothing else opens episode files with h5py directly
 /faults   (F,) variable-length UTF-8, one JSON device fault each {t, stream, text} (a camera lost, the
           microphone gone, an arm reflex; appendable while recording); absent in older files
 ```
-The stream `action` is the control timeline: frame i is its row i. Image streams hold one frame per
+Version 2 is version 1 plus video-coded camera streams: a take recorded at a video quality other than
+lossless (recorders/video_codec.py) stores its rgb streams as H.264 and its depth streams as FFV1
+(lossless, 16 bit) in the layout of recorders/video_stream.py (`packets`, `index`, `time`, attributes
+on the stream's group); `stream_data` then returns `VideoFrames`, indexed like a dataset. A file is
+written as version 2 only when it has such a stream, so lossless takes stay readable by older readers.
+
+The stream `action` is the control timeline: frame i is its row i. Raw image streams hold one frame per
 chunk, compressed with Blosc-LZ4 and byte shuffle (1.4 ms per 640x480 RGB-D pair): two such cameras
 at 30 fps record on two cores with no drops, where h5py's built-in lzf (12 ms a pair) took a whole
 core and dropped 938 frames in the 60 s `bench recording`.
@@ -44,8 +50,11 @@ from recorders.call_log import CallRecord
 from recorders.episode_meta import EpisodeMeta
 from recorders.intervention import Intervention
 from recorders.segmentation import IDLE, PROVENANCES, Segment, segment_calls
+from recorders import video_stream
+from recorders.video_codec import describe as describe_encoding
+from recorders.video_stream import VideoFrames
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest this module reads; 1 when a file has no video-coded stream
 CONTROL_STREAM = "action"
 PARTIAL_SUFFIX = ".partial"
 KIND_DTYPES = {"array": ("float32", "float64"), "rgb": ("uint8",), "depth": ("uint16",), "audio": ("int16",)}
@@ -118,8 +127,9 @@ class StreamSpec:
 
 
 # ---- schema: the writer, recovery and label edits build datasets only through these --------------
-def root_attrs(meta: EpisodeMeta, created: str) -> dict:
-    return {"format_version": FORMAT_VERSION, "task": meta.task, "instruction": meta.instruction,
+def root_attrs(meta: EpisodeMeta, created: str, video: bool = False) -> dict:
+    """Root attributes of a new file; `video`: it has video-coded streams (format version 2)."""
+    return {"format_version": 2 if video else 1, "task": meta.task, "instruction": meta.instruction,
             "robot": meta.robot, "control_hz": float(meta.control_hz), "seed": int(meta.seed), "split": meta.split,
             "created": created, "clock": meta.clock, "scene": meta.scene_json(), "success": -1,
             "recovered": 0, "labels_edited": 0}
@@ -172,7 +182,18 @@ def store_labels(f: h5py.File, rows: list[str], name: str = "labels") -> None:
     f.create_dataset(name, shape=(len(rows),), dtype=STRING, data=rows if rows else None)
 
 
+def create_video_stream(f: h5py.File, spec: StreamSpec, encoding: dict):
+    """Empty, resizable datasets of a video-coded stream (recorders/video_stream.py); returns
+    (packets, index, time)."""
+    if spec.kind not in ("rgb", "depth"):
+        raise ValueError(f"stream {spec.name!r}: only rgb and depth streams are video-coded, not {spec.kind}")
+    return video_stream.create_video_stream(f, spec, encoding)
+
+
 def _spec_of(name: str, g: h5py.Group) -> StreamSpec:
+    if video_stream.is_video(g):
+        kind, shape, dtype, rate_hz, meta, _ = video_stream.stream_fields(g)
+        return StreamSpec(name, kind, shape, dtype, rate_hz, meta)
     d = g["data"]
     return StreamSpec(name, str(d.attrs.get("kind", "array")), d.shape[1:], d.dtype.name,
                       float(d.attrs.get("rate_hz", 1.0)), json.loads(str(d.attrs.get("meta", "{}"))))
@@ -264,6 +285,7 @@ class Episode:
             self.recovered = bool(int(a.get("recovered", 0)))
             self.labels_edited = bool(int(a.get("labels_edited", 0)))
             self.stream_names = sorted(h5["streams"].keys()) if "streams" in h5 else []
+            self._video: dict[str, VideoFrames] = {}  # one decoder per video stream, kept while open
             frames = self.stream_count(CONTROL_STREAM) if CONTROL_STREAM in self.stream_names else 0
         except EpisodeError:
             h5.close()
@@ -304,11 +326,27 @@ class Episode:
 
     def stream_count(self, name: str) -> int:
         g = self.h5["streams"][name]
+        if video_stream.is_video(g):
+            return video_stream.row_count(g)
         return min(g["data"].shape[0], g["time"].shape[0])
 
-    def stream_data(self, name: str) -> h5py.Dataset:
-        """The stream's data as an on-disk dataset, (N, *shape): index it to read."""
-        return self.h5["streams"][name]["data"]
+    def stream_data(self, name: str) -> h5py.Dataset | VideoFrames:
+        """The stream's data, (N, *shape), still on disk: index it to read. A raw stream is an h5py
+        dataset; a video-coded one `VideoFrames`, which decodes what is indexed."""
+        g = self.h5["streams"][name]
+        if not video_stream.is_video(g):
+            return g["data"]
+        frames = self._video.get(name)
+        if frames is None:
+            error = lambda reason: TruncatedEpisodeError(f"{self.path}: {name}: {reason}")  # noqa: E731
+            frames = self._read(f"stream {name}", lambda: VideoFrames(g, self.stream_count(name), error))
+            self._video[name] = frames
+        return frames
+
+    def stream_encoding(self, name: str) -> dict | None:
+        """The codec settings of a video-coded stream (recorders/video_codec.py), None for a raw one."""
+        g = self.h5["streams"][name]
+        return video_stream.stream_fields(g)[5] if video_stream.is_video(g) else None
 
     def stream_time(self, name: str) -> np.ndarray:
         n = self.stream_count(name)
@@ -320,7 +358,7 @@ class Episode:
     def stream_info(self, name: str) -> dict:
         s = self.stream_spec(name)
         return {"kind": s.kind, "shape": list(s.shape), "count": self.stream_count(name), "rate_hz": s.rate_hz,
-                "meta": s.meta}
+                "meta": s.meta, "encoding": describe_encoding(self.stream_encoding(name))}
 
     @property
     def unfinished(self) -> bool:
@@ -416,7 +454,7 @@ def episode_summary(ep: Episode) -> dict:
         for name in ep.stream_names:
             info = ep.stream_info(name)
             streams[name] = {"shape": info["shape"], "count": info["count"], "rate_hz": info["rate_hz"],
-                             "kind": info["kind"]}
+                             "kind": info["kind"], "encoding": info["encoding"]}
         calls = [{"code": c.code, "t_start": c.t_start, "t_end": c.t_end, "status": c.status, "source": c.source,
                   **({"reason": c.reason} if c.reason else {})} for c in ep.calls]
         segments = [{"start": s.start, "end": s.end, "code": s.code, "source": s.source} for s in ep.labels]
@@ -516,6 +554,8 @@ def _free_name(path: Path) -> Path:
 
 def _readable_rows(g: h5py.Group) -> int:
     """Rows whose data and time were both flushed: time rows never written read as NaN."""
+    if video_stream.is_video(g):
+        return video_stream.readable_rows(g)
     n = min(g["data"].shape[0], g["time"].shape[0])
     missing = np.flatnonzero(np.isnan(g["time"][:n]))
     return int(missing[0]) if len(missing) else n
@@ -557,6 +597,10 @@ def recover_partial(partial) -> Path:
             dst.attrs.update({"success": -1, "recovered": 1, "labels_edited": 0})
             for name, g in streams.items():
                 spec = _spec_of(name, g)
+                if video_stream.is_video(g):
+                    datasets = create_video_stream(dst, spec, video_stream.stream_fields(g)[5])
+                    video_stream.copy_rows(g, datasets, _readable_rows(g))
+                    continue
                 data, time = create_stream(dst, spec)
                 block = 32 if spec.kind in ("rgb", "depth") else 4096
                 n = _copy_rows(g["data"], data, _readable_rows(g), block)

@@ -10,6 +10,12 @@ in SWMR mode, so the file on disk is consistent after every flush) and flushes a
 queue, closes the file, reopens it to write success and labels (attributes cannot be created in
 SWMR mode) and renames it to its final name. A finished episode is never overwritten: a writer
 refuses a path where an episode or a partial already is (`EpisodeExistsError`).
+
+At a `video_quality` other than lossless (recorders/video_codec.py) the rgb and depth streams are
+video-coded: `append` hands their frames to the encoder process (recorders/video_encoder_process.py,
+off this process and its GIL), whose packets come back to the writer thread and are stored with
+recorders/video_stream.py. A frame the encoder is too far behind to take is dropped and counted like
+any other; if the encoder dies, its streams stop with a fault row and the take goes on without them.
 """
 from __future__ import annotations
 
@@ -27,8 +33,11 @@ import numpy as np
 
 from recorders.episode_file import (
     CONTROL_STREAM, PARTIAL_SUFFIX, EpisodeExistsError, EpisodeMeta, EpisodeWriteError, ROW_LOGS, StreamSpec,
-    create_rows, create_stream, encode_labels, root_attrs, store_labels,
+    create_rows, create_stream, create_video_stream, encode_labels, root_attrs, store_labels,
 )
+from recorders.video_codec import encoding_for
+from recorders.video_encoder_process import EncoderProcessError, VideoEncoderProcess
+from recorders.video_stream import append_packets
 
 _STOP = object()
 _MAX_BATCH = 1024  # samples written between two looks at the flush clock
@@ -43,7 +52,7 @@ class EpisodeWriter:
     """
 
     def __init__(self, path, meta: EpisodeMeta, streams: list[StreamSpec], queue_size: int = 512,
-                 flush_interval: float = 0.5, drop_when_full: bool = True):
+                 flush_interval: float = 0.5, drop_when_full: bool = True, video_quality: str = "lossless"):
         self.path = Path(path)
         self.partial = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
         self.meta = meta
@@ -56,6 +65,8 @@ class EpisodeWriter:
             raise ValueError(f"flush_interval must be in (0, 1] s, got {flush_interval}")
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
+        self.video_quality = video_quality
+        self.encodings = {s.name: e for s in streams if (e := encoding_for(s.kind, s.shape, video_quality))}
         self._refuse_existing()
         self.flush_interval = flush_interval
         self.drop_when_full = drop_when_full
@@ -68,8 +79,15 @@ class EpisodeWriter:
         self._rows: dict[str, deque[str]] = {name: deque() for name in ROW_LOGS}  # JSON rows; never dropped
         self._error: BaseException | None = None
         self._done = False
+        self._last_t: dict[str, float] = {}  # per video stream: the newest frame's time, for its fault row
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._h5 = self._create()
+        self._encoder = self._start_encoder()
+        try:
+            self._h5 = self._create()
+        except BaseException:
+            if self._encoder is not None:
+                self._encoder.close()
+            raise
         self._thread = threading.Thread(target=self._run, name=f"episode-writer:{self.path.name}", daemon=True)
         self._thread.start()
 
@@ -86,6 +104,8 @@ class EpisodeWriter:
             raise ValueError(f"stream {stream!r} takes samples of shape {spec.shape}, got {sample.shape}")
         if not np.can_cast(sample.dtype, spec.dtype, "same_kind"):
             raise TypeError(f"stream {stream!r} holds {spec.dtype}, got {sample.dtype}")
+        if stream in self.encodings:
+            return self._submit_frame(stream, float(t), sample.astype(spec.dtype, copy=False))
         item = (stream, float(t), sample.astype(spec.dtype, copy=True))  # the producer may reuse its buffer
         if not self.drop_when_full:
             self._put(item)
@@ -99,6 +119,39 @@ class EpisodeWriter:
             return False
         self.appended[stream] += 1
         return True
+
+    def _submit_frame(self, stream: str, t: float, frame: np.ndarray) -> bool:
+        """Hand a frame of a video-coded stream to the encoder (it copies it); with drop_when_full=False
+        wait while the encoder is behind."""
+        self._last_t[stream] = t
+        while not self._encoder.submit(stream, t, frame):
+            if self.drop_when_full or self._encoder.failure is not None:
+                with self._drop_lock:
+                    self.dropped[stream] += 1
+                return False
+            time.sleep(0.002)
+        self.appended[stream] += 1
+        return True
+
+    def _start_encoder(self) -> VideoEncoderProcess | None:
+        if not self.encodings:
+            return None
+        streams = {name: (enc, self.specs[name].shape, self.specs[name].dtype, self.specs[name].rate_hz)
+                   for name, enc in self.encodings.items()}
+        try:
+            return VideoEncoderProcess(streams, self._on_packet, self._on_encoder_failure)
+        except EncoderProcessError as e:
+            raise EpisodeWriteError(f"{self.path}: cannot record video ({e}); record at video quality lossless "
+                                    f"instead") from e
+
+    def _on_packet(self, stream: str, t: float, data: bytes, keyframe: bool) -> None:
+        self._put((stream, t, (data, keyframe)))  # never dropped: a missing packet breaks the frames after it
+
+    def _on_encoder_failure(self, message: str) -> None:
+        for stream in self.encodings:  # straight to the row log: this may come while finish() closes the encoder
+            row = {"t": round(self._last_t.get(stream, 0.0), 4), "stream": stream,
+                   "text": f"video encoding stopped: {message}"}
+            self._rows["faults"].append(json.dumps(row))
 
     def log_call(self, call: dict) -> None:
         """Record one logged robot-API call (a JSON object); never dropped, never blocks."""
@@ -165,8 +218,9 @@ class EpisodeWriter:
         created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         f = h5py.File(self.partial, "w", libver="latest")
         try:
-            f.attrs.update(root_attrs(self.meta, created))
-            self._datasets = {s.name: create_stream(f, s) for s in self.specs.values()}
+            f.attrs.update(root_attrs(self.meta, created, video=bool(self.encodings)))
+            self._datasets = {s.name: create_video_stream(f, s, self.encodings[s.name]) if s.name in self.encodings
+                              else create_stream(f, s) for s in self.specs.values()}
             self._row_datasets = {name: create_rows(f, name) for name in ROW_LOGS}
             f.swmr_mode = True  # every dataset and attribute exists: from here the file stays readable
         except BaseException:
@@ -209,6 +263,10 @@ class EpisodeWriter:
                 pass
 
     def _write_stream(self, name: str, items: list) -> None:
+        if name in self.encodings:  # items (name, t, (packet, keyframe)) from the encoder
+            append_packets(self._datasets[name], [(t, p, k) for _, t, (p, k) in items])
+            self.written[name] += len(items)
+            return
         data, times = self._datasets[name]
         n, k = data.shape[0], len(items)
         data.resize(n + k, axis=0)
@@ -246,6 +304,8 @@ class EpisodeWriter:
 
     def _stop(self) -> None:
         self._done = True
+        if self._encoder is not None:
+            self._encoder.close()  # its last packets reach the queue before the writer is told to stop
         if self._thread.is_alive():
             try:
                 self._put(_STOP)

@@ -42,7 +42,8 @@ def test_reads_the_version_1_fixtures(name):
         s = episode_summary(ep)
     assert SUMMARY_KEYS <= set(s)
     assert s["frames"] == 6 and s["duration_s"] == 0.6 and s["success"] is True and s["control_hz"] == 10.0
-    assert s["streams"]["wrist_depth"] == {"shape": [16, 16], "count": 6, "rate_hz": 10.0, "kind": "depth"}
+    assert s["streams"]["wrist_depth"] == {"shape": [16, 16], "count": 6, "rate_hz": 10.0, "kind": "depth",
+                                           "encoding": "raw"}
     assert s["streams"]["audio"]["count"] == 16
     assert [c["status"] for c in s["calls"]] == ["ok", "failed"] and s["calls"][1]["reason"] == "slipped"
     assert s["segments"] == fx.LABELS
@@ -126,7 +127,8 @@ def test_round_trip_of_every_field(tmp_path):
         assert ep.provenance.models[0].checkpoint == "runs/p/step_100" and ep.scene["roles"] == PUSH.roles
         summary = episode_summary(ep)
     assert summary["robot"] == "franky-sim" and summary["success"] is False and summary["frames"] == 40
-    assert summary["streams"]["object_poses"] == {"shape": [3, 7], "count": 40, "rate_hz": 100.0, "kind": "array"}
+    assert summary["streams"]["object_poses"] == {"shape": [3, 7], "count": 40, "rate_hz": 100.0, "kind": "array",
+                                                 "encoding": "raw"}
     assert summary["calls"][1] == {"code": 'pick("a")', "t_start": 0.2, "t_end": 0.4, "status": "aborted",
                                    "source": "gui", "reason": "operator stop"}
 
@@ -348,8 +350,8 @@ def test_typed_errors_for_bad_files(tmp_path):
     newer = tmp_path / "newer.h5"
     shutil.copy(FIXTURES / "episode_v1.h5", newer)
     with h5py.File(newer, "r+") as f:
-        f.attrs["format_version"] = 2
-    expect(UnsupportedVersionError, newer, "format version 2")
+        f.attrs["format_version"] = 3
+    expect(UnsupportedVersionError, newer, "format version 3")
     cut = tmp_path / "cut.h5"
     data = (FIXTURES / "episode_v1.h5").read_bytes()
     cut.write_bytes(data[: len(data) // 2])
