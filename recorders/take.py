@@ -36,10 +36,18 @@ from recorders.audio_input import stream_spec as audio_stream_spec
 from recorders.segmentation import segment_calls
 from recorders.task_suite import TaskInstance, TaskMonitor
 from recorders.cell.workcell import Workcell
+from recorders.video_codec import DEFAULT_DEVICE_QUALITY, DEFAULT_RENDERED_QUALITY, check_quality
 
 AUDIO_STREAM = "audio"  # the microphone's stream in an episode
 FREE_TASK = "teleop"  # the task id of a take recorded without a task of the suite
 FREE_INSTRUCTION_TASK = "instruction"  # ... and of a planner following a free instruction in a suite scene
+
+
+def default_video_quality(cell: Workcell) -> str:
+    """Device cameras (noisy frames that lossless storage barely shrinks) are video-coded; rendered
+    ones are kept as rendered, so a policy trains on exactly what it sees when it runs."""
+    device = any(cell.camera(cam).free_running for cam in cell.cameras)
+    return DEFAULT_DEVICE_QUALITY if device else DEFAULT_RENDERED_QUALITY
 
 
 @dataclass(frozen=True)
@@ -57,11 +65,12 @@ class Take:
     success) or None for free teleoperation. `does_task=False`: `inst` only lays out the scene (stored
     with its seed) for a free `instruction` a planner follows, so the task id is FREE_INSTRUCTION_TASK,
     no program or roles are stored and success is unknown. `realtime`: a live arm that must never wait
-    on the disk, so samples are dropped (and counted) when the writer falls behind; otherwise ticks wait."""
+    on the disk, so samples are dropped (and counted) when the writer falls behind; otherwise ticks wait.
+    `video_quality` (recorders/video_codec.py): how camera streams are stored; None: `default_video_quality`."""
 
     def __init__(self, path, cell: Workcell, provenance: Provenance, *, obs: str, control_hz: float,
                  inst: TaskInstance | None = None, instruction: str | None = None, realtime: bool = False,
-                 does_task: bool = True, audio=None):
+                 does_task: bool = True, audio=None, video_quality: str | None = None):
         self.cell = cell
         sees_objects = inst is not None and bool(cell.spec.cubes)
         checks_task = sees_objects and does_task
@@ -80,7 +89,8 @@ class Take:
         specs = stream_specs(cell, obs, control_hz)
         if audio is not None:
             specs.append(audio_stream_spec(AUDIO_STREAM, audio))
-        self.writer = EpisodeWriter(path, meta, specs, drop_when_full=realtime)
+        self.video_quality = check_quality(video_quality or default_video_quality(cell))
+        self.writer = EpisodeWriter(path, meta, specs, drop_when_full=realtime, video_quality=self.video_quality)
         self.monitor = TaskMonitor(inst, cell.true_object_poses()) if checks_task else None
         self.t0 = cell.arm.time()  # the take's time starts now, whatever the arm's clock reads
         # Devices stamp on time.monotonic(): on a wall-clock cell that is the arm's clock; on a simulated

@@ -81,6 +81,10 @@ def test_device_frames_and_audio_are_written_at_their_own_times(tmp_path):
         assert np.all(np.diff(t) > 0) and t[0] >= 0.0
         assert 0.015 < float(np.median(np.diff(t))) < 0.1  # the device's own ~33 ms, with jitter and drops
         assert ep.stream_count("wrist_rgb") >= 15
+        # device cameras are video-coded by default: colour H.264, depth FFV1 (lossless)
+        assert ep.format_version == 2 and take.video_quality == "standard"
+        assert ep.stream_encoding("front_rgb")["codec"] == "h264" and ep.stream_encoding("front_depth")["codec"] == "ffv1"
+        assert ep.stream_data("front_rgb")[-1].shape == (48, 64, 3) and ep.stream_data("front_depth")[:].shape[0] == n_front
         audio = ep.stream_data(AUDIO_STREAM)[:]
         assert audio.shape[1:] == (800, 1) and len(audio) >= 6
         assert ep.stream_spec(AUDIO_STREAM).meta["samplerate"] == 16000

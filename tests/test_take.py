@@ -141,3 +141,25 @@ def _ticks(cell, take: Take, n: int) -> None:
 
 def _hold(ob) -> ArmCommand:
     return ArmCommand(ob.state.ee_pose, ob.state.gripper_closed)
+
+
+@pytest.mark.parametrize("quality", [None, "high"])
+def test_rendered_cameras_are_kept_as_rendered_unless_a_video_quality_is_chosen(cell, tmp_path, quality):
+    with Take(tmp_path / "ep.h5", cell, Provenance("script", "sim"), obs="rgb", control_hz=10.0, inst=INST,
+              video_quality=quality) as take:
+        rendered = []
+        for _ in range(4):
+            ob = observe(cell, cameras=True)
+            rendered.append(ob.images["front"][0])
+            take.tick(cell.arm.command(_hold(ob)), ob)
+            cell.arm.wait_tick()
+        result = take.finish()
+    with open_episode(result.path) as ep:
+        stored = ep.stream_data("front_rgb")[:]
+        if quality is None:  # default: exactly what the policy sees live
+            assert ep.format_version == 1 and ep.stream_encoding("front_rgb") is None
+            assert np.array_equal(stored, np.stack(rendered))
+        else:
+            assert ep.format_version == 2 and ep.stream_encoding("front_rgb")["crf"] == 18
+            assert ep.stream_encoding("front_rgb")["pix_fmt"] == "yuv444p"  # small frames keep full colour
+            assert np.abs(stored.astype(int) - np.stack(rendered)).mean() < 1.5

@@ -90,6 +90,8 @@ def test_odd_sizes_and_lossless_stay_as_before(tmp_path):
     with open_episode(odd) as ep:
         assert ep.stream_encoding("front_rgb")["pix_fmt"] == "yuv444p"  # 4:2:0 needs even sides
         assert ep.stream_data("front_rgb")[:].shape == (N, 45, 61, 3)
+    assert encoding_for("rgb", (480, 640, 3), "standard")["pix_fmt"] == "yuv420p"
+    assert encoding_for("rgb", (128, 128, 3), "standard")["pix_fmt"] == "yuv444p"
     writer, rgb, depth = record(tmp_path / "raw.h5", "lossless")
     with open_episode(writer.finish(None, [])) as ep:
         assert ep.format_version == 1 and ep.stream_encoding("front_rgb") is None  # older readers still open it
