@@ -71,6 +71,16 @@ def _robot_help(kinds: tuple[str, ...]) -> str:
     return "; ".join(f"{kind}: {WORKCELL_KINDS[kind].description}" for kind in kinds)
 
 
+def add_video_quality_argument(parser) -> None:
+    from recorders.video_codec import QUALITIES, QUALITY_CRF
+
+    crfs = ", ".join(f"{q} CRF {c}" for q, c in QUALITY_CRF.items())
+    parser.add_argument("--video-quality", choices=QUALITIES, default=None,
+                        help=f"how camera streams are stored: colour as H.264 ({crfs}) with depth as lossless "
+                             f"FFV1, or lossless (frames as recorded). Default: standard for RealSense cameras, "
+                             f"lossless for rendered ones (a policy trains on exactly what it sees)")
+
+
 def _camera_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -120,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rgb (default) also records the front and wrist cameras")
     r.add_argument("--camera-size", type=_camera_size, default=(128, 128), metavar="WxH")
     r.add_argument("--depth", action="store_true", help="also record depth images")
+    add_video_quality_argument(r)
     r.add_argument("--keep-failed", action="store_true", help="keep episodes whose oracle run failed")
 
     i = sub.add_parser("inspect", help="summarise an episode file")

@@ -86,7 +86,7 @@ def run_record(args) -> int:
         raise UserError(f"--out must be a folder, but {out} is a file")
     out.mkdir(parents=True, exist_ok=True)
     recover_leftovers(out)
-    options = RecordOptions(robot=args.robot, obs=args.obs)
+    options = RecordOptions(robot=args.robot, obs=args.obs, video_quality=getattr(args, "video_quality", None))
 
     saved, seed, attempts = 0, args.seed, 0
     max_attempts = 2 * args.episodes + 5

@@ -79,7 +79,8 @@ def run_record_program(args, ask: Callable[[str], str] = input) -> int:
                 _reset_pause(i, args.episodes, interactive, args.reset_wait, ask)
             path = _free_path(out, args.program.stem)
             judge = (lambda failure: _ask_verdict(ask)) if interactive and not simulated else None
-            r = record_program(cell, calls, path, instruction, args.obs, judge=judge)
+            r = record_program(cell, calls, path, instruction, args.obs, judge=judge,
+                               video_quality=getattr(args, "video_quality", None))
             saved += r.frames > 0
             verdict = {True: "ok", False: "FAILED", None: "success unknown"}[r.success]
             print(f"{r.path}  {verdict}  {r.frames} frames, {r.episode_seconds:.1f} s"

@@ -42,6 +42,7 @@ from recorders.observation import Observation, observe
 from recorders.robot_api import RobotAPI
 from recorders.robot_api_spec import Call, InvalidCallError  # noqa: F401 - Call is re-exported for widgets
 from recorders.take import FREE_TASK
+from recorders.video_codec import QUALITIES as VIDEO_QUALITIES, QUALITY_CRF, check_quality  # noqa: F401 - for widgets
 from recorders.task_suite import TASKS, TaskError, TaskInstance, make_instance
 from recorders.teleop import TeleopInputs, TeleopIntegrator, TeleopIntent
 from recorders.cell.workcell import Workcell
@@ -73,6 +74,7 @@ class RecordSession(WorkcellSetupRequests, PublishedState):
         self._factory = workcell_factory or self._open_cell
         self._data_dir = Path(data_dir) if data_dir is not None else self.out_dir  # holds workcells/<kind>/
         self._setup = setup  # None: the default of each robot kind (app/workcell_setup.py)
+        self._video_quality: str | None = None  # None: the take's default (recorders/take.py)
         self._capture = CaptureDevices(self._update, self._event)  # cameras' status, microphone, scans
         self._tools = WorkcellTools(None)  # teaching, calibration, the workspace box (folder set on connect)
         self._scene_override = None  # a scene shown instead of the task's (the calibration boards)
@@ -126,6 +128,13 @@ class RecordSession(WorkcellSetupRequests, PublishedState):
         """Record sound from `device` (a PortAudio index, or anything with AudioRecorder's interface)
         in every take from the next one; None: no sound."""
         self._submit(lambda: self._capture.choose_microphone(device, label))
+
+    def set_video_quality(self, quality: str | None) -> None:
+        """How the next takes store their camera streams (recorders/video_codec.py); None: the default
+        for the workcell's cameras."""
+        if quality is not None:
+            check_quality(quality)
+        self._submit(lambda: setattr(self, "_video_quality", quality))
 
     def scan_capture_devices(self) -> None:
         """Look for RealSense cameras and microphones (in the worker: listing touches USB and PortAudio)."""
@@ -516,7 +525,8 @@ class RecordSession(WorkcellSetupRequests, PublishedState):
         path = next_episode_path(self.out_dir, task)
         audio = self._capture.start_microphone()
         try:
-            self._rec = Recording(path, self._cell, inst, text, self.obs, self.control_hz, audio=audio)
+            self._rec = Recording(path, self._cell, inst, text, self.obs, self.control_hz, audio=audio,
+                                  video_quality=self._video_quality)
         except BaseException:
             self._capture.stop_microphone()
             raise

@@ -51,9 +51,9 @@ class Recording:
     """A take of a live workcell with the counters the Record workspace shows (fps, drops, calls)."""
 
     def __init__(self, path: Path, cell: Workcell, inst: TaskInstance | None, instruction: str, obs: str,
-                 control_hz: float, audio=None):
+                 control_hz: float, audio=None, video_quality: str | None = None):
         self.take = Take(path, cell, Provenance("gui", cell.kind), obs=obs, control_hz=control_hz, inst=inst,
-                         instruction=instruction, realtime=True, audio=audio)
+                         instruction=instruction, realtime=True, audio=audio, video_quality=video_quality)
         self._fps: dict[str, float] = {name: 0.0 for name in self.take.writer.specs}
         self._window_start = time.monotonic()
         self._window_counts: Counter[str] = Counter()

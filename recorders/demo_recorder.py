@@ -21,6 +21,7 @@ from recorders.observation import OBS_KINDS, Observation, observe
 from recorders.robot_api import RobotAPI
 from recorders.robot_api_spec import Call
 from recorders.take import Take
+from recorders.video_codec import check_quality
 from recorders.task_suite import TaskInstance
 from recorders.cell.registry import open_workcell
 from recorders.cell.workcell import Workcell
@@ -33,8 +34,11 @@ class RecordOptions:
     robot: str = "sim"
     obs: str = "rgb"  # "state": proprioception and object poses only; "rgb": plus both cameras
     control_hz: float = 10.0
+    video_quality: str | None = None  # how camera streams are stored (recorders/video_codec.py); None: the take's default
 
     def __post_init__(self):
+        if self.video_quality is not None:
+            check_quality(self.video_quality)
         if self.obs not in OBS_KINDS:
             raise ValueError(f"obs must be one of {', '.join(OBS_KINDS)}, got {self.obs!r}")
         if not 1.0 <= self.control_hz <= 100.0:
@@ -85,7 +89,8 @@ def record_demo(inst: TaskInstance, path: Path, options: RecordOptions = RecordO
     with cell_factory(options.robot, inst.scene, options.control_hz) as cell:
         provenance = Provenance("script" if propose is None else source, cell.kind, models)
         with Take(path, cell, provenance, obs=options.obs, control_hz=options.control_hz,
-                  inst=inst, instruction=instruction, does_task=instruction is None) as take:
+                  inst=inst, instruction=instruction, does_task=instruction is None,
+                  video_quality=options.video_quality) as take:
             if on_take is not None:
                 on_take(take)
             ticks = _ScriptedTicks(cell, take, options.obs == "rgb", MAX_EPISODE_SECONDS)
@@ -110,13 +115,14 @@ def record_demo(inst: TaskInstance, path: Path, options: RecordOptions = RecordO
 
 def record_program(cell: Workcell, calls: list[Call], path: Path, instruction: str, obs: str = "rgb",
                    control_hz: float = 10.0, should_abort: Callable[[], bool] | None = None,
-                   judge: Callable[[str | None], bool | None] | None = None) -> EpisodeResult:
+                   judge: Callable[[str | None], bool | None] | None = None,
+                   video_quality: str | None = None) -> EpisodeResult:
     """Record `calls` (a checked program) executed on the open `cell` as one episode labelled by its
     calls. `judge(failure)`: the operator's verdict once the program has run (None: unknown); a failed
     call makes the take failed whatever the verdict."""
     wall0 = time.perf_counter()
     with Take(path, cell, Provenance("script", cell.kind), obs=obs, control_hz=control_hz,
-              instruction=instruction, realtime=not cell.arm.stepped) as take:
+              instruction=instruction, realtime=not cell.arm.stepped, video_quality=video_quality) as take:
         ticks = _ScriptedTicks(cell, take, obs == "rgb", MAX_EPISODE_SECONDS)
         api = RobotAPI(cell, take.log, on_tick=ticks.after_command, should_abort=should_abort,
                        before_tick=ticks.before_command)

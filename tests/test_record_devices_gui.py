@@ -41,6 +41,11 @@ def test_a_real_take_is_judged_by_the_operator_when_it_stops(qtbot, real_panel, 
     assert not panel.devices.objects.isEnabled()  # a real arm only perceives its objects
     assert "in your words" in panel.instruction.placeholderText() and panel.instruction.text() == ""
     panel.instruction.setText("put the sponge in the bowl")
+    video = panel.devices.video
+    assert video.currentData() is None  # automatic: H.264 for these device cameras
+    high = video.findData("high")
+    video.setCurrentIndex(high)
+    video.activated.emit(high)  # as a click on the item does
     panel.toggle_recording()
     qtbot.waitUntil(lambda: panel._snap.recording is not None, timeout=HANG_MS)
     qtbot.waitUntil(lambda: panel._snap.tick > 5, timeout=HANG_MS)
@@ -54,6 +59,7 @@ def test_a_real_take_is_judged_by_the_operator_when_it_stops(qtbot, real_panel, 
     with open_episode(saved.args[0]) as ep:
         assert ep.success is False and ep.instruction == "put the sponge in the bowl"
         assert ep.stream_count("front_rgb") > 0
+        assert ep.stream_encoding("front_rgb")["crf"] == 18 and ep.stream_data("front_rgb")[0].shape == (48, 64, 3)
     panel.grab().save(str(tmp_path / "record_real.png"))
 
 

@@ -7,6 +7,7 @@ status of every camera) and emits the operator's choices; the Record panel hands
     Cameras   [rendered | RealSense | none]   front [serial]  wrist [serial]  [640x480] [30 fps]
     Objects   [simulator's truth | perceived by the cameras]                  [Apply (reconnects)]
     Sound     [off | microphone ...]                                           [Rescan]
+    Video     [automatic | high | standard | small | lossless]   (from the next take)
     camera | fps | dropped | status
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import (
     QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableWidget, QTableWidgetItem,
 )
 
+from app.record_session import QUALITY_CRF, VIDEO_QUALITIES
 from app.workcell_setup import CameraRig, CameraRigError, WorkcellSetup, is_simulated, workcell_folder
 
 CAMERA_CHOICES = (("rendered by the simulator", "sim"), ("RealSense", "realsense"), ("none", "none"))
@@ -23,11 +25,15 @@ OBJECT_CHOICES = (("the simulator's truth", "true"), ("perceived by the cameras"
 SIZES = ("640x480", "848x480", "424x240", "1280x720")
 RATES = ("30", "15", "60")
 NO_CAMERA = "(none)"
+VIDEO_CHOICES = (("automatic: H.264 for RealSense, as rendered in simulation", None),
+                 *((f"{q}: H.264 CRF {QUALITY_CRF[q]}, depth lossless", q) for q in VIDEO_QUALITIES if q in QUALITY_CRF),
+                 ("lossless: every frame as recorded (large)", "lossless"))
 
 
 class CaptureDevicesBox(QGroupBox):
     setup_chosen = Signal(object)  # WorkcellSetup for the next connection
     microphone_chosen = Signal(object, str)  # PortAudio index (None: no sound), its name
+    video_quality_chosen = Signal(object)  # a quality of recorders/video_codec.py, None: automatic
     rescan_requested = Signal()
 
     def __init__(self, parent=None):
@@ -51,6 +57,10 @@ class CaptureDevicesBox(QGroupBox):
         self.microphone.setToolTip("Record sound with every take (narration helps labelling)")
         self.microphone.activated.connect(lambda i: self.microphone_chosen.emit(
             self.microphone.itemData(i), self.microphone.itemText(i)))
+        self.video = _combo(VIDEO_CHOICES)
+        self.video.setToolTip("How the next takes store their cameras. H.264 keeps a noisy 640x480 colour camera at "
+                              "a few MB a minute instead of ~1 GB; depth is always lossless (FFV1)")
+        self.video.activated.connect(lambda i: self.video_quality_chosen.emit(self.video.itemData(i)))
         rescan = QPushButton("Rescan")
         rescan.setToolTip("Look again for RealSense cameras and microphones")
         rescan.clicked.connect(self.rescan_requested)
@@ -82,6 +92,7 @@ class CaptureDevicesBox(QGroupBox):
         layout.addRow("", serials)
         layout.addRow("Objects", objects)
         layout.addRow("Sound", sound)
+        layout.addRow("Video", self.video)
         layout.addRow(self.note)
         layout.addRow(self.status)
         self.camera_source.currentIndexChanged.connect(self._enable)

@@ -61,6 +61,7 @@ class RecordPanel(QWidget):
         self.devices = CaptureDevicesBox()
         self.devices.setup_chosen.connect(self._use_setup)
         self.devices.microphone_chosen.connect(self.session.set_microphone)
+        self.devices.video_quality_chosen.connect(self.session.set_video_quality)
         self.devices.rescan_requested.connect(self.session.scan_capture_devices)
         # Setting the workcell up: each renders the snapshot and its requests' outcome lines (show_event).
         self.teach = TeachBox(session, self.cameras)
