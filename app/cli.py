@@ -21,6 +21,7 @@ from app.bench_estop import DEFAULT_TRIALS as DEFAULT_ESTOP_TRIALS
 from app.errors import EXIT_USER_ERROR, Parser, UserError, nonneg_int, positive_int
 from app.calibrate_command import add_calibrate_parser
 from app.train_command import add_train_parsers
+from recorders.video_codec import QUALITIES, QUALITY_CRF
 from recorders.cell.registry import ROBOT_KINDS, SCRIPTED_DEMO_KINDS, WORKCELL_KINDS, workcell_kind
 
 # Commands handled by widgets/launcher.py (app/ never imports widgets), by command key.
@@ -72,8 +73,6 @@ def _robot_help(kinds: tuple[str, ...]) -> str:
 
 
 def add_video_quality_argument(parser) -> None:
-    from recorders.video_codec import QUALITIES, QUALITY_CRF
-
     crfs = ", ".join(f"{q} CRF {c}" for q, c in QUALITY_CRF.items())
     parser.add_argument("--video-quality", choices=QUALITIES, default=None,
                         help=f"how camera streams are stored: colour as H.264 ({crfs}) with depth as lossless "
@@ -215,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seconds", type=float, default=None,
                    help="bench recording: length of the synthetic recording (default 60); bench run: seconds of "
                         "policy control to measure (default 20)")
+    b.add_argument("--video-quality", choices=QUALITIES, default=None,
+                   help="bench recording: how the cameras are stored (default standard, as a RealSense take)")
     b.add_argument("--runs", type=positive_int, default=None,
                    help="bench franky: runs per motion mode and path (default 3)")
     b.add_argument("--trials", type=positive_int, default=DEFAULT_ESTOP_TRIALS,

@@ -10,7 +10,9 @@ layout the live models/policy_features.py builds too), plus
 action       (Tp, 8)                   float32  actions t .. t+Tp-1, the segment's last one repeated
 done         (Tp,)                     float32  1 where step t+k lies past the segment (t+k >= end)
 ```
-Camera frames are read lazily per item. Observation frames t-1, t are clamped to the segment
+Camera frames of raw (lossless) streams are read lazily per item, one HDF5 chunk a frame; video-coded
+streams are decoded once, in __init__, into memory (`_EpisodeArrays.images`): decoding per item would
+decode from the last keyframe every time (up to a GOP per frame). DataLoader workers inherit them. Observation frames t-1, t are clamped to the segment
 start. Resolved targets: recall(key) is the pose the object had when remember(key, obj) ran (from
 the call log); free_space(near) is where the placed object came to rest: its pose at frame `end`
 (the observation after the segment's last command), or the last frame when the segment ends the
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -81,6 +83,7 @@ class _EpisodeArrays:
     names: list[str]
     zones: dict[str, np.ndarray]
     memory: list  # remembered_poses(...)
+    images: dict[str, np.ndarray] = field(default_factory=dict)  # video-coded camera -> (N, H, W, 3) decoded
 
 
 def _finite(stream: str, values: np.ndarray) -> np.ndarray:
@@ -158,6 +161,9 @@ class PolicyDataset(Dataset):
             taken = takeover_frames(ep.interventions, times[:n])  # (N,)
             arrays = _EpisodeArrays(task_index(ep.task), times, action, state, objects, object_mask(len(names)),
                                     names, zones, remembered_poses(ep.calls, times, objects, names))
+            if self.obs == "rgb":  # decode video-coded cameras once, front to back
+                arrays.images = {cam: np.asarray(ep.stream_data(cam)[:n]) for cam in CAMERAS
+                                 if ep.stream_encoding(cam) is not None}
             if self.cond == "flat":
                 return arrays, [PolicySegment(index, 0, n, "", "flat", None, None, np.zeros(3, np.float32),
                                               bool(taken.any()))]
@@ -212,9 +218,11 @@ class PolicyDataset(Dataset):
         steps = np.arange(t, t + self.pred_horizon)  # (Tp,)
         images = {}
         if self.obs == "rgb":
-            ep = self._episode_file(seg.episode)
             for cam in CAMERAS:
-                data = ep.stream_data(cam)
+                if cam in a.images:
+                    images[cam] = a.images[cam][obs_idx]  # (To, H, W, 3)
+                    continue
+                data = self._episode_file(seg.episode).stream_data(cam)
                 images[cam] = np.stack([data[j] for j in obs_idx])  # (To, H, W, 3): h5py wants unique indices
         if self.cond == "call":
             memory = encode_memory(memory_at(a.memory, float(a.times[t])).values()) if self.memory else None

@@ -7,7 +7,7 @@ A take's `VideoQuality` decides how its rgb and depth streams are stored (record
              a keyframe every `GOP` frames) and depth as FFV1 (lossless, 16 bit, every frame a keyframe)
 Packets map one to one onto frames (zero-latency encoding: a frame in, its packet out), so a frame is
 decoded from the last keyframe at or before it; `FrameDecoder` keeps what it decoded of the current
-GOP, so stepping or scrubbing near a frame decodes little.
+GOP (converted to RGB only when asked for), so stepping or scrubbing near a frame decodes little.
 
 Nothing here touches files or threads: recorders/video_encoder_process.py runs the encoders off the
 recording process, recorders/video_stream.py stores and reads the packets.
@@ -26,7 +26,8 @@ QUALITY_CRF = {"high": 18, "standard": 23, "small": 28}
 QUALITIES = ("lossless", *QUALITY_CRF)
 DEFAULT_DEVICE_QUALITY = "standard"  # real cameras: noisy frames that lossless storage barely shrinks
 DEFAULT_RENDERED_QUALITY = "lossless"  # simulated cameras: train on exactly what the policy sees live
-GOP = 15  # colour frames from one keyframe to the next: at 30 fps a seek decodes at most 0.5 s
+GOP = 10  # colour frames from one keyframe to the next: a seek decodes 5.5 on average (at 30 fps, a third
+# of a second holds a keyframe; a noisy 640x480 camera grows by ~2% against 15)
 SMALL_FRAME_PIXELS = 320 * 240  # below this colour is coded at full resolution (4:4:4)
 PRESET = "veryfast"  # libx264: 3-4 ms a noisy 640x480 frame on one core, half ultrafast's size
 
@@ -145,7 +146,7 @@ class FrameDecoder:
         hit = self._cache.get(i)
         if hit is not None:
             self._cache.move_to_end(i)
-            return hit
+            return self._array(i, hit)
         k = np.searchsorted(self._key_index, i, side="right") - 1
         if k < 0:
             raise VideoCodecError(f"frame {i} has no keyframe before it")
@@ -153,10 +154,19 @@ class FrameDecoder:
         start = self._position + 1 if key <= self._position < i else key
         if start == key:
             self._open()
-        out = None
         for j in range(start, i + 1):
-            out = self._decode(j)
-        return out
+            frame = self._decode(j)
+        return self._array(i, frame)
+
+    def _array(self, i: int, frame) -> np.ndarray:
+        """The cached frame as an array, converted from the decoder's picture on first use (only the
+        frames asked for pay for the conversion, not the ones decoded on the way to them)."""
+        if isinstance(frame, np.ndarray):
+            return frame
+        array = frame.to_ndarray(format=self._format)
+        array.flags.writeable = False
+        self._cache[i] = array
+        return array
 
     def _open(self) -> None:
         try:
@@ -168,7 +178,7 @@ class FrameDecoder:
         ctx.thread_count = 1
         self._ctx, self._position = ctx, -1
 
-    def _decode(self, j: int) -> np.ndarray:
+    def _decode(self, j: int):
         packet = av.Packet(self._read_packet(j))
         packet.pts = j
         try:
@@ -179,10 +189,8 @@ class FrameDecoder:
         if len(frames) != 1:
             self._position = -1
             raise VideoCodecError(f"packet {j} gave {len(frames)} frames (a stream with delayed frames)")
-        array = frames[0].to_ndarray(format=self._format)
-        array.flags.writeable = False
         self._position = j
-        self._cache[j] = array
+        self._cache[j] = frames[0]
         while len(self._cache) > self._cache_frames:
             self._cache.popitem(last=False)
-        return array
+        return frames[0]

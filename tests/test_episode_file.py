@@ -380,8 +380,16 @@ def test_partial_without_frames_is_not_recovered(tmp_path):
 
 
 def test_recording_bench_reports_its_figures(tmp_path):
-    r = bench_recording(tmp_path, seconds=1.5)
+    from app.bench_frames import noisy_depth, noisy_rgb
+
+    rng = np.random.default_rng(0)
+    yx = np.indices((480, 640)).sum(axis=0)
+    rgb = np.stack([yx % 256] * 3, axis=-1).astype(np.uint8)
+    loop = {cam: (np.stack([noisy_rgb(rgb, rng)] * 2), np.stack([noisy_depth((600 + yx).astype(np.uint16), rng)] * 2))
+            for cam in ("front", "wrist")}  # the bench's own loop is rendered; two noisy frames do here
+    r = bench_recording(tmp_path, seconds=1.5, frames=loop)
     assert {"seconds", "frames_per_stream", "dropped_frames", "dropped_per_stream", "stop_to_readable_s",
-            "file_mb"} <= set(r)
+            "file_mb", "file_mb_per_stream", "gb_per_10_minutes"} <= set(r)
+    assert r["video_quality"] == "standard" and r["file_mb_per_stream"]["front_depth"] > r["file_mb_per_stream"]["action"]
     assert set(r["frames_per_stream"]) == set(r["dropped_per_stream"]) >= {"front_rgb", "wrist_depth", "ee_pose"}
     assert not list(tmp_path.iterdir())  # the multi-GB-per-minute file is not left behind

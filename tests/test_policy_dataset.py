@@ -247,6 +247,25 @@ def test_rgb_windows_through_a_dataloader_with_workers(stack_rgb):
     ds.close()
 
 
+def test_video_coded_cameras_are_decoded_once_and_match_the_lossless_frames(stack_rgb, tmp_path):
+    from recorders.demo_recorder import RecordOptions, record_demo
+    from recorders.task_suite import make_instance
+
+    path = tmp_path / "stack_0000.h5"  # the same seed as stack_rgb, its cameras coded as H.264
+    record_demo(make_instance("stack", 0), path, RecordOptions(obs="rgb", video_quality="standard"))
+    lossless, video = PolicyDataset([stack_rgb], obs="rgb"), PolicyDataset([path], obs="rgb")
+    assert len(video) == len(lossless) and set(video._episodes[0].images) == set(CAMERAS)
+    assert lossless._episodes[0].images == {}  # raw frames stay on disk, read per item
+    for i in (0, len(video) // 2, len(video) - 1):
+        for cam in CAMERAS:
+            a, b = lossless[i][cam].numpy().astype(int), video[i][cam].numpy().astype(int)
+            assert a.shape == b.shape and np.abs(a - b).mean() < 2.0
+    batch = next(iter(DataLoader(video, batch_size=8, num_workers=2)))  # workers inherit the decoded frames
+    assert batch["front_rgb"].shape[0] == 8
+    lossless.close()
+    video.close()
+
+
 def test_anchor_is_the_calls_object_or_target_and_a_grasp_ends_at_it(swap):
     """pick: anchored at the object where it lay when the call began; the TCP position where the
     gripper closes is then about (0, 0, 0) in the anchor frame. place: anchored at its target."""

@@ -16,6 +16,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 
 from app.audio_playback import AudioTrack, Envelope, reduce_envelope
+from widgets.plot_cache import cache_static_layers
 
 AXIS_WIDTH = 60  # as wide as the curves' and the segment track's axes: frames line up
 WAVE_COLOUR = "#4fc3c0"
@@ -60,6 +61,7 @@ class AudioWaveformWidget(pg.PlotWidget):
         self.cursor = pg.InfiniteLine(0, angle=90, pen=pg.mkPen("#ffffff", width=1))
         self.cursor.setZValue(50)
         self.addItem(self.cursor)
+        cache_static_layers(self, self._fill, self._upper, self._lower)
         self.scene().sigMouseClicked.connect(self._clicked)
         plot.vb.sigXRangeChanged.connect(self._redraw)
         self.setVisible(False)

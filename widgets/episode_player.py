@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSlider, QStyle,
 
 from app.audio_playback import AudioPlayback, AudioTrack
 from app.domain import CONTROL_STREAM, Episode
+from widgets.plot_cache import cache_static_layers
 
 CAMERAS = (("front_rgb", "front camera"), ("wrist_rgb", "wrist camera"))
 PLAY_TICK_MS = 15  # how often playing looks at the clock: every frame of a 60 Hz screen
@@ -123,9 +124,9 @@ class EpisodePlayerWidget(QWidget):
         if frame == self._frame:
             return
         self._frame = frame
-        for stream, rows in self._camera_rows.items():
-            self._images[stream].setImage(np.asarray(self._episode.stream_data(stream)[rows[frame]]), autoLevels=False,
-                                          levels=(0, 255))
+        frames = self._episode.samples_at({stream: int(rows[frame]) for stream, rows in self._camera_rows.items()})
+        for stream, image in frames.items():
+            self._images[stream].setImage(image, autoLevels=False, levels=(0, 255))
         self._slider.blockSignals(True)
         self._slider.setValue(frame)
         self._slider.blockSignals(False)
@@ -189,6 +190,7 @@ class StateCurvesWidget(pg.PlotWidget):
         self.getPlotItem().setClipToView(True)
         self.cursor = pg.InfiniteLine(0, angle=90, pen=pg.mkPen("#ffffff", width=1))
         self.addItem(self.cursor)
+        cache_static_layers(self, self._gripper, self._ee_z)
         self.scene().sigMouseClicked.connect(self._clicked)
 
     def set_episode(self, episode: Episode | None) -> None:

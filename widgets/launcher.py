@@ -219,8 +219,9 @@ def run_bench_annotate(as_json: bool) -> int:
     if as_json:
         print(json.dumps(result))
     else:
-        print(f"10-minute two-camera episode: first frame after {result['open_to_first_frame_s']} s (goal 1 s), "
-              f"scrubbing at {result['scrub_frames_per_s']} frames/s (goal 30)")
+        for layout, r in result.items():
+            print(f"10-minute two-camera episode, {r['camera_size']}: first frame after {r['open_to_first_frame_s']} s "
+                  f"(goal 1 s), scrubbing at {r['scrub_frames_per_s']} frames/s (goal 30)")
     return 0
 
 

@@ -19,6 +19,7 @@ from PySide6.QtGui import QColor
 
 from app.annotation import AnnotationModel, CallEvent, describe_call
 from app.domain import IDLE
+from widgets.plot_cache import cache_static_layers
 
 FUNCTION_COLOURS = {"pick": "#3d7fd9", "place": "#3bb36b", "push": "#e08a2e", "home": "#9a5fd0", IDLE: "#808080"}
 EVENT_COLOURS = {"memory": "#5fd7e6", "query": "#e0e0e0", "terminal": "#8be08b"}
@@ -75,6 +76,7 @@ class SegmentTrackWidget(pg.PlotWidget):
         self.cursor = pg.InfiniteLine(0, angle=90, pen=pg.mkPen("#ffffff", width=1))
         self.cursor.setZValue(50)
         self.addItem(self.cursor)
+        cache_static_layers(self, self.event_ticks)
         self.scene().sigMouseClicked.connect(self._clicked)
         self.getPlotItem().vb.sigXRangeChanged.connect(self._fit_texts)
 
