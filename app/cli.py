@@ -157,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("dir", type=Path, help="the LeRobotDataset v3 folder")
     im.add_argument("--out", type=Path, required=True,
                     help="folder for the episodes (lerobot_NNNN.h5; never overwritten)")
+    im.add_argument("--video-quality", choices=QUALITIES, default=None,
+                    help="how the cameras are stored (default standard: H.264 again, as they came; lossless "
+                         "keeps every decoded frame exactly, at ~1 MB a 640x480 frame)")
 
     e = sub.add_parser("eval", help="success rates of planner x policy combinations")
     e.add_argument("--planner", default="oracle", help="oracle (the scripted programs) or a planner run folder")

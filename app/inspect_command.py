@@ -28,7 +28,8 @@ def run_inspect(path: Path, as_json: bool) -> int:
         print(f"  FAULT at {fault['t']:.1f} s in {fault['stream']}: {fault['text']}")
     print("  streams:")
     for name, s in summary["streams"].items():
-        print(f"    {name:<18} {s['count']:>6} x {tuple(s['shape'])} at {s['rate_hz']:g} Hz")
+        coded = "" if s.get("encoding", "raw") == "raw" else f"  ({s['encoding']})"
+        print(f"    {name:<18} {s['count']:>6} x {tuple(s['shape'])} at {s['rate_hz']:g} Hz{coded}")
     print("  calls:")
     for c in summary["calls"]:
         status = "" if c["status"] == "ok" else f"  [{c['status']}]"

@@ -37,6 +37,7 @@ from recorders.episode_file import PARTIAL_SUFFIX, EpisodeError, EpisodeMeta, St
 from recorders.episode_writer import EpisodeWriter
 from recorders.segmentation import AUTO, IDLE, PROPOSED
 from recorders.take import FREE_INSTRUCTION_TASK
+from recorders.video_codec import DEFAULT_DEVICE_QUALITY
 
 FILE_NAME = "lerobot_{episode:04d}.h5"
 DEFAULT_ROBOT = "franky"
@@ -167,7 +168,7 @@ def _arrays(ds: _Dataset, t) -> dict[str, np.ndarray]:
     return out
 
 
-def _import_episode(ds: _Dataset, ep: dict, path: Path) -> None:
+def _import_episode(ds: _Dataset, ep: dict, path: Path, video_quality: str) -> None:
     t = ds.rows(ep)
     n = t.num_rows
     if n == 0:
@@ -185,7 +186,7 @@ def _import_episode(ds: _Dataset, ep: dict, path: Path) -> None:
     specs += [StreamSpec(camera_stream(k), "rgb", tuple(ds.features[k]["shape"]), "uint8", ds.fps,
                          {"lerobot_key": k}) for k in ds.videos]
     meta = EpisodeMeta(task=FREE_INSTRUCTION_TASK, instruction=str(task_text), robot=ds.robot, control_hz=ds.fps)
-    writer = EpisodeWriter(path, meta, specs, drop_when_full=False)
+    writer = EpisodeWriter(path, meta, specs, drop_when_full=False, video_quality=video_quality)
     try:
         for name, a in arrays.items():
             for k in range(n):
@@ -216,9 +217,11 @@ def _propose(path: Path, n: int) -> None:
 
 
 def import_lerobot(root: Path, out: Path, progress: Callable[[int, int], None] | None = None,
-                   warn: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> list[Path]:
+                   warn: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+                   video_quality: str = DEFAULT_DEVICE_QUALITY) -> list[Path]:
     """Write each episode of the LeRobotDataset v3 at `root` as `out/lerobot_NNNN.h5`; returns the
-    files written. Refuses (UserError) when any of those names is already taken in `out`."""
+    files written. Refuses (UserError) when any of those names is already taken in `out`. Cameras are
+    stored at `video_quality` (recorders/video_codec.py): by default as video again, as they came."""
     root, out = Path(root), Path(out)
     ds = _Dataset(root)
     targets = [out / FILE_NAME.format(episode=int(ep["episode_index"])) for ep in ds.episodes]
@@ -233,7 +236,7 @@ def import_lerobot(root: Path, out: Path, progress: Callable[[int, int], None] |
         if progress is not None:
             progress(k, len(targets))
         try:
-            _import_episode(ds, ep, path)
+            _import_episode(ds, ep, path, video_quality)
             written.append(path)
         except skip as e:
             warn(f"skipped LeRobot episode {ep.get('episode_index')}: {' '.join(str(e).split())[:160]}")
@@ -245,6 +248,7 @@ def import_lerobot(root: Path, out: Path, progress: Callable[[int, int], None] |
 def run_import_lerobot(args) -> int:
     """The CLI command: `args.dir` (a LeRobotDataset v3 folder), `args.out` (a folder of episodes)."""
     written = import_lerobot(Path(args.dir), Path(args.out), lambda done, total: print(
-        f"import: {done}/{total} episodes", file=sys.stderr, flush=True))
+        f"import: {done}/{total} episodes", file=sys.stderr, flush=True),
+        video_quality=getattr(args, "video_quality", None) or DEFAULT_DEVICE_QUALITY)
     print(f"imported {len(written)} episodes from {args.dir} to {args.out}")
     return 0 if written else 1

@@ -78,6 +78,7 @@ def test_camera_frames_are_close_to_the_originals(recorded, imported):
     for original, path in zip(recorded, imported):
         with open_episode(original) as a, open_episode(path) as b:
             for stream in ("front_rgb", "wrist_rgb"):
+                assert b.stream_encoding(stream)["codec"] == "h264"  # stored as video again, as they came
                 assert b.stream_count(stream) == a.frames
                 # the recorded demos hold one camera frame per control frame
                 want = np.asarray(a.stream_data(stream)[:a.frames]).astype(np.int16)
@@ -139,3 +140,17 @@ def test_annotate_opens_imported_episodes_with_their_labels(imported, without_su
     proposed = import_lerobot(without_subtasks, tmp_path / "out")[0]
     m = AnnotationModel.load(proposed)
     assert [s.start for s in m.segments][1:] == list(m.timeline.gripper_events)
+
+
+def test_video_coded_episodes_export_again(imported, tmp_path):
+    """The imported episodes store their cameras as H.264: exporting them decodes every frame again."""
+    import av
+
+    out = tmp_path / "again"
+    export_lerobot(imported, out)
+    with open_episode(imported[0]) as ep:
+        n, want = ep.frames, np.asarray(ep.stream_data("front_rgb")).astype(np.int16)
+    video = next((out / "videos/observation.images.front").rglob("*.mp4"))
+    with av.open(str(video)) as container:
+        got = np.stack([f.to_ndarray(format="rgb24") for _, f in zip(range(n), container.decode(video=0))])
+    assert got.shape == want.shape and np.abs(got.astype(np.int16) - want).mean() < 8
