@@ -42,6 +42,7 @@ from recorders.observation import Observation, observe
 from recorders.robot_api import RobotAPI
 from recorders.robot_api_spec import Call, InvalidCallError  # noqa: F401 - Call is re-exported for widgets
 from recorders.take import FREE_TASK
+from recorders.video_encoder_process import warm_up as warm_up_video_encoder
 from recorders.video_codec import QUALITIES as VIDEO_QUALITIES, QUALITY_CRF, check_quality  # noqa: F401 - for widgets
 from recorders.task_suite import TASKS, TaskError, TaskInstance, make_instance
 from recorders.teleop import TeleopInputs, TeleopIntegrator, TeleopIntent
@@ -304,6 +305,8 @@ class RecordSession(WorkcellSetupRequests, PublishedState):
             self._event("error", f"could not connect to {robot}{where}: {one_line(e)}")
             return
         self._cell = cell
+        if self.obs == "rgb" and cell.cameras:
+            warm_up_video_encoder()  # a take then starts without waiting for its encoder process
         self._idle_log = CallLog(clock=cell.arm.time)
         self._api = RobotAPI(cell, self._idle_log, on_tick=self._record_tick, should_abort=self._abort.is_set,
                              before_tick=self._observe_tick)

@@ -17,6 +17,11 @@ does) and tied to the parent by a socket pair carrying `multiprocessing.connecti
     close() --- ("close",) ------------------------>  flush every encoder, send what is left
             <-- ("closed",)                          exit
 
+Starting a Python interpreter with numpy and PyAV takes 0.15 s on an idle machine and more on a busy
+one, too long to stall a live take's control loop for. So a spare process is kept started and waiting
+for its configuration (`warm_up`): a take takes it (configuring it is a few milliseconds) and starts
+the next spare. Only the first take of a process, if nothing warmed up before, waits for a start.
+
 `submit` never blocks: a stream with `max_in_flight` frames not yet back is behind, and its frame is
 refused (the writer counts it as dropped); a refused frame costs nothing downstream because packets
 are only ever made of frames that were sent. The child exits when the parent dies (its socket reads
@@ -25,6 +30,7 @@ EOF), so a killed recording leaves no process behind; what it had not sent back 
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import queue
 import socket
@@ -75,18 +81,8 @@ class VideoEncoderProcess:
 
     # ---- lifecycle -----------------------------------------------------------------------------
     def _start(self) -> None:
-        parent_sock, child_sock = socket.socketpair()
-        try:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "recorders.video_encoder_process", "--fd", str(child_sock.fileno())],
-                pass_fds=(child_sock.fileno(),), stdin=subprocess.DEVNULL, cwd=_REPO_ROOT,
-                env={**os.environ, "OMP_NUM_THREADS": "1"})
-        except OSError as e:
-            parent_sock.close()
-            raise EncoderProcessError(f"could not start the video encoder process: {e}") from e
-        finally:
-            child_sock.close()
-        self._conn = Connection(parent_sock.detach())
+        self._process, self._conn = _take_spare() or _spawn()
+        warm_up()  # the next take's process starts while this one records
         try:
             self._conn.send({name: (enc, list(shape), dtype, rate) for name, (enc, shape, dtype, rate)
                              in self.streams.items()})
@@ -192,9 +188,68 @@ class VideoEncoderProcess:
         self._closed.set()
 
 
+# ---- spare processes ---------------------------------------------------------------------------
+_spare: list[tuple[subprocess.Popen, Connection]] = []
+_spare_lock = threading.Lock()
+
+
+def _spawn() -> tuple[subprocess.Popen, Connection]:
+    parent_sock, child_sock = socket.socketpair()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "recorders.video_encoder_process", "--fd", str(child_sock.fileno())],
+            pass_fds=(child_sock.fileno(),), stdin=subprocess.DEVNULL, cwd=_REPO_ROOT,
+            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    except OSError as e:
+        parent_sock.close()
+        raise EncoderProcessError(f"could not start the video encoder process: {e}") from e
+    finally:
+        child_sock.close()
+    return process, Connection(parent_sock.detach())
+
+
+def warm_up() -> None:
+    """Start a spare encoder process now, if none is waiting, so the next take need not wait for one."""
+    with _spare_lock:
+        if _spare and _spare[0][0].poll() is None:
+            return
+        for process, conn in _spare:
+            conn.close()
+        _spare.clear()
+        try:
+            _spare.append(_spawn())
+        except EncoderProcessError:
+            pass  # the take that needs one will say why
+
+
+@atexit.register
+def release_spare() -> None:
+    """A spare exits when its socket closes; reap it so nothing is left running."""
+    with _spare_lock:
+        spares = list(_spare)
+        _spare.clear()
+    for process, conn in spares:
+        conn.close()
+        try:
+            process.wait(2.0)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _take_spare() -> tuple[subprocess.Popen, Connection] | None:
+    with _spare_lock:
+        if not _spare:
+            return None
+        process, conn = _spare.pop()
+    if process.poll() is not None:
+        conn.close()
+        return None
+    return process, conn
+
+
 # ---- child -------------------------------------------------------------------------------------
 def serve(conn: Connection) -> None:
-    from recorders.video_codec import FrameEncoder  # av is imported in the child only when it serves
+    from recorders.video_codec import FrameEncoder  # av is imported while the process waits as a spare
 
     config = conn.recv()
     try:

@@ -107,9 +107,13 @@ def _children_from_proc() -> dict[int, str]:
 def nothing_left_running():
     """Fail a test that leaves a thread or child process of its own running after its fixtures are torn
     down. Those of higher-scoped fixtures (a module's franky-sim server) were started before it and
-    are not counted. It waits up to LEAK_GRACE_S for ones that are ending, on the threads themselves."""
+    are not counted. It waits up to LEAK_GRACE_S for ones that are ending, on the threads themselves.
+    The spare video encoder process a take leaves for the next one is kept on purpose; it is let go
+    first (recorders/video_encoder_process.py)."""
     threads_before, children_before = _python_threads(), set(_child_processes())
     yield
+    if "recorders.video_encoder_process" in sys.modules:
+        sys.modules["recorders.video_encoder_process"].release_spare()
     deadline = time.monotonic() + LEAK_GRACE_S
     for thread in _python_threads() - threads_before:
         thread.join(max(0.0, deadline - time.monotonic()))
