@@ -58,6 +58,7 @@ HANDLERS: dict[str, Handler] = {
     "bench inference": Handler("app.bench_inference", "run_bench_inference"),
     "bench recording": Handler("app.bench", "run_bench"),
     "bench estop": Handler("app.bench_estop", "run_bench_estop"),
+    "bench training": Handler("app.bench_training", "run_bench_training"),
     "bench franky": Handler("app.bench_franky_motion", "run_bench_franky_motion"),
 }
 
@@ -203,13 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--max-call-s", type=float, default=30.0, help="time the policy gets per call")
 
     b = sub.add_parser("bench", help="speed and resource figures")
-    b.add_argument("what", choices=("recording", "annotate", "inference", "estop", "run", "franky"),
+    b.add_argument("what", choices=("recording", "annotate", "inference", "estop", "run", "franky", "training"),
                    help="recording: demo and live-recording speed; annotate: opening and scrubbing a long episode; "
                         "inference: ms per action chunk and stalls during run; estop: e-stop latency on sim and "
                         "franky-sim; run: GUI heartbeat and control stalls in the Run workspace during a learned "
                         "planner + policy run with both cameras; franky: how smoothly franky executes targets "
                         "streamed at 10 Hz on franky-sim, the old waypoint motions vs the streamed ones (speed "
-                        "jumps and dips per s, jerk, lag)")
+                        "jumps and dips per s, jerk, lag); training: seconds per training step of the rgb policy "
+                        "on lossless and on video-coded episodes, and of the state policy")
     b.add_argument("--policy", default=None, help="bench inference / run: a trained policy instead of the defaults")
     b.add_argument("--planner", default=None, help="bench inference: ms per next call of a planner run; "
                                                      "bench run: the planner to run")

@@ -114,6 +114,9 @@ class VideoEncoderProcess:
         self._kill()
 
     def _kill(self) -> None:
+        """Close the channel (the child exits on its EOF), reap the child, by force if it lingers."""
+        if self._conn is not None:
+            self._conn.close()
         p = self._process
         if p is not None and p.poll() is None:
             try:
@@ -121,8 +124,6 @@ class VideoEncoderProcess:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(2.0)
-        if self._conn is not None:
-            self._conn.close()
 
     # ---- producer side -------------------------------------------------------------------------
     def submit(self, stream: str, t: float, frame: np.ndarray) -> bool:

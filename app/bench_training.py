@@ -1,0 +1,98 @@
+"""`python main.py bench training [--json]`: how fast the policy trains on this machine, and whether
+video-coded camera streams slow it down.
+
+It records `EPISODES` scripted stack demonstrations with both 128x128 cameras twice, once lossless
+and once as H.264 (`standard`), then for each:
+- the dataset: seconds to build it (a video-coded episode is decoded once, here), and samples per
+  second through the DataLoader without the model (10 batches of 64);
+- a training step of the default rgb policy, data loading included: the median of `STEPS` steps
+  after the first (batch 64, CPU, one data-loading process, as `train policy` runs by default).
+The state policy's step time is measured the same way. Samples per second = batch / step time.
+"""
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from app.errors import print_json
+
+EPISODES = 4
+STEPS = 6
+BATCH = 64
+LAYOUTS = ("lossless", "standard")
+
+
+def _record(folder: Path, quality: str) -> list[Path]:
+    from recorders.demo_recorder import RecordOptions, record_demo
+    from recorders.task_suite import make_instance
+
+    paths = []
+    for seed in range(EPISODES):
+        path = folder / f"stack_{seed:04d}.h5"
+        record_demo(make_instance("stack", seed), path, RecordOptions(obs="rgb", video_quality=quality))
+        paths.append(path)
+    return paths
+
+
+def _data_path(paths: list[Path]) -> dict:
+    import torch
+    from torch.utils.data import DataLoader
+
+    from models.policy_dataset import PolicyDataset
+
+    t = time.perf_counter()
+    dataset = PolicyDataset(paths, obs="rgb")
+    build_s = time.perf_counter() - t
+    loader = DataLoader(dataset, batch_size=BATCH, shuffle=True, generator=torch.Generator().manual_seed(0))
+    t, seen = time.perf_counter(), 0
+    for k, batch in zip(range(10), loader):
+        seen += batch["front_rgb"].shape[0]
+    rate = seen / (time.perf_counter() - t)
+    dataset.close()
+    return {"dataset_build_s": round(build_s, 2), "loader_samples_per_s": round(rate)}
+
+
+def _step_time(data: Path, out: Path, obs: str) -> float:
+    from models.policy_config import TrainOptions
+    from models.train_policy import train_policy
+
+    stamps: list[float] = []
+    options = TrainOptions(data=(str(data),), out=str(out), obs=obs, steps=STEPS, batch_size=BATCH,
+                           checkpoint_every=0, device="cpu")
+    train_policy(options, progress=lambda step, total, metrics: stamps.append(time.perf_counter()))
+    return statistics.median(b - a for a, b in zip(stamps[1:], stamps[2:]))
+
+
+def bench_training() -> dict:
+    result = {"episodes": EPISODES, "batch": BATCH, "steps_timed": STEPS - 2, "layouts": {}}
+    with tempfile.TemporaryDirectory(prefix="code2act-bench-training-") as tmp:
+        tmp = Path(tmp)
+        for quality in LAYOUTS:
+            print(f"recording {EPISODES} demos with cameras ({quality}) ...", file=sys.stderr)
+            paths = _record(tmp / quality, quality)
+            size_mb = sum(p.stat().st_size for p in paths) / 1e6
+            print(f"training the rgb policy on them for {STEPS} steps ...", file=sys.stderr)
+            step = _step_time(tmp / quality, tmp / f"run_rgb_{quality}", "rgb")
+            result["layouts"][quality] = {"episodes_mb": round(size_mb, 1), **_data_path(paths),
+                                          "rgb_step_s": round(step, 3),
+                                          "rgb_samples_per_s": round(BATCH / step, 1)}
+        print(f"training the state policy for {STEPS} steps ...", file=sys.stderr)
+        step = _step_time(tmp / "lossless", tmp / "run_state", "state")
+        result["state_step_s"] = round(step, 3)
+        result["state_samples_per_s"] = round(BATCH / step, 1)
+    return result
+
+
+def run_bench_training(args) -> int:
+    result = bench_training()
+    if args.json:
+        print_json(result)
+        return 0
+    for quality, r in result["layouts"].items():
+        print(f"rgb policy on {quality} episodes: {r['rgb_step_s']} s a step ({r['rgb_samples_per_s']} samples/s); "
+              f"dataset built in {r['dataset_build_s']} s, loader alone {r['loader_samples_per_s']} samples/s")
+    print(f"state policy: {result['state_step_s']} s a step ({result['state_samples_per_s']} samples/s)")
+    return 0
