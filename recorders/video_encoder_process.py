@@ -303,6 +303,10 @@ def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Code2Act's video encoder process (started by the episode writer)")
     parser.add_argument("--fd", type=int, required=True)
     args = parser.parse_args(argv)
+    if hasattr(os, "sched_setscheduler") and os.sched_getscheduler(0) != os.SCHED_OTHER:
+        # started from a thread libfranka raised to SCHED_FIFO 99: an encoder at real-time priority
+        # would starve the arm's own threads, so it runs on the normal scheduler
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     conn = Connection(args.fd)
     try:
         serve(conn)

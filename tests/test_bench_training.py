@@ -1,5 +1,5 @@
 """`bench training`: step times of the rgb policy on lossless and video-coded episodes, and of the
-state policy, on a shortened run (one episode each, four steps)."""
+state policy, on a shortened run (one episode each, three steps of the tiny models)."""
 from __future__ import annotations
 
 import pytest
@@ -11,7 +11,8 @@ pytestmark = pytest.mark.slow
 
 def test_bench_training_reports_both_layouts(monkeypatch):
     monkeypatch.setattr(bench, "EPISODES", 1)
-    monkeypatch.setattr(bench, "STEPS", 4)
+    monkeypatch.setattr(bench, "STEPS", 3)
+    monkeypatch.setattr(bench, "TINY", True)
     r = bench.bench_training()
     assert set(r["layouts"]) == {"lossless", "standard"}
     for layout in r["layouts"].values():
