@@ -176,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="object poses from the simulator (true) or from the tracker on the rendered RGB-D (perceived)")
     e.add_argument("--json", action="store_true")
     e.add_argument("--max-call-s", type=float, default=30.0, help="time a learned policy gets per call")
+    e.add_argument("--phrasing", choices=("template", "paraphrase"), default="template",
+                   help="with --planner RUN: the tasks' own instructions, or held-out rephrasings of them "
+                        "(recorders/task_phrasings.py; never used in training)")
 
     rn = sub.add_parser("run", help="run a task or an instruction with a planner and a policy in a workcell")
     what = rn.add_mutually_exclusive_group(required=True)

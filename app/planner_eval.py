@@ -17,6 +17,7 @@ from app.errors import UserError, print_json
 from app.model_loading import load_planner, load_policy
 
 MAX_CALLS = 20  # the longest oracle program (swap) has 9 calls
+PHRASINGS = ("template", "paraphrase")  # the suite's own instructions, or held-out rephrasings of them
 FRONT_CAMERA = "front"
 
 
@@ -25,6 +26,7 @@ class PlannedEpisode:
     task: str
     seed: int
     success: bool
+    instruction: str = ""  # what the planner was asked
     program: list[str] = field(default_factory=list)  # the calls the planner made, in order
     oracle_program: list[str] = field(default_factory=list)
     failure: str | None = None
@@ -85,7 +87,8 @@ def plan_and_execute(inst, planner, robot: str = "sim", max_calls: int = MAX_CAL
     from recorders.task_suite import TaskMonitor
     from recorders.cell.registry import open_workcell
 
-    episode = PlannedEpisode(inst.task.id, inst.seed, False, oracle_program=[c.code for c in inst.program])
+    episode = PlannedEpisode(inst.task.id, inst.seed, False, inst.instruction,
+                             oracle_program=[c.code for c in inst.program])
     with open_workcell(robot, inst.scene) as cell:
         monitor = TaskMonitor(inst, cell.true_object_poses())
         api = RobotAPI(cell, CallLog(clock=cell.arm.time), on_tick=lambda cmd: monitor.watch(cell))
@@ -102,7 +105,8 @@ def plan_with_policy(inst, planner, policy, robot: str = "sim", max_call_s: floa
     """One episode of `planner` writing the program, the learned `policy` executing each motion call."""
     from app.policy_rollout import rollout
 
-    episode = PlannedEpisode(inst.task.id, inst.seed, False, oracle_program=[c.code for c in inst.program])
+    episode = PlannedEpisode(inst.task.id, inst.seed, False, inst.instruction,
+                             oracle_program=[c.code for c in inst.program])
     r = rollout(inst, policy, None, max_call_s, robot=robot, source="planner", max_calls=max_calls,
                 propose=_noting(planner_proposer(planner, inst.instruction, inst.scene), episode))
     episode.success, episode.failure = r.success, r.failure
@@ -110,17 +114,26 @@ def plan_with_policy(inst, planner, policy, robot: str = "sim", max_call_s: floa
 
 
 def evaluate_planner(tasks: Sequence[str], episodes: int, planner, *, policy=None, seed: int = 0,
-                     split: str = "train", robot: str = "sim", max_call_s: float = 30.0, progress=None) -> dict:
+                     split: str = "train", robot: str = "sim", max_call_s: float = 30.0, progress=None,
+                     phrasing: str = "template") -> dict:
     """Success per task (95% Wilson intervals) and closed-loop program exact match of a planner with
-    the oracle skills (`policy` None) or a learned policy, over seeds seed .. seed + episodes - 1."""
+    the oracle skills (`policy` None) or a learned policy, over seeds seed .. seed + episodes - 1.
+    `phrasing` "paraphrase": each episode's instruction is one of the held-out phrasings of
+    recorders/task_phrasings.py instead of its task's template (the scene and success check stay)."""
     from app.eval_results import wilson_interval
+    from recorders.task_phrasings import paraphrase
     from recorders.task_suite import make_instance
+
+    if phrasing not in PHRASINGS:
+        raise ValueError(f"phrasing must be one of {', '.join(PHRASINGS)}, got {phrasing!r}")
 
     rows = []
     for task in tasks:
         results = []
         for s in range(seed, seed + episodes):
             inst = make_instance(task, s, split)
+            if phrasing == "paraphrase":
+                inst.instruction = paraphrase(inst)
             results.append(plan_and_execute(inst, planner, robot) if policy is None
                            else plan_with_policy(inst, planner, policy, robot, max_call_s))
             if progress is not None:
@@ -129,9 +142,9 @@ def evaluate_planner(tasks: Sequence[str], episodes: int, planner, *, policy=Non
         rows.append({"task": task, "episodes": episodes, "successes": wins, "rate": wins / episodes,
                      "ci95": [round(v, 3) for v in wilson_interval(wins, episodes)],
                      "program_exact_match": sum(r.exact_match for r in results) / episodes,
-                     "seeds": [{"seed": r.seed, "success": r.success, "program": r.program, "failure": r.failure}
-                               for r in results]})
-    return {"split": split, "robot": robot, "tasks": rows}
+                     "seeds": [{"seed": r.seed, "instruction": r.instruction, "success": r.success,
+                                "program": r.program, "failure": r.failure} for r in results]})
+    return {"split": split, "robot": robot, "phrasing": phrasing, "tasks": rows}
 
 
 def run_planner_eval(args, tasks: list[str]) -> int:
@@ -144,13 +157,15 @@ def run_planner_eval(args, tasks: list[str]) -> int:
     policy = None if args.policy == "oracle" else load_policy(args.policy, for_planner=True)
     bar = tqdm(total=len(tasks) * args.episodes, unit="episode", desc="eval", file=sys.stderr, disable=None)
     result = evaluate_planner(tasks, args.episodes, planner, policy=policy, seed=args.seed, split=args.split,
-                              robot=args.robot, max_call_s=args.max_call_s, progress=lambda _r: bar.update(1))
+                              robot=args.robot, max_call_s=args.max_call_s, progress=lambda _r: bar.update(1),
+                              phrasing=getattr(args, "phrasing", "template"))
     bar.close()
     result = {"planner": str(args.planner), "policy": str(args.policy), **result}
     if args.json:
         print_json(result)
         return 0
-    print(f"planner={args.planner} policy={args.policy} split={args.split} robot={args.robot}")
+    print(f"planner={args.planner} policy={args.policy} split={args.split} robot={args.robot} "
+          f"phrasing={result['phrasing']}")
     print(f"{'task':<11} {'success':>9}  95% interval  program exact match")
     for r in result["tasks"]:
         print(f"{r['task']:<11} {r['successes']:>3}/{r['episodes']:<3} {100 * r['rate']:5.1f}%  "

@@ -16,6 +16,7 @@ from models.planner_grammar import CallTrie, CallVocabulary, candidate_calls
 from models.train_planner import evaluate_steps
 from recorders.robot_api_spec import Call
 from recorders.cell.scene import CameraSettings
+from recorders.task_phrasings import paraphrase
 from recorders.task_suite import TASKS, make_instance
 
 SMALL_CAMERAS = CameraSettings(48, 48)
@@ -275,7 +276,14 @@ def test_eval_with_a_learned_planner_rolls_out_and_measures_offline(planner_epis
     result = json.loads(capsys.readouterr().out)
     row = result["tasks"][0]
     assert row["task"] == "pick_place" and row["episodes"] == 1 and 1 <= len(row["seeds"][0]["program"]) <= 20
-    assert result["policy"] == "oracle"
+    assert result["policy"] == "oracle" and result["phrasing"] == "template"
+    assert row["seeds"][0]["instruction"] == make_instance("pick_place", 0).instruction
+    assert main(["eval", "--planner", str(tiny_run), "--tasks", "pick_place", "--episodes", "1", "--phrasing",
+                 "paraphrase", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    asked = result["tasks"][0]["seeds"][0]["instruction"]
+    assert result["phrasing"] == "paraphrase" and asked == paraphrase(make_instance("pick_place", 0))
+    assert asked != make_instance("pick_place", 0).instruction
     assert main(["eval", "--planner", str(tiny_run), "--data", str(planner_episodes), "--json"]) == 0
     offline = json.loads(capsys.readouterr().out)
     assert offline["steps"] == 18 and offline["episodes"] == 4 and "place" in offline["per_function"]
