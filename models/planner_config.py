@@ -85,6 +85,9 @@ class PlannerTrainOptions(RunOptions):
     weight_decay: float = option(0.01, "AdamW weight decay", kind="float", minimum=0)
     lora_rank: int = option(8, "LoRA adapter rank (with --base)", flag="--lora-rank", kind="int", minimum=1,
                             maximum=1024, resume="model")
+    rephrasings: int = option(0, "extra examples per call with its instruction rephrased (synonyms, politeness, "
+                              "case; models/instruction_variants.py)", flag="--rephrasings", kind="int", minimum=0,
+                              maximum=16, resume="model")
 
     def __post_init__(self):
         super().__post_init__()

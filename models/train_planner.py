@@ -23,12 +23,14 @@ import json
 import random
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 
+from models.instruction_variants import variants
 from models.planner import Planner
 from models.planner_config import MODEL_OPTIONS, TINY, PlannerConfig, PlannerTrainOptions
 from models.planner_data import PlannerStep, SceneNames, load_steps, prompt_text
@@ -59,6 +61,14 @@ def _episodes(data: Sequence[str], tasks, edited_only: bool) -> tuple[list[Path]
     if not paths:
         raise ValueError(f"no episodes (*.h5) found in {', '.join(data) or 'no data'}")
     return select_episodes(paths, tasks, edited_only)
+
+
+def with_rephrasings(steps: list[PlannerStep], k: int, seed: int) -> list[PlannerStep]:
+    """`steps` plus, for each, k copies whose instruction is rephrased (models/instruction_variants.py)."""
+    if k == 0:
+        return steps
+    rng = np.random.default_rng(seed)
+    return steps + [replace(s, task=v) for s in steps for v in variants(s.task, k, rng)]
 
 
 def _corpus(steps: list[PlannerStep], memory: bool) -> list[str]:
@@ -144,6 +154,7 @@ def train_planner(options: PlannerTrainOptions, progress: Callable[[int, int, di
     if not steps:
         reasons = dropped + skipped
         raise ValueError(f"no planner steps in {len(paths)} episodes" + (f"; e.g. {reasons[0]}" if reasons else ""))
+    steps = with_rephrasings(steps, options.rephrasings, options.seed)
     # LLaVA leaves parts of its vision tower unused (features come from a layer before the last norm)
     accelerator = make_accelerator(options.device, options.mixed_precision, unused_parameters=True)
     device, main = accelerator.device, accelerator.is_main_process
