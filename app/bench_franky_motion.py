@@ -257,6 +257,7 @@ def measure_smoothness(mode: str, path: str = "teleop", speed: float | None = No
     result = {"mode": mode, "path": path, "speed": speed, "metrics": None, "error": None}
     sampler, stream = _Sampler(franky_arm), _Stream([], [])
     before, franky_arm.motion_mode = franky_arm.motion_mode, mode
+    stats0 = cell.server.stats()  # replaced once at the start: a failed move there still has a loop rate
     try:
         go_to_start(cell)
         stats0 = cell.server.stats()
