@@ -41,7 +41,7 @@ from recorders.call_log import CallAborted, CallLog, SkillFailed
 from recorders.observation import Observation, observe
 from recorders.robot_api import RobotAPI
 from recorders.robot_api_spec import Call, InvalidCallError  # noqa: F401 - Call is re-exported for widgets
-from recorders.take import FREE_TASK
+from recorders.take import FREE_TASK, default_video_quality
 from recorders.video_encoder_process import warm_up as warm_up_video_encoder
 from recorders.video_codec import QUALITIES as VIDEO_QUALITIES, QUALITY_CRF, check_quality  # noqa: F401 - for widgets
 from recorders.task_suite import TASKS, TaskError, TaskInstance, make_instance
@@ -135,7 +135,18 @@ class RecordSession(WorkcellSetupRequests, PublishedState):
         for the workcell's cameras."""
         if quality is not None:
             check_quality(quality)
-        self._submit(lambda: setattr(self, "_video_quality", quality))
+
+        def choose() -> None:
+            self._video_quality = quality
+            self._warm_up_encoder()
+        self._submit(choose)
+
+    def _warm_up_encoder(self) -> None:
+        """Start a spare video encoder process when the next take will code video, so it starts at once."""
+        cell = self._cell
+        if cell is not None and self.obs == "rgb" and cell.cameras \
+                and (self._video_quality or default_video_quality(cell)) != "lossless":
+            warm_up_video_encoder()
 
     def scan_capture_devices(self) -> None:
         """Look for RealSense cameras and microphones (in the worker: listing touches USB and PortAudio)."""
@@ -305,8 +316,7 @@ class RecordSession(WorkcellSetupRequests, PublishedState):
             self._event("error", f"could not connect to {robot}{where}: {one_line(e)}")
             return
         self._cell = cell
-        if self.obs == "rgb" and cell.cameras:
-            warm_up_video_encoder()  # a take then starts without waiting for its encoder process
+        self._warm_up_encoder()
         self._idle_log = CallLog(clock=cell.arm.time)
         self._api = RobotAPI(cell, self._idle_log, on_tick=self._record_tick, should_abort=self._abort.is_set,
                              before_tick=self._observe_tick)
