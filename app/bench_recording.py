@@ -20,7 +20,7 @@ import numpy as np
 from app.bench_frames import noisy_loop
 from recorders.episode_file import EpisodeMeta, StreamSpec, open_episode
 from recorders.episode_writer import EpisodeWriter
-from recorders.video_codec import DEFAULT_DEVICE_QUALITY
+from recorders.video_quality import DEFAULT_DEVICE_QUALITY
 
 WIDTH, HEIGHT, FPS, PROPRIO_HZ = 640, 480, 30.0, 100.0
 CAMERAS = ("front", "wrist")

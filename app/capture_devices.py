@@ -1,10 +1,11 @@
 """The Record session's capture devices besides the arm: how each camera is doing, which microphone
-takes record, and scans for RealSense cameras and microphones. Worker thread only; what the operator
+takes record, how takes store their cameras, and scans for RealSense cameras and microphones. Worker thread only; what the operator
 sees goes out through the session's `update` (snapshot fields) and `event` (log lines).
 
     scan()                -> snapshot realsense, microphones, capture_note
     choose_microphone()   -> snapshot microphone; start_microphone() when a take starts, stop_ when it ends
     camera_statuses(cell) -> snapshot cameras (fps, drops, fault, calibrated) every tick
+    choose_video_quality() -> `video_quality` of the next takes; warm_up_encoder(cell, obs) on connect
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ class CaptureDevices:
         self._update, self._event = update, event
         self._microphone = None  # (device, label) of the microphone takes record, or None
         self._audio = None  # the microphone recording the current take
+        self.video_quality: str | None = None  # how takes store their cameras; None: the take's default
 
     def scan(self) -> None:
         from recorders.audio_input import list_microphones
@@ -55,6 +57,20 @@ class CaptureDevices:
         """`device`: a PortAudio index, or anything with AudioRecorder's interface; None: no sound."""
         self._microphone = None if device is None else (device, label or str(device))
         self._update(microphone="off" if device is None else (label or str(device)))
+
+    def choose_video_quality(self, quality: str | None, cell, obs: str) -> None:
+        """From the next take (recorders/video_quality.py; None: the default for `cell`'s cameras)."""
+        self.video_quality = quality
+        self.warm_up_encoder(cell, obs)
+
+    def warm_up_encoder(self, cell, obs: str) -> None:
+        """Start a spare video encoder process when the next take will code video, so it starts at once."""
+        from recorders.take import take_video_quality
+        from recorders.video_encoder_process import warm_up
+
+        if cell is not None and obs == "rgb" and cell.cameras \
+                and take_video_quality(cell, self.video_quality) != "lossless":
+            warm_up()
 
     def start_microphone(self):
         """The chosen microphone, recording; None (with an error event) when it cannot be opened."""

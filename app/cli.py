@@ -21,7 +21,7 @@ from app.bench_estop import DEFAULT_TRIALS as DEFAULT_ESTOP_TRIALS
 from app.errors import EXIT_USER_ERROR, Parser, UserError, nonneg_int, positive_int
 from app.calibrate_command import add_calibrate_parser
 from app.train_command import add_train_parsers
-from recorders.video_codec import QUALITIES, QUALITY_CRF
+from recorders.video_quality import QUALITIES, QUALITY_CRF
 from recorders.cell.registry import ROBOT_KINDS, SCRIPTED_DEMO_KINDS, WORKCELL_KINDS, workcell_kind
 
 # Commands handled by widgets/launcher.py (app/ never imports widgets), by command key.
@@ -73,12 +73,11 @@ def _robot_help(kinds: tuple[str, ...]) -> str:
     return "; ".join(f"{kind}: {WORKCELL_KINDS[kind].description}" for kind in kinds)
 
 
-def add_video_quality_argument(parser) -> None:
+def _add_video_quality_argument(parser, default: str) -> None:
     crfs = ", ".join(f"{q} CRF {c}" for q, c in QUALITY_CRF.items())
     parser.add_argument("--video-quality", choices=QUALITIES, default=None,
                         help=f"how camera streams are stored: colour as H.264 ({crfs}) with depth as lossless "
-                             f"FFV1, or lossless (frames as recorded). Default: standard for RealSense cameras, "
-                             f"lossless for rendered ones (a policy trains on exactly what it sees)")
+                             f"FFV1, or lossless (frames as recorded). Default: {default}")
 
 
 def _camera_size(text: str) -> tuple[int, int]:
@@ -130,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rgb (default) also records the front and wrist cameras")
     r.add_argument("--camera-size", type=_camera_size, default=(128, 128), metavar="WxH")
     r.add_argument("--depth", action="store_true", help="also record depth images")
-    add_video_quality_argument(r)
+    _add_video_quality_argument(r, "standard for RealSense cameras, lossless for rendered ones (a policy "
+                                   "trains on exactly what it sees)")
     r.add_argument("--keep-failed", action="store_true", help="keep episodes whose oracle run failed")
 
     i = sub.add_parser("inspect", help="summarise an episode file")
@@ -158,9 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("dir", type=Path, help="the LeRobotDataset v3 folder")
     im.add_argument("--out", type=Path, required=True,
                     help="folder for the episodes (lerobot_NNNN.h5; never overwritten)")
-    im.add_argument("--video-quality", choices=QUALITIES, default=None,
-                    help="how the cameras are stored (default standard: H.264 again, as they came; lossless "
-                         "keeps every decoded frame exactly, at ~1 MB a 640x480 frame)")
+    _add_video_quality_argument(im, "standard (H.264 again, as they came; lossless keeps every decoded frame "
+                                    "exactly, at ~1 MB a 640x480 frame)")
 
     e = sub.add_parser("eval", help="success rates of planner x policy combinations")
     e.add_argument("--planner", default="oracle", help="oracle (the scripted programs) or a planner run folder")
@@ -222,8 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seconds", type=float, default=None,
                    help="bench recording: length of the synthetic recording (default 60); bench run: seconds of "
                         "policy control to measure (default 20)")
-    b.add_argument("--video-quality", choices=QUALITIES, default=None,
-                   help="bench recording: how the cameras are stored (default standard, as a RealSense take)")
+    _add_video_quality_argument(b, "standard, as a RealSense take (bench recording)")
     b.add_argument("--runs", type=positive_int, default=None,
                    help="bench franky: runs per motion mode and path (default 3)")
     b.add_argument("--trials", type=positive_int, default=DEFAULT_ESTOP_TRIALS,

@@ -15,6 +15,7 @@ from recorders.robot_api_spec import API, DIRECTIONS, MAX_DISTANCE_M, Call, Func
 from recorders.segmentation import IDLE
 from recorders.teleop import KEY_BINDINGS, SPEED_KEYS, SPEED_LEVELS_M_S, TeleopIntent, intent_from_keys, is_teleop_key
 from recorders.teleop_devices import GAMEPAD_HELP, SPACEMOUSE_HELP
+from recorders.video_quality import QUALITIES as VIDEO_QUALITIES, QUALITY_CRF
 
 __all__ = [
     # episode files (recorders/episode_file.py)
@@ -26,4 +27,6 @@ __all__ = [
     # teleop keys, speeds and devices (recorders/teleop.py, recorders/teleop_devices.py)
     "KEY_BINDINGS", "SPEED_KEYS", "SPEED_LEVELS_M_S", "TeleopIntent", "intent_from_keys", "is_teleop_key",
     "GAMEPAD_HELP", "SPACEMOUSE_HELP",
+    # how a take stores its cameras (recorders/video_quality.py)
+    "VIDEO_QUALITIES", "QUALITY_CRF",
 ]

@@ -37,7 +37,7 @@ from recorders.episode_file import PARTIAL_SUFFIX, EpisodeError, EpisodeMeta, St
 from recorders.episode_writer import EpisodeWriter
 from recorders.segmentation import AUTO, IDLE, PROPOSED
 from recorders.take import FREE_INSTRUCTION_TASK
-from recorders.video_codec import DEFAULT_DEVICE_QUALITY
+from recorders.video_quality import DEFAULT_DEVICE_QUALITY
 
 FILE_NAME = "lerobot_{episode:04d}.h5"
 DEFAULT_ROBOT = "franky"
@@ -221,7 +221,7 @@ def import_lerobot(root: Path, out: Path, progress: Callable[[int, int], None] |
                    video_quality: str = DEFAULT_DEVICE_QUALITY) -> list[Path]:
     """Write each episode of the LeRobotDataset v3 at `root` as `out/lerobot_NNNN.h5`; returns the
     files written. Refuses (UserError) when any of those names is already taken in `out`. Cameras are
-    stored at `video_quality` (recorders/video_codec.py): by default as video again, as they came."""
+    stored at `video_quality` (recorders/video_quality.py): by default as video again, as they came."""
     root, out = Path(root), Path(out)
     ds = _Dataset(root)
     targets = [out / FILE_NAME.format(episode=int(ep["episode_index"])) for ep in ds.episodes]

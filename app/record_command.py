@@ -22,7 +22,8 @@ def episode_path(out: Path, task: str, seed: int) -> Path:
 def recover_leftovers(out: Path) -> list[Path]:
     """Turn partial files of killed recordings in `out` into episodes marked recovered; remove those
     with no frames (killed before their first flush: nothing to recover)."""
-    from recorders.episode_file import EmptyEpisodeError, EpisodeError, find_partials, recover_partial
+    from recorders.episode_file import EmptyEpisodeError, EpisodeError
+    from recorders.episode_recovery import find_partials, recover_partial
 
     recovered = []
     for partial in find_partials(out):

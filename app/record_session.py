@@ -33,6 +33,7 @@ from app.errors import one_line
 from app.capture_devices import CaptureDevices, camera_statuses
 from app.record_snapshot import SessionEvent, SessionSnapshot, TickSample  # noqa: F401 - widgets import them here
 from app.record_setup_requests import WorkcellSetupRequests
+from app.record_teleop_devices import TeleopDeviceRequests
 from app.workcell_tools import WorkcellTools
 from app.session_state import PublishedState, estop_arm
 from app.workcell_setup import WorkcellSetup, default_setup, open_setup_workcell
@@ -41,9 +42,8 @@ from recorders.call_log import CallAborted, CallLog, SkillFailed
 from recorders.observation import Observation, observe
 from recorders.robot_api import RobotAPI
 from recorders.robot_api_spec import Call, InvalidCallError  # noqa: F401 - Call is re-exported for widgets
-from recorders.take import FREE_TASK, default_video_quality
-from recorders.video_encoder_process import warm_up as warm_up_video_encoder
-from recorders.video_codec import QUALITIES as VIDEO_QUALITIES, QUALITY_CRF, check_quality  # noqa: F401 - for widgets
+from recorders.take import FREE_TASK
+from recorders.video_quality import check_quality
 from recorders.task_suite import TASKS, TaskError, TaskInstance, make_instance
 from recorders.teleop import TeleopInputs, TeleopIntegrator, TeleopIntent
 from recorders.cell.workcell import Workcell
@@ -55,7 +55,7 @@ HISTORY_S = 30.0  # seconds of state curves kept for the plots
 WARMUP_TICKS = 3  # ticks after connecting not counted late (first renders and caches)
 
 
-class RecordSession(WorkcellSetupRequests, PublishedState):
+class RecordSession(WorkcellSetupRequests, TeleopDeviceRequests, PublishedState):
     """A connection to one workcell, teleop, robot-API calls and recording, run by a worker thread."""
 
     event_type = SessionEvent
@@ -75,7 +75,6 @@ class RecordSession(WorkcellSetupRequests, PublishedState):
         self._factory = workcell_factory or self._open_cell
         self._data_dir = Path(data_dir) if data_dir is not None else self.out_dir  # holds workcells/<kind>/
         self._setup = setup  # None: the default of each robot kind (app/workcell_setup.py)
-        self._video_quality: str | None = None  # None: the take's default (recorders/take.py)
         self._capture = CaptureDevices(self._update, self._event)  # cameras' status, microphone, scans
         self._tools = WorkcellTools(None)  # teaching, calibration, the workspace box (folder set on connect)
         self._scene_override = None  # a scene shown instead of the task's (the calibration boards)
@@ -131,22 +130,11 @@ class RecordSession(WorkcellSetupRequests, PublishedState):
         self._submit(lambda: self._capture.choose_microphone(device, label))
 
     def set_video_quality(self, quality: str | None) -> None:
-        """How the next takes store their camera streams (recorders/video_codec.py); None: the default
+        """How the next takes store their camera streams (recorders/video_quality.py); None: the default
         for the workcell's cameras."""
         if quality is not None:
             check_quality(quality)
-
-        def choose() -> None:
-            self._video_quality = quality
-            self._warm_up_encoder()
-        self._submit(choose)
-
-    def _warm_up_encoder(self) -> None:
-        """Start a spare video encoder process when the next take will code video, so it starts at once."""
-        cell = self._cell
-        if cell is not None and self.obs == "rgb" and cell.cameras \
-                and (self._video_quality or default_video_quality(cell)) != "lossless":
-            warm_up_video_encoder()
+        self._submit(lambda: self._capture.choose_video_quality(quality, self._cell, self.obs))
 
     def scan_capture_devices(self) -> None:
         """Look for RealSense cameras and microphones (in the worker: listing touches USB and PortAudio)."""
@@ -162,22 +150,6 @@ class RecordSession(WorkcellSetupRequests, PublishedState):
     def set_teleop(self, intent: TeleopIntent) -> None:
         """The keyboard's intent now; a gripper request is kept until the next tick takes it."""
         self._teleop.set_keys(intent)
-
-    def add_teleop_device(self, device) -> None:
-        """A gamepad or SpaceMouse (anything with poll() -> TeleopIntent), polled every tick."""
-        self._teleop.add_device(device)
-
-    def teleop_devices(self) -> tuple:
-        """The gamepads / SpaceMice in use (the Run workspace drives with them too while taken over)."""
-        return self._teleop.devices
-
-    def scan_teleop_devices(self) -> None:
-        """Look for gamepads and SpaceMice (in the worker: listing touches devices)."""
-        self._submit(self._scan_devices)
-
-    def use_teleop_device(self, info) -> None:
-        """Poll this device (a TeleopDeviceInfo from the scan) beside the keyboard; None: keyboard only."""
-        self._submit(lambda: self._use_device(info))
 
     def set_speed_level(self, level: int) -> None:
         self._integrator.speed_level = level
@@ -316,7 +288,7 @@ class RecordSession(WorkcellSetupRequests, PublishedState):
             self._event("error", f"could not connect to {robot}{where}: {one_line(e)}")
             return
         self._cell = cell
-        self._warm_up_encoder()
+        self._capture.warm_up_encoder(cell, self.obs)
         self._idle_log = CallLog(clock=cell.arm.time)
         self._api = RobotAPI(cell, self._idle_log, on_tick=self._record_tick, should_abort=self._abort.is_set,
                              before_tick=self._observe_tick)
@@ -335,27 +307,6 @@ class RecordSession(WorkcellSetupRequests, PublishedState):
                      workspace=(tuple(cell.arm.limits.workspace_min), tuple(cell.arm.limits.workspace_max)))
         self._event("info", f"connected to {cell.kind}{where}")
         self._live.set()
-
-    def _scan_devices(self) -> None:
-        from recorders.teleop_devices import list_devices, unavailable_reasons
-
-        found = tuple(list_devices())
-        reasons = unavailable_reasons()
-        note = "; ".join(reasons.values()) if reasons else ""
-        self._update(teleop_devices=found, teleop_devices_note=note or f"{len(found)} found")
-
-    def _use_device(self, info) -> None:
-        for device in self._teleop.set_devices(()):
-            device.close()
-        if info is None:
-            self._update(teleop_devices_note="keyboard only")
-            return
-        from recorders.teleop_devices import open_device
-
-        device = open_device(info)
-        self.add_teleop_device(device)
-        self._update(teleop_devices_note=f"using {device.name}")
-        self._event("info", f"teleop with {device.name} and the keyboard")
 
     def _disconnect(self) -> None:
         if self._rec is not None:
@@ -539,7 +490,7 @@ class RecordSession(WorkcellSetupRequests, PublishedState):
         audio = self._capture.start_microphone()
         try:
             self._rec = Recording(path, self._cell, inst, text, self.obs, self.control_hz, audio=audio,
-                                  video_quality=self._video_quality)
+                                  video_quality=self._capture.video_quality)
         except BaseException:
             self._capture.stop_microphone()
             raise

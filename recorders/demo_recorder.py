@@ -21,7 +21,7 @@ from recorders.observation import OBS_KINDS, Observation, observe
 from recorders.robot_api import RobotAPI
 from recorders.robot_api_spec import Call
 from recorders.take import Take
-from recorders.video_codec import check_quality
+from recorders.video_quality import check_quality
 from recorders.task_suite import TaskInstance
 from recorders.cell.registry import open_workcell
 from recorders.cell.workcell import Workcell
@@ -34,7 +34,7 @@ class RecordOptions:
     robot: str = "sim"
     obs: str = "rgb"  # "state": proprioception and object poses only; "rgb": plus both cameras
     control_hz: float = 10.0
-    video_quality: str | None = None  # how camera streams are stored (recorders/video_codec.py); None: the take's default
+    video_quality: str | None = None  # how camera streams are stored (recorders/video_quality.py); None: the take's default
 
     def __post_init__(self):
         if self.video_quality is not None:

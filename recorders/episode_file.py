@@ -17,7 +17,7 @@ This module owns the schema; nothing else opens episode files with h5py directly
           microphone gone, an arm reflex; appendable while recording); absent in older files
 ```
 Version 2 is version 1 plus video-coded camera streams: a take recorded at a video quality other than
-lossless (recorders/video_codec.py) stores its rgb streams as H.264 and its depth streams as FFV1
+lossless (recorders/video_quality.py) stores its rgb streams as H.264 and its depth streams as FFV1
 (lossless, 16 bit) in the layout of recorders/video_stream.py (`packets`, `index`, `time`, attributes
 on the stream's group); `stream_data` then returns `VideoFrames`, indexed like a dataset. A file is
 written as version 2 only when it has such a stream, so lossless takes stay readable by older readers.
@@ -32,13 +32,14 @@ still read. Readers get calls, labels and interventions as frozen records (`Call
 `Intervention`), never as dicts.
 
 Writing a recording lives in recorders/episode_writer.py (it builds datasets with `create_stream` and
-`create_rows` below); this module reads, summarises, recovers partial files, rewrites labels and a
+`create_rows` below) and recovering a killed one in recorders/episode_recovery.py (through the helpers
+below); this module reads, summarises, rewrites labels and a
 take's instruction and success, and raises only `EpisodeError` subclasses with one-line messages that name the file.
 """
 from __future__ import annotations
 
+import functools
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,9 +51,9 @@ import numpy as np
 from recorders.call_log import CallRecord
 from recorders.episode_meta import EpisodeMeta
 from recorders.intervention import Intervention
-from recorders.segmentation import IDLE, PROVENANCES, Segment, segment_calls
+from recorders.segmentation import IDLE, PROVENANCES, Segment
 from recorders import video_stream
-from recorders.video_codec import describe as describe_encoding
+from recorders.video_quality import describe as describe_encoding
 from recorders.video_stream import VideoFrames
 
 FORMAT_VERSION = 2  # the newest this module reads; 1 when a file has no video-coded stream
@@ -62,7 +63,7 @@ KIND_DTYPES = {"array": ("float32", "float64"), "rgb": ("uint8",), "depth": ("ui
 KIND_NDIMS = {"rgb": 3, "depth": 2, "audio": 1}
 _LABELS_TMP = "labels.new"  # write_labels' staging name; read if a crash left it alone
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-_READ_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError)
+READ_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError)
 STRING = h5py.string_dtype("utf-8")
 
 
@@ -191,7 +192,7 @@ def create_video_stream(f: h5py.File, spec: StreamSpec, encoding: dict):
     return video_stream.create_video_stream(f, spec, encoding)
 
 
-def _spec_of(name: str, g: h5py.Group) -> StreamSpec:
+def spec_of(name: str, g: h5py.Group) -> StreamSpec:
     if video_stream.is_video(g):
         kind, shape, dtype, rate_hz, meta, _ = video_stream.stream_fields(g)
         return StreamSpec(name, kind, shape, dtype, rate_hz, meta)
@@ -200,7 +201,7 @@ def _spec_of(name: str, g: h5py.Group) -> StreamSpec:
                       float(d.attrs.get("rate_hz", 1.0)), json.loads(str(d.attrs.get("meta", "{}"))))
 
 
-def _json_rows(d: h5py.Dataset) -> list:
+def json_rows(d: h5py.Dataset) -> list:
     """JSON objects of /calls or /labels; a row cut by a crash ends the list."""
     if d.shape == ():  # first v1 labels: one JSON list
         return json.loads(bytes(d[()]).decode("utf-8"))
@@ -209,12 +210,12 @@ def _json_rows(d: h5py.Dataset) -> list:
     else:
         try:
             lines = list(d.asstr()[:])
-        except _READ_ERRORS:  # read row by row up to the first unreadable one
+        except READ_ERRORS:  # read row by row up to the first unreadable one
             lines = []
             for i in range(d.shape[0]):
                 try:
                     lines.append(d.asstr()[i])
-                except _READ_ERRORS:
+                except READ_ERRORS:
                     break
     rows = []
     for line in lines:
@@ -226,7 +227,7 @@ def _json_rows(d: h5py.Dataset) -> list:
 
 
 # ---- reading ---------------------------------------------------------------------------------------
-def _short(e: Exception) -> str:
+def short_error(e: Exception) -> str:
     return " ".join(str(e).split())[:120]
 
 
@@ -239,7 +240,7 @@ def _has_hdf5_signature(path: Path) -> bool:
     return False
 
 
-def _open_h5(path: Path) -> h5py.File:
+def open_h5(path: Path) -> h5py.File:
     """Open read-only (a killed writer's partial as a SWMR reader), mapping failures to typed errors."""
     if not path.exists():
         raise FileNotFoundError(2, "No such file or directory", str(path))
@@ -253,14 +254,14 @@ def _open_h5(path: Path) -> h5py.File:
         return h5py.File(path, "r")
     except OSError as e:
         if "already open for write" not in str(e):
-            raise TruncatedEpisodeError(f"{path} is truncated or damaged ({_short(e)})") from None
+            raise TruncatedEpisodeError(f"{path} is truncated or damaged ({short_error(e)})") from None
     try:  # still marked open by a SWMR writer (a recording in progress, or killed)
         return h5py.File(path, "r", swmr=True)
     except OSError as e:
-        raise TruncatedEpisodeError(f"{path} is an unfinished recording that cannot be read ({_short(e)})") from None
+        raise TruncatedEpisodeError(f"{path} is an unfinished recording that cannot be read ({short_error(e)})") from None
 
 
-def _check_version(path: Path, h5: h5py.File) -> int:
+def check_version(path: Path, h5: h5py.File) -> int:
     if "format_version" not in h5.attrs:
         raise NotAnEpisodeError(f"{path} is an HDF5 file but not a Code2Act episode (no format_version)")
     version = int(h5.attrs["format_version"])
@@ -276,7 +277,7 @@ class Episode:
     def __init__(self, path: Path, h5: h5py.File):
         self.path, self.h5 = Path(path), h5
         try:
-            self.format_version = _check_version(self.path, h5)
+            self.format_version = check_version(self.path, h5)
             a = h5.attrs
             self.scene: dict = json.loads(str(a.get("scene", "{}")))  # as stored, for readers that take JSON
             self.meta = EpisodeMeta.from_attrs(a, self.scene)
@@ -291,9 +292,9 @@ class Episode:
         except EpisodeError:
             h5.close()
             raise
-        except _READ_ERRORS as e:
+        except READ_ERRORS as e:
             h5.close()
-            raise TruncatedEpisodeError(f"{path} is missing or has damaged episode fields ({_short(e)})") from None
+            raise TruncatedEpisodeError(f"{path} is missing or has damaged episode fields ({short_error(e)})") from None
         if frames == 0:
             h5.close()
             if is_partial(self.path):
@@ -322,8 +323,8 @@ class Episode:
     def _read(self, what: str, fn):
         try:
             return fn()
-        except _READ_ERRORS as e:
-            raise TruncatedEpisodeError(f"{self.path}: cannot read {what} ({_short(e)})") from None
+        except READ_ERRORS as e:
+            raise TruncatedEpisodeError(f"{self.path}: cannot read {what} ({short_error(e)})") from None
 
     def stream_count(self, name: str) -> int:
         g = self.h5["streams"][name]
@@ -361,7 +362,7 @@ class Episode:
         return int((g["packets"] if video_stream.is_video(g) else g["data"]).id.get_storage_size())
 
     def stream_encoding(self, name: str) -> dict | None:
-        """The codec settings of a video-coded stream (recorders/video_codec.py), None for a raw one."""
+        """The codec settings of a video-coded stream (recorders/video_quality.py), None for a raw one."""
         g = self.h5["streams"][name]
         return video_stream.stream_fields(g)[5] if video_stream.is_video(g) else None
 
@@ -370,7 +371,7 @@ class Episode:
         return self._read(f"{name} times", lambda: self.h5["streams"][name]["time"][:n])  # (N,)
 
     def stream_spec(self, name: str) -> StreamSpec:
-        return self._read(f"stream {name}", lambda: _spec_of(name, self.h5["streams"][name]))
+        return self._read(f"stream {name}", lambda: spec_of(name, self.h5["streams"][name]))
 
     def stream_info(self, name: str) -> dict:
         s = self.stream_spec(name)
@@ -412,7 +413,7 @@ class Episode:
         """The logged robot-API calls, in the order they ended."""
         if not self.calls_logged:
             return ()
-        rows = self._read("calls", lambda: _json_rows(self.h5["calls"]))
+        rows = self._read("calls", lambda: json_rows(self.h5["calls"]))
         return self._parsed("calls", lambda: tuple(CallRecord.from_dict(d) for d in rows))
 
     @property
@@ -420,7 +421,7 @@ class Episode:
         """Where the operator stepped in during a supervised run, in the order the interventions ended."""
         if "interventions" not in self.h5:
             return ()
-        rows = self._read("interventions", lambda: _json_rows(self.h5["interventions"]))
+        rows = self._read("interventions", lambda: json_rows(self.h5["interventions"]))
         return self._parsed("interventions", lambda: tuple(Intervention.from_dict(d) for d in rows))
 
     @property
@@ -428,7 +429,7 @@ class Episode:
         """Device faults during the take, each {t, stream, text}: which stream was affected from when."""
         if "faults" not in self.h5:
             return ()
-        return tuple(self._read("faults", lambda: _json_rows(self.h5["faults"])))
+        return tuple(self._read("faults", lambda: json_rows(self.h5["faults"])))
 
     @property
     def memory(self) -> dict | None:
@@ -446,7 +447,7 @@ class Episode:
     def labels(self) -> tuple[Segment, ...]:
         for name in ("labels", _LABELS_TMP):
             if name in self.h5:
-                rows = self._read("labels", lambda: _json_rows(self.h5[name]))
+                rows = self._read("labels", lambda: json_rows(self.h5[name]))
                 return self._parsed("labels", lambda: tuple(Segment.from_dict(d) for d in rows))
         return ()
 
@@ -454,23 +455,19 @@ class Episode:
         try:
             return fn()
         except (KeyError, TypeError, ValueError) as e:  # CallRecordError and InterventionError are ValueErrors
-            raise TruncatedEpisodeError(f"{self.path}: its {what} are malformed ({_short(e)})") from None
+            raise TruncatedEpisodeError(f"{self.path}: its {what} are malformed ({short_error(e)})") from None
 
 
-_POOL: list[ThreadPoolExecutor] = []
-
-
+@functools.cache
 def _decode_pool() -> ThreadPoolExecutor:
-    if not _POOL:
-        _POOL.append(ThreadPoolExecutor(max_workers=2, thread_name_prefix="episode-decode"))
-    return _POOL[0]
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="episode-decode")
 
 
 def open_episode(path) -> Episode:
     """Open an episode for reading (a `.partial` too, if readable); raises EpisodeError subclasses
     (FileNotFoundError when there is no such file)."""
     path = Path(path)
-    return Episode(path, _open_h5(path))
+    return Episode(path, open_h5(path))
 
 
 def episode_summary(ep: Episode) -> dict:
@@ -491,8 +488,8 @@ def episode_summary(ep: Episode) -> dict:
                 "seed": ep.seed, "split": ep.split, "memory": ep.memory,
                 "interventions": [i.to_dict() for i in ep.interventions], "faults": list(ep.faults),
                 "provenance": None if ep.provenance is None else ep.provenance.to_json()}
-    except _READ_ERRORS as e:
-        raise TruncatedEpisodeError(f"{ep.path} is damaged ({_short(e)})") from None
+    except READ_ERRORS as e:
+        raise TruncatedEpisodeError(f"{ep.path} is damaged ({short_error(e)})") from None
 
 
 # ---- label edits -------------------------------------------------------------------------------------
@@ -525,7 +522,7 @@ def write_labels(path, labels: list[dict], edited: bool | None = None) -> None:
             f.move(_LABELS_TMP, "labels")
             f.attrs["labels_edited"] = int(bool(edited))
     except OSError as e:
-        raise TruncatedEpisodeError(f"{path}: cannot write labels ({_short(e)})") from None
+        raise TruncatedEpisodeError(f"{path}: cannot write labels ({short_error(e)})") from None
 
 
 def write_outcome(path, instruction: str, success: bool | None) -> None:
@@ -551,107 +548,9 @@ def write_outcome(path, instruction: str, success: bool | None) -> None:
         with h5py.File(path, "r+") as f:
             f.attrs.update({"instruction": text, "success": -1 if success is None else int(success)})
     except OSError as e:
-        raise TruncatedEpisodeError(f"{path}: cannot write the instruction and success ({_short(e)})") from None
-
-
-# ---- recovery of killed recordings -------------------------------------------------------------------
-def find_partials(folder) -> list[Path]:
-    """Partial files of recordings that never finished, oldest name first."""
-    folder = Path(folder)
-    return sorted(folder.glob("*" + PARTIAL_SUFFIX)) if folder.is_dir() else []
+        raise TruncatedEpisodeError(f"{path}: cannot write the instruction and success ({short_error(e)})") from None
 
 
 def is_partial(path: Path) -> bool:
+    """A `.partial` file: a recording in progress or killed, not yet recovered."""
     return Path(path).name.endswith(PARTIAL_SUFFIX)
-
-
-def final_path_of(partial: Path) -> Path:
-    return partial.with_name(partial.name[: -len(PARTIAL_SUFFIX)])
-
-
-def _free_name(path: Path) -> Path:
-    """`path`, or `<stem>.recovered[N]<suffix>` when an episode already has that name."""
-    candidate, n = path, 0
-    while candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.stem}.recovered{'' if n == 1 else n}{path.suffix}")
-    return candidate
-
-
-def _readable_rows(g: h5py.Group) -> int:
-    """Rows whose data and time were both flushed: time rows never written read as NaN."""
-    if video_stream.is_video(g):
-        return video_stream.readable_rows(g)
-    n = min(g["data"].shape[0], g["time"].shape[0])
-    missing = np.flatnonzero(np.isnan(g["time"][:n]))
-    return int(missing[0]) if len(missing) else n
-
-
-def _copy_rows(src: h5py.Dataset, dst: h5py.Dataset, n: int, block: int) -> int:
-    """Copy rows [0, n) in blocks; returns how many were readable (stops at the first bad one)."""
-    i = 0
-    while i < n:
-        j = min(n, i + block)
-        try:
-            rows = src[i:j]
-        except _READ_ERRORS:
-            if j - i == 1:
-                break
-            block = 1  # find the first unreadable row
-            continue
-        dst.resize(j, axis=0)
-        dst[i:j] = rows
-        i = j
-    return i
-
-
-def recover_partial(partial) -> Path:
-    """Turn what a killed recorder had flushed into a finished episode marked `recovered` (success
-    unknown, labels derived from the calls) and remove the partial. An episode already at the final
-    name is never overwritten: the recovered one gets a `.recovered` name instead."""
-    partial = Path(partial)
-    src = _open_h5(partial)
-    final = _free_name(final_path_of(partial))
-    tmp = final.with_name(final.name + ".recovering")
-    try:
-        _check_version(partial, src)
-        streams = src["streams"] if "streams" in src else {}
-        if CONTROL_STREAM not in streams or _readable_rows(streams[CONTROL_STREAM]) == 0:
-            raise EmptyEpisodeError(f"{partial} has no frames to recover")
-        with h5py.File(tmp, "w", libver="latest") as dst:
-            dst.attrs.update(dict(src.attrs))
-            dst.attrs.update({"success": -1, "recovered": 1, "labels_edited": 0})
-            for name, g in streams.items():
-                spec = _spec_of(name, g)
-                if video_stream.is_video(g):
-                    datasets = create_video_stream(dst, spec, video_stream.stream_fields(g)[5])
-                    video_stream.copy_rows(g, datasets, _readable_rows(g))
-                    continue
-                data, time = create_stream(dst, spec)
-                block = 32 if spec.kind in ("rgb", "depth") else 4096
-                n = _copy_rows(g["data"], data, _readable_rows(g), block)
-                data.resize(n, axis=0)
-                time.resize((n,))
-                time[:] = g["time"][:n]
-            calls = _json_rows(src["calls"]) if "calls" in src else []
-            create_rows(dst, "calls", [json.dumps(c) for c in calls])
-            for log in ("interventions", "faults"):
-                if log in src:
-                    create_rows(dst, log, [json.dumps(i) for i in _json_rows(src[log])])
-            times = dst["streams"][CONTROL_STREAM]["time"][:]
-            try:
-                labels = [s.to_dict() for s in segment_calls([CallRecord.from_dict(c) for c in calls], times)]
-            except (KeyError, TypeError, ValueError):  # calls from another tool: recover the data unlabelled
-                labels = []
-            store_labels(dst, encode_labels(labels))
-    except EpisodeError:
-        tmp.unlink(missing_ok=True)
-        raise
-    except _READ_ERRORS as e:
-        tmp.unlink(missing_ok=True)
-        raise TruncatedEpisodeError(f"{partial} could not be recovered ({_short(e)})") from None
-    finally:
-        src.close()
-    os.replace(tmp, final)
-    partial.unlink()
-    return final

@@ -6,12 +6,12 @@ copies it and puts it on a bounded queue; when the queue is full the sample is d
 HDF5 file: it takes everything queued, appends it stream by stream to `EPISODE.h5.partial` (opened
 in SWMR mode, so the file on disk is consistent after every flush) and flushes at least every
 `flush_interval` seconds: a SIGKILL loses at most the last second, and
-`recorders.episode_file.recover_partial` turns the partial into an episode. `finish` drains the
+`recorders.episode_recovery.recover_partial` turns the partial into an episode. `finish` drains the
 queue, closes the file, reopens it to write success and labels (attributes cannot be created in
 SWMR mode) and renames it to its final name. A finished episode is never overwritten: a writer
 refuses a path where an episode or a partial already is (`EpisodeExistsError`).
 
-At a `video_quality` other than lossless (recorders/video_codec.py) the rgb and depth streams are
+At a `video_quality` other than lossless (recorders/video_quality.py) the rgb and depth streams are
 video-coded: `append` hands their frames to the encoder process (recorders/video_encoder_process.py,
 off this process and its GIL), whose packets come back to the writer thread and are stored with
 recorders/video_stream.py. A frame the encoder is too far behind to take is dropped and counted like
@@ -35,7 +35,7 @@ from recorders.episode_file import (
     CONTROL_STREAM, PARTIAL_SUFFIX, EpisodeExistsError, EpisodeMeta, EpisodeWriteError, ROW_LOGS, StreamSpec,
     create_rows, create_stream, create_video_stream, encode_labels, root_attrs, store_labels,
 )
-from recorders.video_codec import encoding_for
+from recorders.video_quality import encoding_for
 from recorders.video_encoder_process import EncoderProcessError, VideoEncoderProcess
 from recorders.video_stream import append_packets
 
@@ -129,7 +129,7 @@ class EpisodeWriter:
                 with self._drop_lock:
                     self.dropped[stream] += 1
                 return False
-            time.sleep(0.002)
+            self._encoder.wait_for_room(stream, 1.0)
         self.appended[stream] += 1
         return True
 

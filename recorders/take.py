@@ -36,16 +36,18 @@ from recorders.audio_input import stream_spec as audio_stream_spec
 from recorders.segmentation import segment_calls
 from recorders.task_suite import TaskInstance, TaskMonitor
 from recorders.cell.workcell import Workcell
-from recorders.video_codec import DEFAULT_DEVICE_QUALITY, DEFAULT_RENDERED_QUALITY, check_quality
+from recorders.video_quality import DEFAULT_DEVICE_QUALITY, DEFAULT_RENDERED_QUALITY, check_quality
 
 AUDIO_STREAM = "audio"  # the microphone's stream in an episode
 FREE_TASK = "teleop"  # the task id of a take recorded without a task of the suite
 FREE_INSTRUCTION_TASK = "instruction"  # ... and of a planner following a free instruction in a suite scene
 
 
-def default_video_quality(cell: Workcell) -> str:
-    """Device cameras (noisy frames that lossless storage barely shrinks) are video-coded; rendered
-    ones are kept as rendered, so a policy trains on exactly what it sees when it runs."""
+def take_video_quality(cell: Workcell, chosen: str | None = None) -> str:
+    """`chosen`, or by default: device cameras (noisy frames that lossless storage barely shrinks) are
+    video-coded; rendered ones are kept as rendered, so a policy trains on exactly what it sees live."""
+    if chosen is not None:
+        return check_quality(chosen)
     device = any(cell.camera(cam).free_running for cam in cell.cameras)
     return DEFAULT_DEVICE_QUALITY if device else DEFAULT_RENDERED_QUALITY
 
@@ -66,7 +68,7 @@ class Take:
     with its seed) for a free `instruction` a planner follows, so the task id is FREE_INSTRUCTION_TASK,
     no program or roles are stored and success is unknown. `realtime`: a live arm that must never wait
     on the disk, so samples are dropped (and counted) when the writer falls behind; otherwise ticks wait.
-    `video_quality` (recorders/video_codec.py): how camera streams are stored; None: `default_video_quality`."""
+    `video_quality` (recorders/video_quality.py): how camera streams are stored; None: `take_video_quality`'s default."""
 
     def __init__(self, path, cell: Workcell, provenance: Provenance, *, obs: str, control_hz: float,
                  inst: TaskInstance | None = None, instruction: str | None = None, realtime: bool = False,
@@ -89,7 +91,7 @@ class Take:
         specs = stream_specs(cell, obs, control_hz)
         if audio is not None:
             specs.append(audio_stream_spec(AUDIO_STREAM, audio))
-        self.video_quality = check_quality(video_quality or default_video_quality(cell))
+        self.video_quality = take_video_quality(cell, video_quality)
         self.writer = EpisodeWriter(path, meta, specs, drop_when_full=realtime, video_quality=self.video_quality)
         self.monitor = TaskMonitor(inst, cell.true_object_poses()) if checks_task else None
         self.t0 = cell.arm.time()  # the take's time starts now, whatever the arm's clock reads

@@ -67,6 +67,7 @@ class VideoEncoderProcess:
         self._times: dict[str, dict[int, float]] = {name: {} for name in streams}  # seq -> time, in flight
         self._seq = {name: 0 for name in streams}
         self._lock = threading.Lock()  # guards _times and _seq: producers of different streams
+        self._room = threading.Condition(self._lock)  # notified as frames come back encoded, or on failure
         self._outbox: deque = deque()
         self._wake = threading.Event()
         self._closing = False
@@ -142,6 +143,12 @@ class VideoEncoderProcess:
         self._wake.set()
         return True
 
+    def wait_for_room(self, stream: str, timeout: float) -> bool:
+        """Wait until `stream` may submit again (or the process failed); False on timeout."""
+        with self._room:
+            return self._room.wait_for(lambda: len(self._times[stream]) < self.max_in_flight
+                                       or self.failure is not None, timeout)
+
     def in_flight(self) -> int:
         with self._lock:
             return sum(len(t) for t in self._times.values())
@@ -169,8 +176,9 @@ class VideoEncoderProcess:
                 msg = self._conn.recv()
                 if msg[0] == "packet":
                     _, stream, seq, key, data = msg
-                    with self._lock:
+                    with self._room:
                         t = self._times[stream].pop(seq)
+                        self._room.notify_all()
                     self.on_packet(stream, t, data, key)
                 elif msg[0] == "closed":
                     break
@@ -186,6 +194,8 @@ class VideoEncoderProcess:
         if self.failure is None:
             self.failure = message
             self.on_failure(message)
+        with self._room:
+            self._room.notify_all()
         self._closed.set()
 
 

@@ -2,7 +2,7 @@
 
 ```
 /streams/<name>        attrs kind (rgb | depth), rate_hz, meta (JSON, as a raw stream's), shape (JSON),
-                       dtype, encoding (JSON: codec, pix_fmt, gop, crf, options; recorders/video_codec.py)
+                       dtype, encoding (JSON: codec, pix_fmt, gop, crf, options; recorders/video_quality.py)
 /streams/<name>/packets  (M,) uint8: the codec packets back to back, unfiltered (already compressed)
 /streams/<name>/index    (N, 2) int64: [end of packet i in `packets`, 1 if packet i is a keyframe];
                        rows never written read -1
@@ -21,7 +21,7 @@ from typing import Callable
 import h5py
 import numpy as np
 
-from recorders.video_codec import FrameDecoder, VideoCodecError
+from recorders.video_quality import VideoCodecError
 
 PACKET_CHUNK = 1 << 16  # bytes per chunk of `packets`
 
@@ -112,6 +112,8 @@ class VideoFrames:
         self.shape = (count, *shape)
         self.dtype = np.dtype(dtype)
         self.encoding = encoding
+        from recorders.video_codec import FrameDecoder  # PyAV loads when a video stream is first read
+
         self._decoder = FrameDecoder(encoding, shape, self._packet, index[:, 1] == 1)
 
     def _packet(self, i: int) -> bytes:

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recorders.episode_file import episode_summary, find_partials, open_episode, recover_partial
+from recorders.episode_file import episode_summary, open_episode
+from recorders.episode_recovery import find_partials, recover_partial
 
 ROOT = Path(__file__).resolve().parents[1]
 KILL_AFTER_S = 2.5

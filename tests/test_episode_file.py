@@ -14,9 +14,9 @@ from app.bench_recording import bench_recording
 from recorders.call_log import CallRecord
 from recorders.episode_file import (
     EmptyEpisodeError, EpisodeError, EpisodeExistsError, EpisodeMeta, EpisodeWriteError, NotAnEpisodeError,
-    StreamSpec, TruncatedEpisodeError, UnsupportedVersionError, episode_summary, find_partials, open_episode,
-    recover_partial, write_labels,
+    StreamSpec, TruncatedEpisodeError, UnsupportedVersionError, episode_summary, open_episode, write_labels,
 )
+from recorders.episode_recovery import find_partials, recover_partial
 from recorders.episode_meta import ModelRef, Provenance
 from recorders.episode_writer import EpisodeWriter
 from recorders.segmentation import Segment

@@ -44,7 +44,8 @@ def test_sigkill_during_record_keeps_earlier_episodes_and_recovers_the_partial(t
         summary = json.loads(r.stdout)
         assert summary["success"] is True and summary["frames"] > 50
     # The next recording into the folder recovers the partial as an episode marked recovered.
-    from recorders.episode_file import episode_summary, open_episode, recover_partial
+    from recorders.episode_file import episode_summary, open_episode
+    from recorders.episode_recovery import recover_partial
 
     recovered = recover_partial(partials[0])
     with open_episode(recovered) as ep:

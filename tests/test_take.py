@@ -7,7 +7,8 @@ import pytest
 
 from recorders.arms.base import ArmCommand
 from recorders.cell.registry import open_workcell
-from recorders.episode_file import EpisodeError, episode_summary, find_partials, open_episode, recover_partial
+from recorders.episode_file import EpisodeError, episode_summary, open_episode
+from recorders.episode_recovery import find_partials, recover_partial
 from recorders.episode_meta import ModelRef, Provenance
 from recorders.intervention import Intervention, InterventionError
 from recorders.observation import observe

@@ -10,7 +10,7 @@ import pytest
 
 from recorders.episode_file import EpisodeMeta, StreamSpec, episode_summary, open_episode
 from recorders.episode_writer import EpisodeWriter
-from recorders.video_codec import encoding_for
+from recorders.video_quality import encoding_for
 
 H, W, N, HZ = 48, 64, 40, 30.0
 

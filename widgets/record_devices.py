@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableWidget, QTableWidgetItem,
 )
 
-from app.record_session import QUALITY_CRF, VIDEO_QUALITIES
+from app.domain import QUALITY_CRF, VIDEO_QUALITIES
 from app.workcell_setup import CameraRig, CameraRigError, WorkcellSetup, is_simulated, workcell_folder
 
 CAMERA_CHOICES = (("rendered by the simulator", "sim"), ("RealSense", "realsense"), ("none", "none"))
@@ -33,7 +33,7 @@ VIDEO_CHOICES = (("automatic: H.264 for RealSense, as rendered in simulation", N
 class CaptureDevicesBox(QGroupBox):
     setup_chosen = Signal(object)  # WorkcellSetup for the next connection
     microphone_chosen = Signal(object, str)  # PortAudio index (None: no sound), its name
-    video_quality_chosen = Signal(object)  # a quality of recorders/video_codec.py, None: automatic
+    video_quality_chosen = Signal(object)  # a quality of recorders/video_quality.py, None: automatic
     rescan_requested = Signal()
 
     def __init__(self, parent=None):
