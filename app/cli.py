@@ -20,6 +20,7 @@ from typing import Callable, NamedTuple
 from app.bench_estop import DEFAULT_TRIALS as DEFAULT_ESTOP_TRIALS
 from app.errors import EXIT_USER_ERROR, Parser, UserError, nonneg_int, positive_int
 from app.calibrate_command import add_calibrate_parser
+from app.report_plan import BUDGETS, OBS_KINDS as REPORT_OBS_KINDS
 from app.train_command import add_train_parsers
 from recorders.video_quality import QUALITIES, QUALITY_CRF
 from recorders.cell.registry import ROBOT_KINDS, SCRIPTED_DEMO_KINDS, WORKCELL_KINDS, workcell_kind
@@ -27,7 +28,8 @@ from recorders.cell.registry import ROBOT_KINDS, SCRIPTED_DEMO_KINDS, WORKCELL_K
 # Commands handled by widgets/launcher.py (app/ never imports widgets), by command key.
 GUI_COMMANDS = ("gui", "screenshots", "bench annotate", "bench run")
 # Commands whose subcommand picks the handler, and the parser attribute that holds the subcommand.
-SUBCOMMAND_ATTRIBUTES = {"train": "model", "bench": "what", "export": "format", "import": "format"}
+SUBCOMMAND_ATTRIBUTES = {"train": "model", "bench": "what", "export": "format", "import": "format",
+                         "report": "what"}
 
 
 def _given_the_namespace(args: argparse.Namespace) -> tuple:
@@ -60,6 +62,7 @@ HANDLERS: dict[str, Handler] = {
     "bench estop": Handler("app.bench_estop", "run_bench_estop"),
     "bench training": Handler("app.bench_training", "run_bench_training"),
     "bench franky": Handler("app.bench_franky_motion", "run_bench_franky_motion"),
+    "report generalisation": Handler("app.report_generalisation", "run_report_generalisation"),
 }
 
 
@@ -175,9 +178,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="object poses from the simulator (true) or from the tracker on the rendered RGB-D (perceived)")
     e.add_argument("--json", action="store_true")
     e.add_argument("--max-call-s", type=float, default=30.0, help="time a learned policy gets per call")
-    e.add_argument("--phrasing", choices=("template", "paraphrase"), default="template",
-                   help="with --planner RUN: the tasks' own instructions, or held-out rephrasings of them "
-                        "(recorders/task_phrasings.py; never used in training)")
+    e.add_argument("--phrasing", choices=("template", "paraphrase", "paraphrase-b", "impossible"),
+                   default="template",
+                   help="with --planner RUN: the tasks' own instructions, held-out rephrasings of them "
+                        "(recorders/task_phrasings.py; -b: a second set, for pick_place, stack, push, swap and "
+                        "sort), or held-out instructions no program can satisfy, where "
+                        "success is a refusal (recorders/impossible_instructions.py); none is used in training")
+    e.add_argument("--images", choices=("real", "swapped"), default="real",
+                   help="with --planner RUN: the planner sees its own episode's camera, or another episode's "
+                        "(swapped: does it use the image?)")
+    e.add_argument("--verbatim", action="store_true",
+                   help="with --planner RUN: give the planner each instruction as written, not read as the "
+                        "training instruction it most resembles (models/instruction_canon.py)")
 
     rn = sub.add_parser("run", help="run a task or an instruction with a planner and a policy in a workcell")
     what = rn.add_mutually_exclusive_group(required=True)
@@ -226,6 +238,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bench franky: runs per motion mode and path (default 3)")
     b.add_argument("--trials", type=positive_int, default=DEFAULT_ESTOP_TRIALS,
                    help="bench estop: e-stops per robot kind (default %(default)s)")
+
+    rp = sub.add_parser("report", help="experiments end to end, written up as Markdown with plots")
+    rp.add_argument("what", choices=("generalisation",),
+                    help="generalisation: record, train and evaluate the hierarchy (learned planner + policy) "
+                         "against flat policies (multi-task and per task, same demonstrations and policy budget) "
+                         "on the trained tasks, the held-out compositions with more and more demonstrations, and "
+                         "the paraphrase set; resumes where it stopped")
+    rp.add_argument("--out", type=Path, required=True, help="the report's folder (data, runs, results, report.md)")
+    rp.add_argument("--budget", choices=tuple(BUDGETS), default="full",
+                    help="full: the experiment (hours on a CPU); small: a smoke run of minutes with tiny models")
+    rp.add_argument("--obs", choices=REPORT_OBS_KINDS, default="state",
+                    help="what the low-level policies observe (rgb: also both cameras; much slower on a CPU)")
+    rp.add_argument("--seed", type=nonneg_int, default=0,
+                    help="first evaluation seed and training seed; demonstrations start at SEED+1000")
     return p
 
 

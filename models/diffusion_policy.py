@@ -169,9 +169,27 @@ class DiffusionPolicy(nn.Module):
         header = read_header(weights)
         with torch.device("meta"):
             expected = {k: tuple(v.shape) for k, v in DiffusionPolicy(config, norm).state_dict().items()}
+        tasks_then = _tasks_when_saved(header, expected)
+        if tasks_then is not None:
+            expected[TASK_ROWS] = (tasks_then, expected[TASK_ROWS][1])
         check_shapes(weights, header, expected)
         tensors = load_file(str(weights), device=device)
         check_finite(weights, tensors)
         policy = DiffusionPolicy(config, norm)
+        if tasks_then is not None:  # tasks added to the suite since: their rows stay as initialised (never trained)
+            fresh = policy.state_dict()[TASK_ROWS].to(tensors[TASK_ROWS].device)
+            tensors[TASK_ROWS] = torch.cat([tensors[TASK_ROWS], fresh[tasks_then:]])
         policy.load_state_dict(tensors)
         return policy.to(device).eval()
+
+
+TASK_ROWS = "task_embedding.weight"
+
+
+def _tasks_when_saved(header, expected: dict) -> int | None:
+    """The rows of a flat policy's task embedding saved when the suite had fewer tasks (tasks are only
+    ever appended to it), else None."""
+    if TASK_ROWS not in header or TASK_ROWS not in expected:
+        return None
+    rows, width = tuple(header[TASK_ROWS].shape), expected[TASK_ROWS]
+    return rows[0] if len(rows) == 2 and rows[1] == width[1] and 0 < rows[0] < width[0] else None

@@ -4,7 +4,7 @@ Every demonstration carries its task's one template sentence, so a planner train
 only those words. `variants(instruction, k, rng)` rewrites such a sentence by word-level rules:
 - nouns: cube -> block | box, zone -> area | region | square | spot;
 - the leading verb of each template (put -> place | move | set | drop, stack -> place | set | pile,
-  push -> nudge | shove | slide, swap -> switch | exchange | trade, ...);
+  push -> nudge | shove | slide, swap -> switch | exchange | trade, clear -> clear out | clean out, ...);
 - prepositions: on -> onto | on top of, in -> into | inside;
 - terse forms (articles dropped), polite wrappers (please, could you ...?, thanks), capitals and
   punctuation.
@@ -18,13 +18,14 @@ import re
 
 import numpy as np
 
-from recorders.task_phrasings import PHRASINGS
+from recorders.task_phrasings import PHRASINGS, SECOND_PHRASINGS
 
 NOUNS = {"cube": ("cube", "block", "box"), "cubes": ("cubes", "blocks", "boxes"),
          "zone": ("zone", "area", "region", "square", "spot")}
 VERBS = {"put": ("put", "place", "move", "set", "drop"), "stack": ("stack", "place", "set", "pile", "put"),
          "push": ("push", "nudge", "shove", "slide"), "swap": ("swap", "switch", "exchange", "trade"),
-         "move": ("move", "bring", "take", "carry"), "build": ("build", "make", "stack up")}
+         "move": ("move", "bring", "take", "carry"), "build": ("build", "make", "stack up"),
+         "clear": ("clear", "clear out", "clean out", "free up")}
 PREPOSITIONS = {"on": ("on", "onto", "on top of"), "in": ("in", "into", "inside")}
 WRAPPERS = ("{s}", "please {s}", "{s} please", "could you {s}?", "can you {s}?", "I want you to {s}",
             "{s}, thanks", "now {s}")
@@ -38,7 +39,7 @@ def _words(text: str) -> tuple[str, ...]:
 def _test_shapes() -> list[re.Pattern]:
     """The held-out phrasings as word patterns, any colour or direction in their placeholders."""
     shapes = []
-    for phrasing in (p for ps in PHRASINGS.values() for p in ps):
+    for phrasing in (p for table in (PHRASINGS, SECOND_PHRASINGS) for ps in table.values() for p in ps):
         parts = re.split(r"\{[a-z]\}", phrasing.lower())
         words = [" ".join(_WORD.findall(part)) for part in parts]
         shapes.append(re.compile(r"\s*[a-z]+\s*".join(re.escape(w) for w in words) + r"\s*"))

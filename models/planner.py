@@ -8,14 +8,21 @@ The next call is chosen among the scene's valid calls (models/planner_grammar.ca
 exact scoring: the prompt and every token node of the calls' trie go through the decoder in one
 forward pass, each node attending to the prompt and its own ancestors (a tree attention mask, with
 positions as if each call followed the prompt alone), so each call's log-probability (its tokens and
-the end token) is read off that one pass. `next_calls(k)` gives the k best with their scores (the Run
-view's alternatives); `next_call` is the first of them.
+the end token) is read off that one pass. Families whose prompt is not plain causal attention over
+1-D positions (Gemma 3's image tokens attend both ways; any family not known to allow it) score the
+calls as a batch continuing from the prompt's KV cache instead (models/planner_chat.py); both give
+what decoding each call alone would.
+`next_calls(k)` gives the k best with their scores (the Run view's alternatives); `next_call` is the
+first of them.
 
 Two ways to get one, both transformers image-text-to-text models driven through their processor:
 - `Planner.scratch(config, corpus)`: a tiny `LlavaForConditionalGeneration` trained from scratch,
   with a byte-level BPE tokenizer trained on the corpus of prompts and calls (offline, CPU-sized).
 - `Planner.from_base(LOCAL_DIR, config)`: any local pretrained image-text-to-text checkpoint with its
-  processor, fine-tuned through LoRA adapters (peft); the base weights stay frozen.
+  processor, fine-tuned through LoRA adapters (peft); the base weights stay frozen. With a chat
+  template (a downloaded checkpoint's), the query is the family's user turn (image + prompt text)
+  and its generation prompt, and the answer ends with its end-of-turn token (models/planner_chat.py);
+  training examples and scoring use the same text.
 
 A checkpoint is a folder: `planner.json` (models/planner_config.py), the processor and tokenizer files,
 and `model.safetensors` + `config.json` (scratch) or `adapter_model.safetensors` +
@@ -33,6 +40,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from models.planner_chat import (ChatFormat, batch_of_one, cached_call_scores, is_token_input, one_example,
+                                 scores_in_one_pass, stack_padded, with_answer)
 from models.planner_data import IMAGE_MARK, PlannerStep, SceneNames, prompt_text
 from models.planner_config import PlannerConfig
 from models.planner_files import FORMAT, PLANNER_FILE, load_pretrained, load_saved
@@ -62,9 +71,10 @@ class _CallTree:
     parent_rows: torch.Tensor  # (N,) long: the row of the scores predicting each node (0: the prompt's last)
     paths: torch.Tensor  # (C, N) float: 1 on the nodes of each call
     end_rows: torch.Tensor  # (C,) long: the row of the scores predicting each call's end token
+    answers: tuple[tuple[int, ...], ...]  # (C,) each call's tokens and the end token
 
     @staticmethod
-    def of(layout: TrieLayout) -> "_CallTree":
+    def of(layout: TrieLayout, end: int) -> "_CallTree":
         n = len(layout.tokens)
         ancestors = torch.zeros(n, n, dtype=torch.bool)
         for i, parent in enumerate(layout.parents):  # parents come first: their rows are complete
@@ -72,9 +82,11 @@ class _CallTree:
                 ancestors[i] = ancestors[parent]
             ancestors[i, i] = True
         ends = torch.tensor(layout.ends, dtype=torch.long)
-        return _CallTree(layout.codes, torch.tensor(layout.tokens, dtype=torch.long),
-                         torch.tensor(layout.depths, dtype=torch.long), ancestors,
-                         torch.tensor(layout.parents, dtype=torch.long) + 1, ancestors[ends].float(), ends + 1)
+        tokens = torch.tensor(layout.tokens, dtype=torch.long)
+        answers = tuple((*tokens[ancestors[e]].tolist(), end) for e in layout.ends)  # ancestors come first
+        return _CallTree(layout.codes, tokens, torch.tensor(layout.depths, dtype=torch.long), ancestors,
+                         torch.tensor(layout.parents, dtype=torch.long) + 1, ancestors[ends].float(), ends + 1,
+                         answers)
 
 
 def train_tokenizer(corpus: Sequence[str], vocab_size: int):
@@ -142,6 +154,10 @@ class Planner:
         if self.tokenizer.eos_token_id is None:
             raise ValueError("the planner's tokenizer has no end-of-sequence token")
         self.image_mark = getattr(processor, "image_token", None) or IMAGE_MARK
+        self.chat = ChatFormat.of(processor)  # None: the scratch model's plain prompt
+        self.end_token_id = self.chat.end_token_id if self.chat else self.tokenizer.eos_token_id
+        self.one_pass = scores_in_one_pass(model)  # else: scoring through the prompt's KV cache
+        self._input_names = set(processor.model_input_names)
         self._grammars: dict[tuple, tuple[list[str], _CallTree]] = {}  # (scene names, memory keys) -> grammar
 
     # ---- construction --------------------------------------------------------------------------
@@ -159,41 +175,56 @@ class Planner:
         _quiet_transformers()
         base = Path(base)
         processor, model = load_pretrained(base)
-        return Planner(replace(config, base=str(base.resolve())), _lora(model, config.lora_rank), processor)
+        try:
+            return Planner(replace(config, base=str(base.resolve())), _lora(model, config.lora_rank), processor)
+        except ValueError as e:  # its chat template or tokenizer cannot frame the planner's turns
+            raise ValueError(f"--base {base}: {e}") from None
 
     # ---- encoding ------------------------------------------------------------------------------
     def prompt(self, task: str, history: Sequence[str], memory_keys: Sequence[str]) -> str:
-        return prompt_text(task, history, memory_keys, self.config.memory, self.image_mark)
+        """The query's text: prompt_text as it is (scratch), or the family's user turn holding the
+        image and prompt_text's lines after the image mark, then its generation prompt (a chat template)."""
+        if self.chat is None:
+            return prompt_text(task, history, memory_keys, self.config.memory, self.image_mark)
+        text = prompt_text(task, history, memory_keys, self.config.memory, image_mark="").strip()
+        return self.chat.query(self.processor, text)  # the template places the family's image tokens
 
     def encode_prompt(self, image: np.ndarray, task: str, history: Sequence[str],
                       memory_keys: Sequence[str]) -> dict[str, torch.Tensor]:
-        """input_ids (L,) and pixel_values (3, H, W) of one query."""
+        """One query: input_ids (L,), the family's per-token inputs (Gemma 3's token_type_ids (L,))
+        and its image inputs (pixel_values (3, H, W); Idefics3's tiles (N, 3, H, W) and pixel_attention_mask)."""
+        special = {} if self.chat is None else {"add_special_tokens": False}  # the template wrote them
         enc = self.processor(images=[np.asarray(image, np.uint8)], text=[self.prompt(task, history, memory_keys)],
-                             return_tensors="pt")
-        return {"input_ids": enc["input_ids"][0], "pixel_values": enc["pixel_values"][0]}
+                             return_tensors="pt", **special)
+        return one_example(enc, self._input_names)
 
     def answer_ids(self, code: str) -> list[int]:
-        return list(self.tokenizer(code, add_special_tokens=False)["input_ids"]) + [self.tokenizer.eos_token_id]
+        """The call's tokens (after the template's answer prefix, if any) and the end-of-turn token."""
+        text = self.chat.answer_prefix + code if self.chat else code
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"]) + [self.end_token_id]
 
     def example(self, step: PlannerStep) -> dict[str, torch.Tensor]:
         """One training example: the query followed by the answer; the loss covers the answer only."""
         q = self.encode_prompt(step.image, step.task, step.history, step.memory_keys)
         a = torch.tensor(self.answer_ids(step.target), dtype=torch.long)
-        return {"input_ids": torch.cat([q["input_ids"], a]),
-                "labels": torch.cat([torch.full_like(q["input_ids"], IGNORE), a]),
-                "pixel_values": q["pixel_values"]}
+        return {**with_answer(q, a), "labels": torch.cat([torch.full_like(q["input_ids"], IGNORE), a])}
 
     def collate(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         n = max(len(e["input_ids"]) for e in examples)
-        pad = self.tokenizer.pad_token_id
-        ids = torch.full((len(examples), n), pad, dtype=torch.long)
-        labels = torch.full((len(examples), n), IGNORE, dtype=torch.long)
-        mask = torch.zeros((len(examples), n), dtype=torch.long)
+        fill = {"input_ids": self.tokenizer.pad_token_id, "labels": IGNORE}  # other per-token inputs: 0 (text)
+        batch = {"attention_mask": torch.zeros((len(examples), n), dtype=torch.long)}
+        for name in examples[0]:
+            if is_token_input(examples[0], name):
+                batch[name] = torch.full((len(examples), n), fill.get(name, 0), dtype=examples[0][name].dtype)
+            else:
+                batch[name] = stack_padded([e[name] for e in examples])
         for i, e in enumerate(examples):  # right padding: answers start where their prompt ends
             k = len(e["input_ids"])
-            ids[i, :k], labels[i, :k], mask[i, :k] = e["input_ids"], e["labels"], 1
-        return {"input_ids": ids, "labels": labels, "attention_mask": mask,
-                "pixel_values": torch.stack([e["pixel_values"] for e in examples])}
+            batch["attention_mask"][i, :k] = 1
+            for name in batch:
+                if name != "attention_mask" and is_token_input(e, name):
+                    batch[name][i, :k] = e[name]
+        return batch
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.model(**batch).loss
@@ -210,37 +241,44 @@ class Planner:
             if len(self._grammars) >= GRAMMAR_CACHE:
                 self._grammars.clear()
             codes = candidate_calls(names.objects, names.zones, memory_keys, self.config.calls)
-            trie = CallTrie.build(codes, lambda c: self.answer_ids(c)[:-1], self.tokenizer.eos_token_id)
-            self._grammars[key] = (codes, _CallTree.of(trie.layout()))
+            trie = CallTrie.build(codes, lambda c: self.answer_ids(c)[:-1], self.end_token_id)
+            self._grammars[key] = (codes, _CallTree.of(trie.layout(), self.end_token_id))
         return self._grammars[key]
 
     @torch.no_grad()
     def call_log_probabilities(self, image: np.ndarray, task: str, history: Sequence[str],
                                memory_keys: Sequence[str], names: SceneNames) -> tuple[tuple[str, ...], torch.Tensor]:
-        """Every valid call of the scene (C) and its log-probability (C,), from one forward pass."""
+        """Every valid call of the scene (C) and its log-probability (C,): from one forward pass where
+        the family allows it, else from the prompt's KV cache."""
         tree = self._grammar(names, memory_keys)[1]
         q = self.encode_prompt(image, task, history, memory_keys)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            if not self.one_pass:
+                return tree.codes, cached_call_scores(self.model, q, [list(a) for a in tree.answers],
+                                                      self.tokenizer.pad_token_id)
+            return tree.codes, self._tree_pass(q, tree)
+        finally:
+            self.model.train(was_training)
+
+    def _tree_pass(self, q: dict[str, torch.Tensor], tree: _CallTree) -> torch.Tensor:
         device = next(self.model.parameters()).device
         dtype = self.model.get_input_embeddings().weight.dtype
         m, n = len(q["input_ids"]), len(tree.tokens)
         seen = torch.ones(m + n, m + n, dtype=torch.bool).tril()  # (M + N, M + N): the prompt is causal ...
         seen[m:, m:] = tree.ancestors  # ... and each node sees the prompt and its own ancestors only
         mask = torch.zeros(m + n, m + n, dtype=dtype).masked_fill(~seen, torch.finfo(dtype).min)
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            logits = self.model(
-                input_ids=torch.cat([q["input_ids"], tree.tokens])[None].to(device),  # (1, M + N)
-                position_ids=torch.cat([torch.arange(m), m + tree.depths])[None].to(device),  # (1, M + N)
-                attention_mask=mask[None, None].to(device),  # (1, 1, M + N, M + N)
-                pixel_values=q["pixel_values"][None].to(device), use_cache=False, logits_to_keep=n + 1,
-            ).logits[0]  # (N + 1, V): row 0 predicts the first token, row i + 1 what follows node i
-        finally:
-            self.model.train(was_training)
+        logits = self.model(
+            **batch_of_one(with_answer(q, tree.tokens), device),  # input_ids (1, M + N), image inputs
+            position_ids=torch.cat([torch.arange(m), m + tree.depths])[None].to(device),  # (1, M + N)
+            attention_mask=mask[None, None].to(device),  # (1, 1, M + N, M + N)
+            use_cache=False, logits_to_keep=n + 1,
+        ).logits[0]  # (N + 1, V): row 0 predicts the first token, row i + 1 what follows node i
         scores = logits.float().log_softmax(-1)  # (N + 1, V)
         edges = scores[tree.parent_rows.to(device), tree.tokens.to(device)].cpu()  # (N,): log p(token | its prefix)
-        ends = scores[tree.end_rows.to(device), self.tokenizer.eos_token_id].cpu()  # (C,)
-        return tree.codes, tree.paths @ edges + ends  # (C,)
+        ends = scores[tree.end_rows.to(device), self.end_token_id].cpu()  # (C,)
+        return tree.paths @ edges + ends  # (C,)
 
     def next_calls(self, image: np.ndarray, task: str, history: Sequence[str], memory_keys: Sequence[str],
                    names: SceneNames, k: int = ALTERNATIVES) -> tuple[ScoredCall, ...]:
@@ -279,4 +317,7 @@ class Planner:
         _quiet_transformers()
         folder = newest_saved(folder, PLANNER_FILE) or Path(folder)  # a run folder: its newest planner
         config, model, processor = load_saved(folder)
-        return Planner(config, model.to(device).eval(), processor)
+        try:
+            return Planner(config, model.to(device).eval(), processor)
+        except ValueError as e:
+            raise ValueError(f"{folder}: {e}") from None

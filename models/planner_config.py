@@ -41,12 +41,21 @@ class PlannerConfig:
     base: str | None = option(None, "a local pretrained checkpoint fine-tuned with LoRA")
     lora_rank: int = _size(8, "LoRA adapter rank", 1024)
     calls: CallVocabulary = option(default_factory=CallVocabulary, help="what the planner learned to say")
+    known: tuple[str, ...] = option((), "the training instructions, normalised (models/instruction_check.py: "
+                                    "instructions unlike all of them are refused)")
+    templates: tuple[str, ...] = option((), "one recorded instruction per wording (models/instruction_canon.py: "
+                                        "other wordings are read as the closest of them)")
 
     def __post_init__(self):
         if isinstance(self.calls, dict):
             object.__setattr__(self, "calls", CallVocabulary.from_dict(self.calls))
         if not isinstance(self.calls, CallVocabulary):
             raise ValueError(f"calls must be a call vocabulary, got {self.calls!r}")
+        for name in ("known", "templates"):
+            texts = getattr(self, name)
+            if not isinstance(texts, (list, tuple)) or not all(isinstance(k, str) for k in texts):
+                raise ValueError(f"{name} must be a list of instruction texts")
+            object.__setattr__(self, name, tuple(texts))
         if self.base is not None and not isinstance(self.base, str):
             raise ValueError(f"base must be a folder name, got {self.base!r}")
         validate_options(self)
@@ -88,6 +97,9 @@ class PlannerTrainOptions(RunOptions):
     rephrasings: int = option(0, "extra examples per call with its instruction rephrased (synonyms, politeness, "
                               "case; models/instruction_variants.py)", flag="--rephrasings", kind="int", minimum=0,
                               maximum=16, resume="model")
+    colour_swaps: int = option(0, "extra examples per call with its colours permuted in the instruction, the calls "
+                               "and the camera image (unseen colour pairs; simulated palette: models/colour_swaps.py)",
+                               flag="--colour-swaps", kind="int", minimum=0, maximum=32, resume="model")
 
     def __post_init__(self):
         super().__post_init__()

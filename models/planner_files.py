@@ -5,8 +5,10 @@ Owns every `from_pretrained` call of the planner. None runs a folder's own code
 (`trust_remote_code=False`, and a folder whose configs carry `auto_map` is refused up front), none
 reads pickled weights (`use_safetensors=True`; a folder with only .bin/.pt is refused), and a
 saved planner's weights are checked against its config.json on torch's meta device before they
-are allocated (a width of 10^9 is refused, not attempted). Every failure is a ValueError with one
-line naming the folder; models/planner.py wraps the results in a `Planner`.
+are allocated (a width of 10^9 is refused, not attempted). A folder's chat template is data: Jinja
+that transformers renders in its sandbox (models/planner_chat.py reads the turn format off it). Every
+failure is a ValueError with one line naming the folder; models/planner.py wraps the results in a
+`Planner`.
 
     base folder  -> refuse_custom_code, require_safetensors, size check -> processor + model
     saved folder -> planner.json (PlannerConfig) -> [base + adapters | scratch weights] -> finite check
@@ -29,7 +31,7 @@ SAFE = dict(trust_remote_code=False, local_files_only=True)
 SIZE_SLACK = 2  # a base whose config implies more than this many times the saved elements is refused
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
@@ -74,7 +76,7 @@ def load_pretrained(base) -> tuple[object, object]:
         processor = AutoProcessor.from_pretrained(base, **SAFE)
         model = AutoModelForImageTextToText.from_pretrained(base, use_safetensors=True, **SAFE)
     except Exception as e:  # a broken folder can fail anywhere inside transformers: one line, never a traceback
-        raise ValueError(f"cannot load the image-text-to-text checkpoint in {base}: {_first_line(e)}") from None
+        raise ValueError(f"cannot load the image-text-to-text checkpoint in {base}: {first_line(e)}") from None
     if not hasattr(processor, "tokenizer") or not hasattr(processor, "image_processor"):
         raise ValueError(f"{base} has no image-text processor (processor_config.json + tokenizer)")
     return processor, model
@@ -119,6 +121,6 @@ def load_saved(folder: Path) -> tuple[PlannerConfig, object, object]:
     except Exception as e:  # a broken folder can fail anywhere inside transformers: one line, never a traceback
         line = str(e).strip().splitlines()[0] if str(e).strip() else ""
         named = isinstance(e, ValueError) and (str(folder) in line or bool(config.base and config.base in line))
-        raise ValueError(line if named else f"cannot load the planner in {folder}: {_first_line(e)}") from None
+        raise ValueError(line if named else f"cannot load the planner in {folder}: {first_line(e)}") from None
     check_finite(folder, dict(model.state_dict()))
     return config, model, processor

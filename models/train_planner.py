@@ -30,6 +30,9 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from models.colour_swaps import with_colour_swaps
+from models.instruction_canon import training_templates
+from models.instruction_check import known_instructions
 from models.instruction_variants import variants
 from models.planner import Planner
 from models.planner_config import MODEL_OPTIONS, TINY, PlannerConfig, PlannerTrainOptions
@@ -65,10 +68,18 @@ def _episodes(data: Sequence[str], tasks, edited_only: bool) -> tuple[list[Path]
 
 def with_rephrasings(steps: list[PlannerStep], k: int, seed: int) -> list[PlannerStep]:
     """`steps` plus, for each, k copies whose instruction is rephrased (models/instruction_variants.py)."""
-    if k == 0:
-        return steps
+    return augmented(steps, k, 0, seed)
+
+
+def augmented(steps: list[PlannerStep], rephrasings: int, colour_swaps: int, seed: int) -> list[PlannerStep]:
+    """`steps`, then `rephrasings` copies of each with its instruction rephrased, then `colour_swaps`
+    copies of each with its colours permuted in words and pixels (models/colour_swaps.py), each told
+    in one of the step's phrasings."""
     rng = np.random.default_rng(seed)
-    return steps + [replace(s, task=v) for s in steps for v in variants(s.task, k, rng)]
+    phrasings = [[replace(s, task=v) for v in variants(s.task, rephrasings, rng)] if rephrasings else []
+                 for s in steps]
+    swaps = with_colour_swaps(steps, phrasings, colour_swaps, rng) if colour_swaps else []
+    return steps + [p for ps in phrasings for p in ps] + swaps
 
 
 def _corpus(steps: list[PlannerStep], memory: bool) -> list[str]:
@@ -123,7 +134,9 @@ def _save_checkpoint(folder: Path, planner: Planner, optimizer, scheduler, step:
     return folder
 
 
-def _build_planner(options: PlannerTrainOptions, steps: list[PlannerStep], checkpoint: Path | None) -> Planner:
+def _build_planner(options: PlannerTrainOptions, steps: list[PlannerStep], checkpoint: Path | None,
+                   recorded: Sequence[str] = ()) -> Planner:
+    """A new planner for `steps` (augmented), or the checkpoint's; `recorded`: the episodes' own instructions."""
     if checkpoint is not None:
         planner = Planner.load(checkpoint)
         if options.base:  # LoRA adapters load frozen; train them again
@@ -132,6 +145,8 @@ def _build_planner(options: PlannerTrainOptions, steps: list[PlannerStep], check
         return planner
     config = PlannerConfig(memory=options.memory, lora_rank=options.lora_rank,
                            calls=CallVocabulary.from_programs([s.target for s in steps]),
+                           known=known_instructions(s.task for s in steps),
+                           templates=training_templates(recorded),
                            **(TINY if options.tiny else {}))
     if options.base:
         return Planner.from_base(options.base, config)
@@ -154,7 +169,8 @@ def train_planner(options: PlannerTrainOptions, progress: Callable[[int, int, di
     if not steps:
         reasons = dropped + skipped
         raise ValueError(f"no planner steps in {len(paths)} episodes" + (f"; e.g. {reasons[0]}" if reasons else ""))
-    steps = with_rephrasings(steps, options.rephrasings, options.seed)
+    recorded = [s.task for s in steps]
+    steps = augmented(steps, options.rephrasings, options.colour_swaps, options.seed)
     # LLaVA leaves parts of its vision tower unused (features come from a layer before the last norm)
     accelerator = make_accelerator(options.device, options.mixed_precision, unused_parameters=True)
     device, main = accelerator.device, accelerator.is_main_process
@@ -163,7 +179,7 @@ def train_planner(options: PlannerTrainOptions, progress: Callable[[int, int, di
             report(f"skipped {reason}")
     rank, world = accelerator.process_index, accelerator.num_processes
     torch.manual_seed(options.seed)
-    planner = _build_planner(options, steps, checkpoint)  # the same on every process: same seed, same data
+    planner = _build_planner(options, steps, checkpoint, recorded)  # the same on every process: same seed, same data
     planner.model.to(device).train()
     examples = [planner.example(s) for s in steps]
     params = [p for p in planner.model.parameters() if p.requires_grad]

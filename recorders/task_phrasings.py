@@ -9,6 +9,8 @@ paraphrase` swaps an episode's instruction for one of them, chosen by its seed).
 
 Placeholders, filled from a task instance's roles: {a} {b} {c} the colours of cubes A, B, C, {z} the
 colour of zone Z, {k} sort's colour, {d} push's direction (left, right, forward, backward).
+`clear_zone` and `nearest` name only the zone: which cubes they move is for the camera to show, so
+no phrasing of theirs may name a cube's colour either.
 """
 from __future__ import annotations
 
@@ -72,6 +74,58 @@ PHRASINGS: dict[str, tuple[str, ...]] = {
         "take {a} to {z} and put it back afterwards",
         "Could you place the {a} box in the {z} square and then return it to its spot?",
     ),
+    "clear_zone": (
+        "empty the {z} zone",
+        "Take every block out of the {z} area.",
+        "could you remove all the cubes from the {z} square please",
+        "{z} zone: nothing should be left in it",
+        "MAKE SURE THE {z} ZONE IS EMPTY",
+        "Move whatever is in the {z} region somewhere else.",
+    ),
+    "nearest": (
+        "Move the block closest to the robot into the {z} area.",
+        "could you put whichever cube is nearest the arm in the {z} zone please",
+        "nearest cube -> {z} zone",
+        "Take the cube that is closest to the robot's base and drop it in the {z} square.",
+        "PUT THE CLOSEST CUBE TO THE ROBOT INTO THE {z} ZONE",
+        "the box nearest to you goes in the {z} region",
+    ),
+}
+
+
+# A second held-out set, written after models/instruction_canon.py was designed on the first (whose
+# phrasings its author had read), and measured without being looked at first: `--phrasing paraphrase-b`.
+SECOND_PHRASINGS: dict[str, tuple[str, ...]] = {
+    "pick_place": (
+        "Would you kindly carry the {a} cube over to the {z} zone?",
+        "{a} block, {z} area. Go.",
+        "get the {a} cube and leave it in the {z} patch",
+        "The {z} zone needs the {a} cube in it.",
+    ),
+    "stack": (
+        "set the {a} cube down on the {b} cube",
+        "I need the {a} block sitting on the {b} block.",
+        "lift the {a} cube and rest it on top of the {b} cube",
+        "{a} goes on top of {b}",
+    ),
+    "push": (
+        "Push the {a} cube a little {d}.",
+        "slide {a} {d}",
+        "The {a} block should be shoved {d}.",
+        "give the {a} cube a nudge {d}",
+    ),
+    "swap": (
+        "Have the {a} cube and the {b} cube change places.",
+        "interchange {a} and {b}",
+        "the {a} block and the {b} block should trade spots",
+        "Please switch the {a} box with the {b} box.",
+    ),
+    "sort": (
+        "Gather every {k} cube into the {z} zone.",
+        "all of the {k} blocks belong in the {z} area",
+        "move the {k} cubes to the {z} zone",
+        "Put each of the {k} boxes inside the {z} square, please.",
+    ),
 }
 
 
@@ -91,9 +145,14 @@ def _fields(inst: TaskInstance) -> dict[str, str]:
     return out
 
 
-def paraphrase(inst: TaskInstance, index: int | None = None) -> str:
+def paraphrase(inst: TaskInstance, index: int | None = None, second: bool = False) -> str:
     """One held-out phrasing of `inst`'s instruction: the `index`-th of its task's, or one chosen by
-    the instance's seed (stable across runs)."""
-    choices = PHRASINGS[inst.task.id]
+    the instance's seed (stable across runs); `second`: from SECOND_PHRASINGS (ValueError for a task
+    that has none there)."""
+    table = SECOND_PHRASINGS if second else PHRASINGS
+    if inst.task.id not in table:
+        raise ValueError(f"task {inst.task.id} has no phrasings in the second held-out set; it has "
+                         f"{', '.join(SECOND_PHRASINGS)}")
+    choices = table[inst.task.id]
     k = zlib.crc32(f"{inst.task.id}:{inst.seed}".encode()) if index is None else index
     return choices[k % len(choices)].format(**_fields(inst))

@@ -59,6 +59,27 @@ def test_checkpoint_round_trip_gives_the_same_chunks(episodes, tmp_path):
         DiffusionPolicy.load(tmp_path)
 
 
+def test_a_flat_policy_saved_before_tasks_were_added_still_loads(episodes, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    data = PolicyDataset(episodes, cond="flat")
+    policy = DiffusionPolicy(PolicyConfig(**TINY, cond="flat"), data.norm_stats()).eval()
+    policy.save(tmp_path / "old")
+    weights = tmp_path / "old" / "model.safetensors"
+    tensors = load_file(str(weights))
+    rows = tensors["task_embedding.weight"]
+    save_file({**tensors, "task_embedding.weight": rows[:7].contiguous()}, str(weights))  # the suite had 7 tasks
+    loaded = DiffusionPolicy.load(tmp_path / "old")
+    assert torch.equal(loaded.state_dict()["task_embedding.weight"][:7], rows[:7])
+    batch = batch_of(data, 4)  # swap: one of the first seven tasks
+    a = policy.predict(batch, generator=torch.Generator().manual_seed(3))["action"]
+    b = loaded.predict(batch, generator=torch.Generator().manual_seed(3))["action"]
+    assert torch.allclose(a, b, atol=1e-5)
+    save_file({**tensors, "task_embedding.weight": rows[:, :5].contiguous()}, str(weights))
+    with pytest.raises(ValueError):  # another width is no older suite: refused
+        DiffusionPolicy.load(tmp_path / "old")
+
+
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="action_horizon"):
         PolicyConfig(action_horizon=20)

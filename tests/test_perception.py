@@ -285,3 +285,23 @@ def test_scripted_pick_place_with_perceived_objects_succeeds():
         RobotAPI(cell, before_tick=before_tick).run_program(inst.program)
         assert monitor.success(cell.true_object_poses())
         assert held_errors and np.median(held_errors) < 0.01  # the cube was followed while carried
+
+
+def test_a_zone_whose_centre_a_cube_hides_is_taught_from_a_visible_point_of_it():
+    from recorders.perception.perceived_workcell import _visible_pixel
+
+    hidden = 0
+    for seed in range(12):
+        cell = _cell("clear_zone", seed)
+        try:
+            spec = cell.spec
+            frames = {cam: frame_from_workcell(cell, cam) for cam in ("front", "wrist")}
+            zone = spec.zone(make_instance("clear_zone", seed).roles["Z"])
+            hidden += all(_visible_pixel(f, np.array([*zone.position, 0.0])) is None for f in frames.values())
+            taught = auto_teach(cell)
+        finally:
+            cell.close()
+        for z in spec.zones:
+            target = next(t for t in taught.targets if t.name == z.name)
+            assert np.hypot(*np.subtract(target.position[:2], z.position)) < 0.01, (seed, z.name)
+    assert hidden >= 2  # the centre of the zone to clear was hidden in some of these scenes

@@ -289,6 +289,38 @@ def test_eval_with_a_learned_planner_rolls_out_and_measures_offline(planner_epis
     assert offline["steps"] == 18 and offline["episodes"] == 4 and "place" in offline["per_function"]
 
 
+def test_eval_refuses_impossible_instructions_before_the_first_call(tiny_run, capsys):
+    from app.cli import main
+    from recorders.impossible_instructions import IMPOSSIBLE
+
+    assert main(["eval", "--planner", str(tiny_run), "--tasks", "pick_place", "--episodes", "1", "--phrasing",
+                 "impossible", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)["tasks"][0]
+    episode = row["seeds"][0]
+    assert episode["instruction"] == IMPOSSIBLE[0] and episode["refused"] and episode["success"]
+    assert episode["program"] == [] and episode["failure"].startswith("cannot do this: it is unlike every")
+    assert row["refusals"] == 1 and row["successes"] == 1
+
+
+def test_eval_with_swapped_images_shows_the_planner_another_episodes_frames(planner_episodes, tiny_run, capsys):
+    from app.cli import main
+    from app.planner_eval import swap_images
+    from models.planner_data import PlannerStep
+
+    assert main(["eval", "--planner", str(tiny_run), "--tasks", "pick_place", "--episodes", "1", "--images",
+                 "swapped", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["images"] == "swapped" and 1 <= len(result["tasks"][0]["seeds"][0]["program"]) <= 20
+    assert main(["eval", "--planner", str(tiny_run), "--data", str(planner_episodes), "--images", "swapped",
+                 "--json"]) == 0
+    offline = json.loads(capsys.readouterr().out)
+    assert offline["images"] == "swapped" and offline["steps"] == 18
+    frames = [np.full((2, 2, 3), i, np.uint8) for i in range(5)]
+    steps = [PlannerStep("t", (), (), "done()", f) for f in frames]
+    swapped = swap_images(steps, [0, 0, 0, 1, 1])  # episode 0 sees episode 1's frames, and back
+    assert [int(s.image[0, 0, 0]) for s in swapped] == [3, 4, 4, 0, 1]
+
+
 def test_planner_errors_are_one_line(planner_episodes, tiny_run, tmp_path, capsys):
     from app.cli import main
 

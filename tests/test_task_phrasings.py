@@ -41,3 +41,27 @@ def test_the_choice_is_stable_and_spreads_over_seeds():
     chosen = {paraphrase(make_instance("stack", s)) for s in range(30)}
     assert paraphrase(make_instance("stack", 4)) == paraphrase(make_instance("stack", 4))
     assert len({_words(c).split(" the ")[0] for c in chosen}) > 3  # several phrasings, not one
+
+
+@pytest.mark.parametrize("task", ["clear_zone", "nearest"])
+def test_tasks_decided_by_the_image_name_no_cube_in_any_phrasing(task):
+    assert all(set(re.findall(r"\{([a-z])\}", p)) == {"z"} for p in PHRASINGS[task])
+    for seed in range(10):
+        inst = make_instance(task, seed)
+        zone = inst.roles["Z"].split()[0]
+        for k in range(len(PHRASINGS[task])):
+            said = paraphrase(inst, k).lower().replace(zone, "")
+            assert not any(c.colour in said for c in inst.scene.cubes), said
+
+
+def test_the_second_held_out_set_fills_in_and_is_refused_for_tasks_it_lacks():
+    import pytest
+
+    from recorders.task_phrasings import SECOND_PHRASINGS
+
+    for task, phrasings in SECOND_PHRASINGS.items():
+        inst = make_instance(task, 2)
+        texts = [paraphrase(inst, k, second=True) for k in range(len(phrasings))]
+        assert all("{" not in t for t in texts) and len(set(texts)) == len(texts)
+    with pytest.raises(ValueError, match="no phrasings in the second"):
+        paraphrase(make_instance("tower", 0), second=True)

@@ -8,6 +8,7 @@ it was taught the same way. Nothing here imports a simulator.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -17,6 +18,10 @@ ZONE_SIZE = 0.12  # m, edge length of the square zones
 TABLE_TOP_Z = 0.0  # the robot stands on the table; the table top is the base frame's z = 0
 MAX_CUBES = 5
 MAX_ZONES = 3
+CUBE_GAP = 0.1  # m between cube centres in a layout, room for the open gripper's fingers
+IN_ZONE_GAP = 0.065  # m between two cubes laid out in one zone, which is too small for CUBE_GAP
+PAIR_SPREAD = np.pi / 12  # rad, how far a pair in a zone may turn away from the zone's diagonal
+INSIDE_MARGIN = 0.004  # m from a cube laid out in a zone to the zone's edge
 
 # Where cubes and zones may be put (robot base frame); well inside the arm's comfortable reach.
 TABLE_AREA = ((0.33, 0.67), (-0.27, 0.27))
@@ -125,6 +130,39 @@ def cube_names(colours: list[str]) -> list[str]:
     return names
 
 
+def _reach(zone: ZoneSpec, yaw: float) -> float:
+    """How far (in x and in y) from the zone's centre a cube of this yaw may lie and stay INSIDE_MARGIN
+    inside it."""
+    return zone.size / 2 - CUBE_SIZE / 2 * (abs(np.cos(yaw)) + abs(np.sin(yaw))) - INSIDE_MARGIN
+
+
+def _zone_spots(rng: np.random.Generator, zones: list[ZoneSpec],
+                inside: dict[int, str]) -> dict[int, tuple[np.ndarray, float]]:
+    """Cube index -> (xy, yaw) for the cubes laid out inside zones, one or two per zone.
+
+    A pair lies near a diagonal of its zone, IN_ZONE_GAP or more apart, both turned so that their
+    faces are at 45 degrees to the line between them: the gripper closes along a face normal of the
+    cube it picks, so its fingers never reach towards the neighbour."""
+    spots = {}
+    for zone in zones:
+        held = sorted(i for i, colour in inside.items() if colour == zone.colour)
+        centre = np.asarray(zone.position)
+        if len(held) == 1:
+            yaw = float(rng.uniform(-np.pi / 4, np.pi / 4))
+            spots[held[0]] = (centre + rng.uniform(-_reach(zone, yaw), _reach(zone, yaw), 2), yaw)
+        elif len(held) == 2:
+            phi = np.pi / 4 + np.pi / 2 * int(rng.integers(4)) + rng.uniform(-PAIR_SPREAD, PAIR_SPREAD)
+            yaw = float(phi % (np.pi / 2) - np.pi / 4)  # phi - 45 degrees, as the cube is square
+            reach, u = _reach(zone, yaw), np.array([np.cos(phi), np.sin(phi)])
+            half = rng.uniform(IN_ZONE_GAP, 2 * reach / np.abs(u).max()) / 2 * u  # centre to each cube
+            room = reach - np.abs(half)
+            mid = centre + rng.uniform(-room, room)
+            spots[held[0]], spots[held[1]] = (mid + half, yaw), (mid - half, yaw)
+        elif held:
+            raise ValueError(f"at most two cubes can be laid out in the {zone.name}, got {len(held)}")
+    return spots
+
+
 def sample_layout(
     rng: np.random.Generator,
     cube_colours: list[str],
@@ -132,8 +170,19 @@ def sample_layout(
     cameras: CameraSettings = CameraSettings(),
     seed: int = 0,
     max_tries: int = 2000,
+    inside: Mapping[int, str] | None = None,
 ) -> SceneSpec:
-    """Random non-overlapping zones, then cubes outside every zone, kept apart for the gripper."""
+    """Random non-overlapping zones, then cubes outside every zone, kept apart for the gripper.
+
+    `inside`: cube index (in `cube_colours`) -> colour of a zone (in `zone_colours`) that cube lies
+    fully inside instead, INSIDE_MARGIN from the zone's edges, at most two to a zone (_zone_spots);
+    the other cubes keep the gripper's clearance from them. Without it the random draws are exactly
+    those of a layout before `inside` existed, so every seed keeps its scene."""
+    inside = dict(inside or {})
+    unknown = [f"{i} -> {z}" for i, z in inside.items()
+               if z not in zone_colours or not 0 <= i < len(cube_colours)]
+    if unknown:
+        raise ValueError(f"inside names a cube index or zone colour that is not laid out: {', '.join(unknown)}")
     (x0, x1), (y0, y1) = TABLE_AREA
     half = ZONE_SIZE / 2
     for _ in range(max_tries):
@@ -146,14 +195,20 @@ def sample_layout(
                     break
         if len(zones) != len(zone_colours):
             continue
+        spots = _zone_spots(rng, zones, inside)
         cubes: list[CubeSpec] = []
-        for name, colour in zip(cube_names(cube_colours), cube_colours):
+        for i, (name, colour) in enumerate(zip(cube_names(cube_colours), cube_colours)):
+            if i in spots:
+                (x, y), yaw = spots[i]
+                cubes.append(CubeSpec(name, colour, (float(x), float(y)), yaw))
+                continue
+            keep_clear = [c.position for c in cubes] + [xy for j, (xy, _) in spots.items() if j > i]
             for _ in range(200):
                 p = (rng.uniform(x0, x1), rng.uniform(y0, y1))
                 clear_of_zones = all(
                     max(abs(p[0] - z.position[0]), abs(p[1] - z.position[1])) > half + CUBE_SIZE for z in zones
                 )
-                clear_of_cubes = all(np.hypot(p[0] - c.position[0], p[1] - c.position[1]) > 0.1 for c in cubes)
+                clear_of_cubes = all(np.hypot(p[0] - q[0], p[1] - q[1]) > CUBE_GAP for q in keep_clear)
                 if clear_of_zones and clear_of_cubes:
                     yaw = float(rng.uniform(-np.pi / 4, np.pi / 4))
                     cubes.append(CubeSpec(name, colour, (float(p[0]), float(p[1])), yaw))

@@ -179,17 +179,33 @@ def auto_teach(cell: Workcell, cameras: tuple[str, ...] = ("front", "wrist"), sc
         top = truth[cube.name].xyz + (0.0, 0.0, CUBE_SIZE / 2)
         cam, uv = _first_view(frames, top, cube.name)
         scene = scene.with_object(teach_object(cube.name, frames[cam], *uv, taken=scene.names))
-    for zone in spec.zones:
-        cam, uv = _first_view(frames, np.array([*zone.position, 0.0]), zone.name)
-        scene = scene.with_target(teach_target(zone.name, frames[cam], *uv, size=zone.size, taken=scene.names))
+    for zone in spec.zones:  # a cube lying in the zone may hide its centre: then a visible point of it,
+        for dx, dy in ZONE_CLICKS:  # clicked as a person would, and the square moved back onto the zone
+            point = np.array([zone.position[0] + dx * zone.size, zone.position[1] + dy * zone.size, 0.0])
+            seen = _first_view(frames, point, zone.name, must=(dx, dy) == ZONE_CLICKS[-1])
+            if seen is not None:
+                break
+        cam, uv = seen
+        target = teach_target(zone.name, frames[cam], *uv, size=zone.size, taken=scene.names)
+        x, y, z = target.position
+        scene = scene.with_target(replace(target, position=(x - dx * zone.size, y - dy * zone.size, z)))
     return scene
 
 
-def _first_view(frames: dict[str, CameraFrame], point: np.ndarray, name: str) -> tuple[str, tuple[float, float]]:
+# Where auto_teach clicks a zone, as fractions of its edge from the centre: the centre, then points
+# around it, nearest first (all well inside the square's edge).
+ZONE_CLICKS = ((0.0, 0.0), *((r * np.cos(a), r * np.sin(a)) for r in (0.2, 0.32)
+                             for a in np.linspace(0, 2 * np.pi, 8, endpoint=False)))
+
+
+def _first_view(frames: dict[str, CameraFrame], point: np.ndarray, name: str, must: bool = True
+                ) -> tuple[str, tuple[float, float]] | None:
     for cam, frame in frames.items():
         uv = _visible_pixel(frame, point)
         if uv is not None:
             return cam, uv
+    if not must:
+        return None
     raise TeachingError(f"the {name} is hidden from every camera ({', '.join(frames)}); cannot teach it")
 
 
