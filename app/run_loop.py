@@ -21,7 +21,7 @@ from types import MappingProxyType
 from typing import Callable
 
 from app.errors import one_line
-from app.planner_eval import planner_proposer
+from app.planner_eval import PlannerRefused, planner_proposer
 from app.run_overlay import CameraOverlay
 from app.run_policy import RunPolicy
 from app.run_program import PLANNER_ALTERNATIVES, Alternative, CallRow, MemoryView
@@ -120,7 +120,7 @@ class ActiveRun:
                 return STOPPED
             try:
                 call = self.gate(self.api)
-            except CallAborted as e:  # stopped while a call awaited approval
+            except (CallAborted, PlannerRefused) as e:  # stopped while a call awaited approval; or refused
                 return str(e)
             except Exception as e:  # noqa: BLE001 - whatever the planner did, the run ends with the reason
                 return f"the planner could not write a valid next call: {one_line(e)}"
@@ -199,7 +199,11 @@ class ActiveRun:
         if self.retry is not None:
             call, self.retry = self.retry, None
             return call
+        read_before = getattr(self.propose, "read_as", None)
         call = self.propose(api)
+        read_as = getattr(self.propose, "read_as", None)
+        if read_as != read_before and read_as != self.propose.instruction:  # said once, when first read
+            self.host.event("info", f"the planner reads the instruction as: {read_as}")
         if self.planner is not None:  # a learned planner's proposer keeps the best calls it chose from
             self.host.update(alternatives=tuple(Alternative(a.code, a.probability)
                                                 for a in self.propose.last_alternatives))

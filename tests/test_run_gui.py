@@ -3,6 +3,8 @@ real run session on the simulated workcell and the views show what it does. Wait
 widgets' state (qtbot.waitUntil), never on the wall clock."""
 from __future__ import annotations
 
+import os
+
 import pytest
 from PySide6.QtCore import Qt
 
@@ -195,14 +197,16 @@ def test_a_tiny_trained_planner_given_an_instruction_it_cannot_do_ends_with_a_re
     assert panel.setup.choice("planner").key == str(tiny_planner)
     assert panel.setup.trained_on["planner"].text().startswith("trained on 2 episodes")
     panel.setup.task.setCurrentText("pick_place")
-    panel.setup.instruction.setText("paint the cubes green")
+    panel.setup.instruction.setText("open the drawer and pour the tea")
     click(qtbot, panel.run_button)
     qtbot.waitUntil(state_is(panel, "finished", "failed"), timeout=WAIT_MS)
     snap = panel.snapshot
-    assert snap.instruction == "paint the cubes green"
-    if snap.state == "failed":  # whatever it proposed: a reason on screen, never a crash or an unchecked call
-        assert snap.error and snap.error in panel.state_label.text()
-    assert all(row.status != "running" for row in snap.program)
+    assert snap.instruction == "open the drawer and pour the tea"
+    # refused before its first call (models/instruction_check.py): the reason on screen, nothing ran
+    assert snap.state == "failed" and snap.error.startswith("cannot do this: it is unlike every instruction")
+    assert snap.error in panel.state_label.text() and snap.program == ()
+    if os.environ.get("CODE2ACT_SHOTS"):
+        window.grab().save(os.path.join(os.environ["CODE2ACT_SHOTS"], "run_refused.png"))
     assert not panel.setup.browse("policy", str(tiny_planner))  # a planner is no policy: refused with the reason
     assert any("holds no saved policy (it holds a planner)" in t for t in panel.log_texts())
 

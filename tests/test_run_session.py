@@ -290,6 +290,25 @@ def test_a_tiny_trained_planner_follows_any_instruction_to_an_end_with_its_reaso
             assert [(m.role, m.run) for m in ep.meta.provenance.models] == [("planner", str(tiny_planner))]
 
 
+def test_a_planner_reads_another_wording_as_its_training_instruction_and_refuses_what_it_cannot_do(
+        sessions, tiny_planner):
+    inst = make_instance("pick_place", 2)
+    a, z = inst.scene.cube(inst.roles["A"]).colour, inst.roles["Z"].split()[0]
+    session = sessions(max_calls=2)
+    session.start("pick_place", 2, instruction=f"Drop the {a} block into the {z} square.", planner=str(tiny_planner))
+    read = session.wait_for_event("info", WAIT_S)
+    assert read.text == f"the planner reads the instruction as: put the {a} cube in the {z} zone"
+    ended(session)
+    missing = next(c for c in ("red", "green", "blue", "yellow", "purple", "orange")
+                   if c not in {c.colour for c in inst.scene.cubes})
+    text = f"stack the {missing} cube on the {a} cube"
+    session.start("pick_place", 2, instruction=text, planner=str(tiny_planner))
+    assert session.wait_for(lambda s: s.instruction == text and s.state in ENDED, WAIT_S), session.snapshot()
+    snap = session.snapshot()
+    assert snap.state == "failed" and snap.program == ()
+    assert snap.error.startswith(f"cannot do this: there is no {missing} cube here; the objects are ")
+
+
 def test_the_teleop_speed_while_taken_over_follows_the_setting(sessions):
     import numpy as np
 
