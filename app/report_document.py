@@ -2,7 +2,7 @@
 
 Given the plan (app/report_plan.py) and each cell's count (app/report_generalisation.py), writes the
 Markdown - the held-out compositions' table against the number of demonstrations, the trained
-tasks' table, the paraphrase set's, the budget with how it is counted, what each system sees, and
+tasks' table, the held-out phrasing sets', the budget with how it is counted, what each system sees, and
 the exact command of every step - and one SVG, drawn by hand (no plotting dependency): success
 against demonstrations of the held-out compositions, all of them pooled and each alone, with
 Wilson 95% interval bars, one series per system. Every series is a `<g class="series">` whose points
@@ -24,6 +24,7 @@ POOLED = "all held-out"
 COLOURS = {HIERARCHY: "#1f6fb4", FLAT_MULTI: "#d1495b", FLAT_TASK: "#2a9d5c"}
 NO_POLICY = "‡"  # a per-task flat policy of a task with no demonstrations does not exist
 UNREACHABLE = "n/a †"  # a flat policy never reads the instruction's words
+NO_PHRASINGS = "no phrasings"  # the set has none for the task
 
 Counts = dict[tuple[str, str, str, int], Count]
 
@@ -94,16 +95,25 @@ def markdown(out: Path, p: Plan, counts: Counts, seconds: dict[str, float]) -> s
     rows.append(["all", *(cell(pooled(counts, "trained", p.trained, s, 0)) for s in SYSTEMS)])
     lines += _table(["task", *SYSTEMS], rows)
 
-    lines += ["", "## Held-out phrasings (the paraphrase set)", ""]
-    if p.paraphrased:
-        lines += ["Each episode's instruction is one of recorders/task_phrasings.py's phrasings (never trained "
-                  "on) instead of its template; same seeds, same models.", ""]
-        rows = [[t, cell(counts[("trained", t, HIERARCHY, 0)]), cell(counts[("paraphrase", t, HIERARCHY, 0)]),
-                 UNREACHABLE, UNREACHABLE] for t in p.paraphrased]
-        rows.append(["all", cell(pooled(counts, "trained", p.paraphrased, HIERARCHY, 0)),
-                     cell(pooled(counts, "paraphrase", p.paraphrased, HIERARCHY, 0)), UNREACHABLE, UNREACHABLE])
-        lines += _table(["task", "hierarchy, template", "hierarchy, paraphrase", f"{FLAT_MULTI}, paraphrase",
-                         f"{FLAT_TASK}, paraphrase"], rows)
+    lines += ["", "## Held-out phrasings", ""]
+    if p.phrasings:
+        tasks = [t for t in p.trained if any(t in ts for _, ts in p.phrasings)]
+        lines += ["Each episode's instruction is one of a held-out set of phrasings (recorders/task_phrasings.py; "
+                  "never trained on) instead of its template; same seeds, same models. "
+                  + " ".join(f"`{name}`: {', '.join(ts)}." for name, ts in p.phrasings), ""]
+        rows = []
+        for t in (*tasks, "all"):
+            row = [t, cell(pooled(counts, "trained", tasks, HIERARCHY, 0) if t == "all" else
+                           counts[("trained", t, HIERARCHY, 0)])]
+            for name, ts in p.phrasings:
+                if t == "all":
+                    row.append(cell(pooled(counts, name, ts, HIERARCHY, 0)) + ("" if set(ts) == set(tasks) else
+                                                                               f" ({len(ts)} tasks)"))
+                else:
+                    row.append(cell(counts[(name, t, HIERARCHY, 0)]) if t in ts else NO_PHRASINGS)
+            rows.append(row + [UNREACHABLE, UNREACHABLE])
+        lines += _table(["task", "hierarchy, template", *(f"hierarchy, {name}" for name, _ in p.phrasings),
+                         f"{FLAT_MULTI}, any phrasing", f"{FLAT_TASK}, any phrasing"], rows)
         lines += ["", "† A flat policy is conditioned on the task's id (models/policy_layout.py `task_index`), "
                   "not on the instruction's words, so a rephrased instruction cannot reach it: its input is the "
                   "template's, and its success is its trained-task success above by construction. Nothing is "

@@ -21,7 +21,7 @@ from pathlib import Path
 
 SYSTEMS = ("hierarchy", "flat multi-task", "flat per-task")
 HIERARCHY, FLAT_MULTI, FLAT_TASK = SYSTEMS
-TABLES = ("trained", "held-out", "paraphrase")
+PHRASING_SETS = ("paraphrase", "paraphrase-b")  # `eval --phrasing`: the held-out phrasing sets, each a table
 OBS_KINDS = ("state", "rgb")
 DEMO_SEED = 1000  # demonstrations start at --seed + this; evaluation episodes at --seed (test split)
 INCREMENT_SEED_GAP = 10_000  # each further batch of held-out demonstrations starts this many seeds on
@@ -91,14 +91,14 @@ class Step:
 
 @dataclass(frozen=True)
 class Measure:
-    """One cell: `system`'s success on `task` in `table` (`demos` of each held-out composition added),
-    from row `task` of the eval JSON `result`, or None: no policy exists (0 successes, with a note)."""
+    """One cell: `system`'s success on `task` in `table` (trained, held-out, or a phrasing set) with
+    `demos` of each held-out composition added, from row `task` of the eval JSON `result`, or None: no
+    policy exists (0 successes, with a note)."""
     table: str
     task: str
     system: str
     demos: int
     result: Path | None
-    phrasing: str = "template"
 
 
 @dataclass(frozen=True)
@@ -116,21 +116,23 @@ class Plan:
     seed: int
     trained: tuple[str, ...]
     held_out: tuple[str, ...]
-    paraphrased: tuple[str, ...]  # trained tasks with held-out phrasings
+    phrasings: tuple[tuple[str, tuple[str, ...]], ...]  # (phrasing set, the trained tasks it has phrasings for)
     steps: tuple[Step, ...]
     measures: tuple[Measure, ...]
 
 
-def task_lists(budget: Budget) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    """(trained, held out, paraphrased) as the suite has them now."""
-    from recorders.task_phrasings import PHRASINGS
+def task_lists(budget: Budget) -> tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...]]:
+    """(trained, held out, phrasings) as the suite and its phrasing sets have them now."""
+    from recorders.task_phrasings import PHRASINGS, SECOND_PHRASINGS
     from recorders.task_suite import TASKS
 
     trained = tuple(t for t in budget.trained_tasks if t in TASKS and not TASKS[t].held_out)
     if not trained:
         raise ValueError(f"none of the budget's trained tasks ({', '.join(budget.trained_tasks)}) is in the suite")
     held_out = tuple(t for t, d in TASKS.items() if d.held_out)
-    return trained, held_out, tuple(t for t in trained if t in PHRASINGS)
+    sets = dict(zip(PHRASING_SETS, (PHRASINGS, SECOND_PHRASINGS)))
+    phrasings = tuple((name, tuple(t for t in trained if t in table)) for name, table in sets.items())
+    return trained, held_out, tuple((name, tasks) for name, tasks in phrasings if tasks)
 
 
 def increments(levels: tuple[int, ...]) -> list[tuple[int, int]]:
@@ -142,7 +144,7 @@ def increments(levels: tuple[int, ...]) -> list[tuple[int, int]]:
 def plan(budget: Budget, out: Path, obs: str = "state", seed: int = 0) -> Plan:
     if obs not in OBS_KINDS:
         raise ValueError(f"obs must be one of {', '.join(OBS_KINDS)}, got {obs!r}")
-    trained, held_out, paraphrased = task_lists(budget)
+    trained, held_out, phrasings = task_lists(budget)
     data, runs, results = out / "data", out / "runs", out / "results"
     b, steps, measures = budget, [], []
     record = ("--seed", str(seed + DEMO_SEED), "--obs", "rgb", "--camera-size", b.camera_size)
@@ -216,10 +218,10 @@ def plan(budget: Budget, out: Path, obs: str = "state", seed: int = 0) -> Plan:
         path = evaluate(f"trained-flat-{task}", f"flat policy of {task} on {task}", (task,),
                         ("--policy", str(runs / f"flat_{task}")), flat_time)
         measures.append(Measure("trained", task, FLAT_TASK, base, path))
-    if paraphrased:
-        path = evaluate("paraphrase-hierarchy", "hierarchy on held-out phrasings", paraphrased, hierarchy(base),
-                        hier_time, "--phrasing", "paraphrase")
-        measures += [Measure("paraphrase", t, HIERARCHY, base, path, "paraphrase") for t in paraphrased]
+    for phrasing, tasks in phrasings:  # the flat policies never read the words (report_document says so)
+        path = evaluate(f"{phrasing}-hierarchy", f"hierarchy on the held-out phrasings ({phrasing})", tasks,
+                        hierarchy(base), hier_time, "--phrasing", phrasing)
+        measures += [Measure(phrasing, t, HIERARCHY, base, path) for t in tasks]
     for k in b.heldout_demos:
         path = evaluate(f"heldout-hierarchy-k{k}", f"hierarchy on the held-out tasks, {k} demos", held_out,
                         hierarchy(k), hier_time)
@@ -234,4 +236,4 @@ def plan(budget: Budget, out: Path, obs: str = "state", seed: int = 0) -> Plan:
             path = evaluate(f"heldout-flat-{task}-k{k}", f"flat policy of {task} alone, {k} demos", (task,),
                             ("--policy", str(runs / f"flat_{task}_k{k}")), flat_time)
             measures.append(Measure("held-out", task, FLAT_TASK, k, path))
-    return Plan(budget, obs, seed, trained, held_out, paraphrased, tuple(steps), tuple(measures))
+    return Plan(budget, obs, seed, trained, held_out, phrasings, tuple(steps), tuple(measures))

@@ -9,7 +9,8 @@ instruction cannot be done here, or None; two checks, in order:
    (pink, white, black, ...).
 2. Familiarity: the instruction must be like something the planner was trained to do. Its
    MiniLM sentence embedding (models/text_encoder.py) is compared with those of the planner's
-   training instructions (kept in its config; colour words made one, so only the wording counts);
+   training instructions and their rule-written rewordings (kept in its config; colour words made
+   one, so only the wording counts);
    under SIMILARITY_FLOOR of the closest one, it is refused, naming that closest instruction.
    The floor was set a priori from the suite's rule-written rephrasings (lowest similarity 0.88),
    with a wide margin for phrasings the rules never write; it was not tuned on any test set.
@@ -34,6 +35,7 @@ COLOUR_WORDS = (*COLOURS, *OTHER_COLOURS)
 OBJECT_NOUNS = ("cube", "cubes", "block", "blocks", "box", "boxes", "one", "ones", "piece", "object")
 ZONE_NOUNS = ("zone", "zones", "area", "areas", "region", "regions", "square", "squares", "spot", "spots", "patch")
 MAX_KNOWN = 4000  # training instructions kept in a planner's config
+KNOWN_REPHRASINGS = 24  # rule-written rewordings kept per distinct training instruction
 _WORD = re.compile(r"[a-z]+")
 _COLOUR = re.compile(r"\b(" + "|".join(COLOUR_WORDS) + r")\b")
 
@@ -43,9 +45,16 @@ def normalise(text: str) -> str:
     return _COLOUR.sub("red", text.lower()).strip()
 
 
-def known_instructions(instructions: Sequence[str]) -> tuple[str, ...]:
-    """The distinct normalised forms of training instructions, as a planner's config keeps them."""
-    return tuple(dict.fromkeys(normalise(t) for t in instructions))[:MAX_KNOWN]
+def known_instructions(instructions: Sequence[str], rephrasings: int = KNOWN_REPHRASINGS) -> tuple[str, ...]:
+    """The distinct normalised forms of training instructions and of `rephrasings` rule-written
+    rewordings of each (models/instruction_variants.py: what the planner reads, directly or as the
+    training instruction it resembles), as a planner's config keeps them."""
+    from models.instruction_variants import variants
+
+    rng = np.random.default_rng(0)
+    said = list(dict.fromkeys(normalise(t) for t in instructions))
+    reworded = [normalise(v) for t in said for v in variants(t, rephrasings, rng)] if rephrasings else []
+    return tuple(dict.fromkeys(said + reworded))[:MAX_KNOWN]
 
 
 def _listing(words: list[str]) -> str:
