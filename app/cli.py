@@ -190,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--verbatim", action="store_true",
                    help="with --planner RUN: give the planner each instruction as written, not read as the "
                         "training instruction it most resembles (models/instruction_canon.py)")
+    e.add_argument("--no-lookahead", action="store_true",
+                   help="with --planner RUN: choose each pick alone, not with the place it enables")
 
     rn = sub.add_parser("run", help="run a task or an instruction with a planner and a policy in a workcell")
     what = rn.add_mutually_exclusive_group(required=True)

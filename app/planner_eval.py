@@ -236,6 +236,7 @@ def run_planner_eval(args, tasks: list[str]) -> int:
     from tqdm import tqdm
 
     planner = load_planner(args.planner)
+    planner.lookahead = not getattr(args, "no_lookahead", False)
     if args.data:
         return _offline(args, planner, tasks)
     policy = None if args.policy == "oracle" else load_policy(args.policy, for_planner=True)

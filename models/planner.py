@@ -13,7 +13,9 @@ the end token) is read off that one pass. Families whose prompt is not plain cau
 calls as a batch continuing from the prompt's KV cache instead (models/planner_chat.py); both give
 what decoding each call alone would.
 `next_calls(k)` gives the k best with their scores (the Run view's alternatives); `next_call` is the
-first of them.
+first of them. A pick is proposed with one call of lookahead (`lookahead`, on by default): among the
+likeliest picks, the one whose best place after it is likeliest, so a pick is judged with the place
+it enables (held-out tower: the place was right where the pick was not).
 
 Two ways to get one, both transformers image-text-to-text models driven through their processor:
 - `Planner.scratch(config, corpus)`: a tiny `LlavaForConditionalGeneration` trained from scratch,
@@ -46,11 +48,13 @@ from models.planner_data import IMAGE_MARK, PlannerStep, SceneNames, prompt_text
 from models.planner_config import PlannerConfig
 from models.planner_files import FORMAT, PLANNER_FILE, load_pretrained, load_saved
 from models.planner_grammar import CallTrie, TrieLayout, candidate_calls
+from recorders.robot_api_spec import Call
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<s>", "</s>", IMAGE_MARK)
 IGNORE = -100
 GRAMMAR_CACHE = 256  # scenes x memory states whose call grammar is kept
 ALTERNATIVES = 3  # next calls offered by default: the one proposed and the two runners-up
+LOOKAHEAD = 3  # picks judged with the place each enables (Planner.lookahead)
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,7 @@ class Planner:
         self.one_pass = scores_in_one_pass(model)  # else: scoring through the prompt's KV cache
         self._input_names = set(processor.model_input_names)
         self._grammars: dict[tuple, tuple[list[str], _CallTree]] = {}  # (scene names, memory keys) -> grammar
+        self.lookahead = True  # a proposed pick is chosen with the place it enables (next_calls)
 
     # ---- construction --------------------------------------------------------------------------
     @staticmethod
@@ -286,10 +291,29 @@ class Planner:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         codes, log_probs = self.call_log_probabilities(image, task, history, memory_keys, names)
-        best = torch.topk(log_probs, min(k, len(codes)))  # sorted, best first
-        shares = best.values.softmax(-1)
-        return tuple(ScoredCall(codes[i], float(lp), float(p))
-                     for i, lp, p in zip(best.indices.tolist(), best.values, shares))
+        order = torch.argsort(log_probs, descending=True).tolist()
+        if self.lookahead and codes[order[0]].startswith("pick("):
+            chosen = self._pick_for_its_place(image, task, history, memory_keys, names, codes, log_probs, order)
+            order = [chosen, *(i for i in order if i != chosen)]
+        best = torch.tensor(order[:k], dtype=torch.long)
+        values = log_probs[best]
+        shares = values.softmax(-1)
+        return tuple(ScoredCall(codes[i], float(lp), float(p)) for i, lp, p in zip(best.tolist(), values, shares))
+
+    def _pick_for_its_place(self, image, task, history, memory_keys, names, codes, log_probs, order) -> int:
+        """Among the LOOKAHEAD likeliest picks, the one whose best place after it is likeliest: a pick is
+        judged with the place it enables, log p(pick x) + max_t log p(place(x, t) | pick x) (one more pass
+        per pick, the same image)."""
+        picks = [i for i in order if codes[i].startswith("pick(")][:LOOKAHEAD]
+        if len(picks) < 2:
+            return picks[0]
+        totals = {}
+        for i in picks:
+            held = Call.from_code(codes[i]).args[0]
+            after, lp = self.call_log_probabilities(image, task, [*history, codes[i]], memory_keys, names)
+            places = [j for j, c in enumerate(after) if c.startswith("place(") and Call.from_code(c).args[0] == held]
+            totals[i] = float(log_probs[i]) + (float(lp[places].max()) if places else float("-inf"))
+        return max(picks, key=lambda i: totals[i])
 
     def next_call(self, image: np.ndarray, task: str, history: Sequence[str], memory_keys: Sequence[str],
                   names: SceneNames) -> str:

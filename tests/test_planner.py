@@ -516,3 +516,28 @@ def test_bench_times_a_planners_next_call_with_its_alternatives(tiny_run):
 
     r = planner_latency_ms(Planner.load(tiny_run), k=3)
     assert r["k"] == 3 and r["calls"] == len(make_instance("swap", 0).program) and r["median_ms"] > 0
+
+
+def test_a_pick_is_chosen_with_the_place_it_enables():
+    """The held-out tower's failure: the model's place was right while its pick was not."""
+    import torch
+
+    class Scripted(Planner):
+        def __init__(self):  # no model: scores as a trained planner gave them on tower seed 2
+            self.lookahead = True
+
+        def call_log_probabilities(self, image, task, history, memory_keys, names):
+            codes = ('pick("green cube")', 'pick("purple cube")', 'pick("red cube")',
+                     'place("purple cube", "green cube")', 'place("green cube", "purple cube")', "done()")
+            if not history:
+                return codes, torch.log(torch.tensor([0.5, 0.3, 0.1, 0.04, 0.03, 0.03]))
+            held = Call.from_code(history[-1]).args[0]
+            place_of_held = 0.9 if held == "purple cube" else 0.05  # whatever is held, it wants purple on green
+            return codes, torch.log(torch.tensor([0.02, 0.02, 0.02, place_of_held if held == "purple cube" else 0.8,
+                                                  place_of_held if held == "green cube" else 0.03, 0.03]))
+
+    planner, names = Scripted(), SceneNames(("green cube", "purple cube", "red cube"), ())
+    best = planner.next_calls(None, "build a tower: the red cube on the purple cube on the green cube", [], [], names)
+    assert best[0].code == 'pick("purple cube")' and best[1].code == 'pick("green cube")'
+    planner.lookahead = False
+    assert planner.next_call(None, "t", [], [], names) == 'pick("green cube")'
