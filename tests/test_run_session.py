@@ -329,13 +329,17 @@ def test_the_teleop_speed_while_taken_over_follows_the_setting(sessions):
         session.set_teleop(TeleopIntent(linear=(0.0, 0.0, 1.0)))
         assert session.wait_for(lambda s: s.clock > t0 + 1.0, WAIT_S)
         session.set_teleop(TeleopIntent())
-        windows[level] = (t0 + 0.3, session.snapshot().clock)  # past the first ticks of the change
+        windows[level] = (t0, session.snapshot().clock)  # the arm moved somewhere in here (unpaced clock)
     session.stop()
     snap = ended(session)
     with open_episode(snap.episode) as ep:
         z = np.asarray(ep.stream_data("ee_pose")[: ep.frames, 2])
         t = np.asarray(ep.stream_time("ee_pose")[: ep.frames]) - ep.stream_time("ee_pose")[0]
-    speed = {level: np.ptp(z[(t >= a) & (t <= b)]) / (b - a) for level, (a, b) in windows.items()}
+    # the cruising speed in each window: the unpaced clock may run on before or after the intent
+    # arrives on a busy machine, so the window's idle frames must not dilute it
+    vz = np.diff(z) / np.diff(t)
+    speed = {level: float(np.percentile(np.abs(vz[(t[1:] >= a) & (t[1:] <= b)]), 90))
+             for level, (a, b) in windows.items()}
     slow, fast = speed[0], speed[len(SPEED_LEVELS_M_S) - 1]
     assert 0.005 < slow < 0.03 and fast > 5 * slow, speed
 
