@@ -225,7 +225,8 @@ def test_a_stream_that_stops_coming_ends_at_rest_on_its_last_target(cell):
     rest = Pose(tuple(s.O_T_EE_c.translation), target.quat)
     stopped_early = cell.arm.events[EVENT_WATCHDOG] > trips  # a slow server: the watchdog stopped the arm
     cell.arm.stop()
-    assert furthest - target.xyz[0] < 5e-4  # at 0.2 m/s a plain stop would run ~5 mm past it
+    # at 0.2 m/s a plain stop would run ~5 mm past it; 1 mm is a few 1 kHz ticks of a busy franky-sim
+    assert furthest - target.xyz[0] < 1e-3
     if stopped_early:
         pytest.skip("franky-sim ran too slowly to see the arm come to rest before the watchdog stopped it")
     assert np.linalg.norm(rest.xyz - target.xyz) < 5e-4
