@@ -29,6 +29,7 @@ from pathlib import Path
 
 from app.errors import UserError
 from app.report_plan import BUDGETS, Count, Plan, Step, plan
+from recorders.atomic_files import write_text_atomic
 
 SETTINGS_FILE = "settings.json"
 EXIT_INTERRUPTED = 130
@@ -150,11 +151,10 @@ def drop_partials(folder: Path) -> None:
     """Remove what a recording stopped midway left: `record` would recover it as an episode with
     its program cut short (success unknown), and the trainings would learn from it. Its seed is
     recorded again, whole."""
-    from recorders.episode_file import PARTIAL_SUFFIX
+    from recorders.episode_recovery import find_partials
 
-    if folder.is_dir():
-        for partial in folder.glob(f"*{PARTIAL_SUFFIX}"):
-            partial.unlink()
+    for partial in find_partials(folder):
+        partial.unlink()
 
 
 def training_argv(step: Step) -> list[str]:
@@ -219,6 +219,4 @@ def step_seconds(p: Plan, out: Path) -> dict[str, float]:
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(obj, indent=1))

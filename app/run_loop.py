@@ -199,11 +199,10 @@ class ActiveRun:
         if self.retry is not None:
             call, self.retry = self.retry, None
             return call
-        read_before = getattr(self.propose, "read_as", None)
-        call = self.propose(api)
-        read_as = getattr(self.propose, "read_as", None)
-        if read_as != read_before and read_as != self.propose.instruction:  # said once, when first read
-            self.host.event("info", f"the planner reads the instruction as: {read_as}")
+        read_before = getattr(self.propose, "read_as", None)  # a learned planner's proposer reads its instruction
+        call = self.propose(api)  # ... before its first call: said once, when it reads it otherwise
+        if getattr(self.propose, "read_as", None) != read_before:
+            self.host.event("info", f"the planner reads the instruction as: {self.propose.read_as}")
         if self.planner is not None:  # a learned planner's proposer keeps the best calls it chose from
             self.host.update(alternatives=tuple(Alternative(a.code, a.probability)
                                                 for a in self.propose.last_alternatives))

@@ -17,7 +17,6 @@ block") is read wrongly: the slots are filled in the order they are said.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -75,17 +74,10 @@ def fill(template: str, said: list) -> str:
     return "".join(parts) + template[at:]
 
 
-@lru_cache(maxsize=4)
-def _template_vectors(templates: tuple[str, ...]) -> np.ndarray:
-    from models.text_encoder import embed
-
-    return embed([skeleton(t) for t in templates])
-
-
 def nearest_training_instruction(text: str, templates: Sequence[str]) -> str:
     """`text` read as the closest of `templates` (recorded instructions) that has its slots, filled
     with its names; `text` itself when it is a template's wording already or none qualifies."""
-    from models.text_encoder import available, embed
+    from models.text_encoder import available, embed, embed_cached
 
     templates = tuple(templates)
     said = slots(text)
@@ -94,7 +86,7 @@ def nearest_training_instruction(text: str, templates: Sequence[str]) -> str:
         return text
     if skeleton(text) in {skeleton(templates[i]) for i in qualifying}:
         return text  # said as in training: nothing to read into it
-    sims = _template_vectors(templates)[qualifying] @ embed([skeleton(text)])[0]
+    sims = embed_cached(tuple(skeleton(t) for t in templates))[qualifying] @ embed([skeleton(text)])[0]
     return fill(templates[qualifying[int(np.argmax(sims))]], said)
 
 

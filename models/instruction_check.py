@@ -20,7 +20,6 @@ instruction cannot be done here, or None; two checks, in order:
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -52,9 +51,12 @@ def known_instructions(instructions: Sequence[str], rephrasings: int = KNOWN_REP
     from models.instruction_variants import variants
 
     rng = np.random.default_rng(0)
-    said = list(dict.fromkeys(normalise(t) for t in instructions))
-    reworded = [normalise(v) for t in said for v in variants(t, rephrasings, rng)] if rephrasings else []
-    return tuple(dict.fromkeys(said + reworded))[:MAX_KNOWN]
+    kept = dict.fromkeys(normalise(t) for t in instructions)
+    for text in list(kept) if rephrasings else ():
+        if len(kept) >= MAX_KNOWN:  # what more rewordings would add is cut anyway
+            break
+        kept.update(dict.fromkeys(normalise(v) for v in variants(text, rephrasings, rng)))
+    return tuple(kept)[:MAX_KNOWN]
 
 
 def _listing(words: list[str]) -> str:
@@ -82,18 +84,11 @@ def grounding_refusal(instruction: str, names: SceneNames) -> str | None:
     return None
 
 
-@lru_cache(maxsize=4)
-def _known_vectors(known: tuple[str, ...]) -> np.ndarray:
-    from models.text_encoder import embed
-
-    return embed(list(known))
-
-
 def closest_known(instruction: str, known: tuple[str, ...]) -> tuple[str, float]:
     """The training instruction most like `instruction` and their cosine similarity (MiniLM)."""
-    from models.text_encoder import embed
+    from models.text_encoder import embed, embed_cached
 
-    sims = _known_vectors(known) @ embed([normalise(instruction)])[0]
+    sims = embed_cached(known) @ embed([normalise(instruction)])[0]
     best = int(np.argmax(sims))
     return known[best], float(sims[best])
 

