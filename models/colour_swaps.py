@@ -4,7 +4,8 @@ A planner trained on the suite's demonstrations meets each colour pair of a task
 that happened to draw it, and the test split holds pairs it never saw ("swap the orange cube and the
 green cube"). Colour names are interchangeable for the program: swapping red and blue everywhere in
 a demonstration gives another valid one. `swapped(step, permutation)` rewrites one planner step so:
-- words: every colour word of the instruction, the past calls, the memory keys and the target call
+- words: every colour word of the instruction, the past calls, the memory keys, the target call and the
+  scene's names
   (whole words, any case: "Red" -> "Blue"), all at once, so red -> blue and blue -> red do not collide;
 - pixels: the front-camera frame's pixels of each palette colour (cubes and zones) are repainted in
   the colour they are renamed to, keeping their shading (`recolour`), so the image still agrees with
@@ -22,7 +23,7 @@ from typing import Mapping
 
 import numpy as np
 
-from models.planner_data import PlannerStep
+from models.planner_data import PlannerStep, SceneNames
 from recorders.cell.scene import COLOURS
 
 NAMES = tuple(COLOURS)
@@ -82,7 +83,10 @@ def swapped(step: PlannerStep, permutation: Mapping[str, str]) -> PlannerStep:
                    history=tuple(swap_words(c, permutation) for c in step.history),
                    memory_keys=tuple(swap_words(k, permutation) for k in step.memory_keys),
                    target=swap_words(step.target, permutation),
-                   image=None if step.image is None else recolour(step.image, permutation))
+                   image=None if step.image is None else recolour(step.image, permutation),
+                   names=None if step.names is None else SceneNames(
+                       tuple(swap_words(n, permutation) for n in step.names.objects),
+                       tuple(swap_words(n, permutation) for n in step.names.zones)))
 
 
 def with_colour_swaps(steps: list[PlannerStep], phrasings: list[list[PlannerStep]], k: int,

@@ -59,7 +59,7 @@ class DiffusionPolicy(nn.Module):
             self.task_embedding = nn.Embedding(len(TASK_VOCAB), e)
         if c.uses_memory:
             self.memory_encoder = _mlp(MEMORY_DIM, e)
-        cond_dim = e * (2 + int(c.uses_memory)) + len(self.cameras) * c.obs_horizon * c.vision.feature_dim
+        cond_dim = e * (2 + int(c.uses_memory)) + len(self.cameras) * c.camera_frames * c.vision.feature_dim
         self.unet = ConditionalUnet1D(ACTION_DIM, cond_dim, c.step_embed_dim, c.down_dims)
         self.termination = nn.Sequential(nn.Linear(cond_dim, 256), nn.Mish(), nn.Linear(256, c.pred_horizon))
         scheduler = dict(num_train_timesteps=c.train_timesteps, beta_schedule="squaredcos_cap_v2",
@@ -87,7 +87,7 @@ class DiffusionPolicy(nn.Module):
         state = self.norm.normalize("obs_state", state)
         parts = [self.state_encoder(state[..., :self.config.state_dim].flatten(1))]
         for cam in self.cameras:
-            images = batch[cam]  # (B, To, 3, H, W) uint8
+            images = batch[cam][:, -self.config.camera_frames:]  # (B, frames, 3, H, W) uint8: the latest frames
             b, t = images.shape[:2]
             parts.append(self.vision[cam](images.flatten(0, 1)).view(b, t * self.config.vision.feature_dim))
         if self.config.cond == "call":

@@ -48,6 +48,7 @@ from models.planner_data import IMAGE_MARK, PlannerStep, SceneNames, prompt_text
 from models.planner_config import PlannerConfig
 from models.planner_files import FORMAT, PLANNER_FILE, load_pretrained, load_saved
 from models.planner_grammar import CallTrie, TrieLayout, candidate_calls
+from models.scene_facts import facts_for
 from recorders.robot_api_spec import Call
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<s>", "</s>", IMAGE_MARK)
@@ -186,21 +187,27 @@ class Planner:
             raise ValueError(f"--base {base}: {e}") from None
 
     # ---- encoding ------------------------------------------------------------------------------
-    def prompt(self, task: str, history: Sequence[str], memory_keys: Sequence[str]) -> str:
+    def prompt(self, task: str, history: Sequence[str], memory_keys: Sequence[str], seen: str | None = None) -> str:
         """The query's text: prompt_text as it is (scratch), or the family's user turn holding the
         image and prompt_text's lines after the image mark, then its generation prompt (a chat template)."""
         if self.chat is None:
-            return prompt_text(task, history, memory_keys, self.config.memory, self.image_mark)
-        text = prompt_text(task, history, memory_keys, self.config.memory, image_mark="").strip()
+            return prompt_text(task, history, memory_keys, self.config.memory, self.image_mark, seen)
+        text = prompt_text(task, history, memory_keys, self.config.memory, image_mark="", seen=seen).strip()
         return self.chat.query(self.processor, text)  # the template places the family's image tokens
 
+    def seen(self, image: np.ndarray, names: SceneNames | None) -> str | None:
+        """The facts line read from `image` for the scene's `names`; None unless the planner reads them."""
+        if not self.config.scene_facts or names is None or image is None:
+            return None
+        return facts_for(image, names, self.config.camera)
+
     def encode_prompt(self, image: np.ndarray, task: str, history: Sequence[str],
-                      memory_keys: Sequence[str]) -> dict[str, torch.Tensor]:
+                      memory_keys: Sequence[str], names: SceneNames | None = None) -> dict[str, torch.Tensor]:
         """One query: input_ids (L,), the family's per-token inputs (Gemma 3's token_type_ids (L,))
         and its image inputs (pixel_values (3, H, W); Idefics3's tiles (N, 3, H, W) and pixel_attention_mask)."""
         special = {} if self.chat is None else {"add_special_tokens": False}  # the template wrote them
-        enc = self.processor(images=[np.asarray(image, np.uint8)], text=[self.prompt(task, history, memory_keys)],
-                             return_tensors="pt", **special)
+        text = self.prompt(task, history, memory_keys, self.seen(image, names))
+        enc = self.processor(images=[np.asarray(image, np.uint8)], text=[text], return_tensors="pt", **special)
         return one_example(enc, self._input_names)
 
     def answer_ids(self, code: str) -> list[int]:
@@ -210,7 +217,7 @@ class Planner:
 
     def example(self, step: PlannerStep) -> dict[str, torch.Tensor]:
         """One training example: the query followed by the answer; the loss covers the answer only."""
-        q = self.encode_prompt(step.image, step.task, step.history, step.memory_keys)
+        q = self.encode_prompt(step.image, step.task, step.history, step.memory_keys, step.names)
         a = torch.tensor(self.answer_ids(step.target), dtype=torch.long)
         return {**with_answer(q, a), "labels": torch.cat([torch.full_like(q["input_ids"], IGNORE), a])}
 
@@ -256,7 +263,7 @@ class Planner:
         """Every valid call of the scene (C) and its log-probability (C,): from one forward pass where
         the family allows it, else from the prompt's KV cache."""
         tree = self._grammar(names, memory_keys)[1]
-        q = self.encode_prompt(image, task, history, memory_keys)
+        q = self.encode_prompt(image, task, history, memory_keys, names)
         was_training = self.model.training
         self.model.eval()
         try:

@@ -45,6 +45,10 @@ class PlannerConfig:
                                     "instructions unlike all of them are refused)")
     templates: tuple[str, ...] = option((), "one recorded instruction per wording (models/instruction_canon.py: "
                                         "other wordings are read as the closest of them)")
+    scene_facts: bool = option(False, "the prompt holds the facts read from the image (models/scene_facts.py: "
+                               "which zone each cube lies in, nearest the robot first)", choices=(True, False))
+    camera: dict | None = option(None, "the front camera's intrinsics and pose, for the facts' distances "
+                                 "(from the training episodes)")
 
     def __post_init__(self):
         if isinstance(self.calls, dict):
@@ -56,6 +60,10 @@ class PlannerConfig:
             if not isinstance(texts, (list, tuple)) or not all(isinstance(k, str) for k in texts):
                 raise ValueError(f"{name} must be a list of instruction texts")
             object.__setattr__(self, name, tuple(texts))
+        if self.camera is not None:
+            from models.scene_facts import CameraView
+
+            object.__setattr__(self, "camera", CameraView.from_dict(self.camera).to_dict())
         if self.base is not None and not isinstance(self.base, str):
             raise ValueError(f"base must be a folder name, got {self.base!r}")
         validate_options(self)
@@ -100,6 +108,9 @@ class PlannerTrainOptions(RunOptions):
     colour_swaps: int = option(0, "extra examples per call with its colours permuted in the instruction, the calls "
                                "and the camera image (unseen colour pairs; simulated palette: models/colour_swaps.py)",
                                flag="--colour-swaps", kind="int", minimum=0, maximum=32, resume="model")
+    scene_facts: bool = option(False, "tell the planner what the image shows: which zone each cube lies in, nearest "
+                               "the robot first (read from the front camera by models/scene_facts.py)",
+                               flag="--scene-facts", switch=True, resume="model")
 
     def __post_init__(self):
         super().__post_init__()

@@ -28,25 +28,27 @@ _EPS_S = 1e-6
 
 
 @dataclass(frozen=True)
-class PlannerStep:
-    task: str  # the instruction text
-    history: tuple[str, ...]  # codes of the calls made so far, oldest first
-    memory_keys: tuple[str, ...]  # keys remembered so far, in first-stored order
-    target: str  # the next call's canonical code
-    image: np.ndarray | None = None  # (H, W, 3) uint8 front-camera frame where the call starts
-
-
-@dataclass(frozen=True)
 class SceneNames:
     """The names a planner may use in one scene: objects and zones."""
     objects: tuple[str, ...]
     zones: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class PlannerStep:
+    task: str  # the instruction text
+    history: tuple[str, ...]  # codes of the calls made so far, oldest first
+    memory_keys: tuple[str, ...]  # keys remembered so far, in first-stored order
+    target: str  # the next call's canonical code
+    image: np.ndarray | None = None  # (H, W, 3) uint8 front-camera frame where the call starts
+    names: SceneNames | None = None  # the scene's objects and zones (what the image's facts are read for)
+
+
 def prompt_text(task: str, history: Sequence[str], memory_keys: Sequence[str], memory: bool = True,
-                image_mark: str = IMAGE_MARK) -> str:
-    """The planner's query; the answer (the next call's code) follows it directly."""
-    lines = [image_mark, task.strip()]
+                image_mark: str = IMAGE_MARK, seen: str | None = None) -> str:
+    """The planner's query; the answer (the next call's code) follows it directly. `seen`: the facts
+    read from the image (models/scene_facts.py), a line after the instruction."""
+    lines = [image_mark, task.strip()] + ([seen] if seen is not None else [])
     if memory:
         lines.append("Memory: " + ("; ".join(memory_keys) if memory_keys else "none"))
         lines.append("Past actions:")
@@ -128,9 +130,21 @@ def episode_steps(path, with_images: bool = True) -> tuple[list[PlannerStep], Sc
         names = scene_names(ep.meta.scene, [c for _, c in program])
     steps, history = [], []
     for (frame, code), image in zip(program, images):
-        steps.append(PlannerStep(task, tuple(history), remembered_keys(history), code, image))
+        steps.append(PlannerStep(task, tuple(history), remembered_keys(history), code, image, names))
         history.append(code)
     return steps, names
+
+
+def front_view(path) -> dict | None:
+    """The front camera's view (models/scene_facts.CameraView, as a dict) of an episode whose front
+    camera is fixed in the base frame; None otherwise."""
+    from models.scene_facts import CameraView
+
+    with open_episode(path) as ep:
+        if IMAGE_STREAM not in ep.stream_names:
+            return None
+        view = CameraView.from_stream_meta(ep.stream_info(IMAGE_STREAM).get("meta") or {})
+    return None if view is None else view.to_dict()
 
 
 def _frames_at(ep, control_t: np.ndarray, control_frames: list[int]) -> list[np.ndarray]:

@@ -13,7 +13,7 @@ models/diffusion_policy.py and models/train_policy.py build and train from them.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from models.anchor_frame import FRAMES
 from models.option_fields import default_of, option, options_of, validate_options
@@ -42,10 +42,16 @@ class VisionConfig:
                                            kind="widths", minimum=1, maximum=MAX_WIDTH)
     depths: tuple[int, ...] = option((2, 2, 2, 2), "residual blocks per stage", kind="widths", minimum=1, maximum=64)
     groups: int = _size(8, "GroupNorm groups", maximum=512)
+    image_size: int | None = option(None, "images are resized to this many pixels square before the encoder "
+                                    "(None: the camera's own size)", kind="int", minimum=8, maximum=1024)
+    crop: float = option(1.0, "side of the random crop taken in training, as a fraction of the (resized) image; "
+                         "inference takes the centre crop of the same size", kind="float", minimum=0.5, maximum=1.0)
 
     def __post_init__(self):
         for name in ("hidden_sizes", "depths"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        if isinstance(self.crop, int) and not isinstance(self.crop, bool):
+            object.__setattr__(self, "crop", float(self.crop))  # 1 in JSON is 1.0
         validate_options(self)
         if len(self.hidden_sizes) != len(self.depths):
             raise ValueError(f"hidden_sizes {self.hidden_sizes} and depths {self.depths} must have one entry per stage")
@@ -72,6 +78,8 @@ class PolicyConfig:
     frame: str = option("anchor", "positions relative to the call's object or target (anchor) or to the robot "
                         "base (world)", choices=FRAMES)
     obs_horizon: int = _size(2, "observation frames per prediction", maximum=64)
+    image_frames: int | None = _size(None, "the latest this many frames of the observation window go through the "
+                                     "cameras' encoders (None: all of them)", maximum=64)
     pred_horizon: int = _size(16, "actions per predicted chunk", maximum=1024)
     action_horizon: int = _size(8, "actions executed per chunk", maximum=1024)
     embed_dim: int = _size(128, "state, call, memory and task embedding width")
@@ -99,12 +107,19 @@ class PolicyConfig:
         if self.action_horizon > self.pred_horizon:
             raise ValueError(f"action_horizon must be within 1..pred_horizon ({self.pred_horizon}), "
                              f"got {self.action_horizon}")
+        if self.image_frames is not None and self.image_frames > self.obs_horizon:
+            raise ValueError(f"image_frames must be within 1..obs_horizon ({self.obs_horizon}), got {self.image_frames}")
         if self.inference_steps > self.train_timesteps:
             raise ValueError(f"inference_steps must be within 1..{self.train_timesteps}, got {self.inference_steps}")
 
     @property
     def uses_memory(self) -> bool:
         return self.cond == "call" and self.memory
+
+    @property
+    def camera_frames(self) -> int:
+        """How many of the latest observation frames each camera's encoder sees."""
+        return self.obs_horizon if self.image_frames is None else self.image_frames
 
     @property
     def state_dim(self) -> int:
@@ -128,6 +143,13 @@ def _like(name: str, flag: str | None = None, help: str | None = None, **meta):
     `help` for a switch), shaping the model."""
     o = options_of(PolicyConfig)[name]
     return option(default_of(PolicyConfig, name), help or o.help, choices=o.choices, minimum=o.minimum,
+                  maximum=o.maximum, kind=o.kind, flag=flag, resume="model", **meta)
+
+
+def _like_vision(name: str, flag: str, **meta):
+    """A training option that sets VisionConfig's field `name` (the cameras' encoder)."""
+    o = options_of(VisionConfig)[name]
+    return option(default_of(VisionConfig, name), o.help, choices=o.choices, minimum=o.minimum,
                   maximum=o.maximum, kind=o.kind, flag=flag, resume="model", **meta)
 
 
@@ -158,10 +180,18 @@ class TrainOptions(RunOptions):
                               metavar="N")
     embed_dim: int = _like("embed_dim")
     down_dims: tuple[int, ...] = _like("down_dims", "--down-dims", metavar="W1,W2,...")
+    image_frames: int | None = _like("image_frames", "--image-frames", metavar="N")
+    image_size: int | None = _like_vision("image_size", "--image-size", metavar="PX")
+    crop: float = _like_vision("crop", "--crop", metavar="FRACTION")
+    vision_widths: tuple[int, ...] = _like_vision("hidden_sizes", "--vision-widths", metavar="W1,W2,...")
+    vision_depths: tuple[int, ...] = _like_vision("depths", "--vision-depths", metavar="D1,D2,...")
 
     def __post_init__(self):
         super().__post_init__()
-        object.__setattr__(self, "down_dims", tuple(self.down_dims))
+        for name in ("down_dims", "vision_widths", "vision_depths"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if isinstance(self.crop, int) and not isinstance(self.crop, bool):
+            object.__setattr__(self, "crop", float(self.crop))
         if isinstance(self.intervention_weight, int) and not isinstance(self.intervention_weight, bool):
             object.__setattr__(self, "intervention_weight", float(self.intervention_weight))  # 2 in JSON is 2.0
         if self.warmup_steps is None and isinstance(self.steps, int):
@@ -171,9 +201,15 @@ class TrainOptions(RunOptions):
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
 
     def policy_config(self) -> PolicyConfig:
-        size = TINY if self.tiny else dict(embed_dim=self.embed_dim, down_dims=self.down_dims)
+        images = dict(image_size=self.image_size, crop=self.crop)
+        if self.tiny:
+            size = {**TINY, "vision": replace(TINY["vision"], **images)}
+        else:
+            size = dict(embed_dim=self.embed_dim, down_dims=self.down_dims,
+                        vision=VisionConfig(hidden_sizes=self.vision_widths, depths=self.vision_depths, **images))
         return PolicyConfig(obs=self.obs, cond=self.cond, memory=self.memory, frame=self.frame,
-                            prediction=self.prediction, state_objects=self.state_objects, **size)
+                            prediction=self.prediction, state_objects=self.state_objects,
+                            image_frames=self.image_frames, **size)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -36,12 +36,13 @@ from models.instruction_check import known_instructions
 from models.instruction_variants import variants
 from models.planner import Planner
 from models.planner_config import MODEL_OPTIONS, TINY, PlannerConfig, PlannerTrainOptions
-from models.planner_data import PlannerStep, SceneNames, load_steps, prompt_text
+from models.planner_data import PlannerStep, SceneNames, front_view, load_steps, prompt_text
 from models.planner_files import check_base
 from models.planner_grammar import CallVocabulary
 from models.run_folder import (CHECKPOINTS, FINAL, METRICS_FILE, OPTIONS_FILE, STATE_JSON, MetricsLog,
                                latest_checkpoint, load_optimizer, make_accelerator, optimizer_tensors,
                                starting_checkpoint, write_json)
+from models.scene_facts import facts_for
 from models.train_policy import find_episodes, select_episodes
 
 STATE_TENSORS = "trainer_state.safetensors"
@@ -82,8 +83,10 @@ def augmented(steps: list[PlannerStep], rephrasings: int, colour_swaps: int, see
     return steps + [p for ps in phrasings for p in ps] + swaps
 
 
-def _corpus(steps: list[PlannerStep], memory: bool) -> list[str]:
-    return [prompt_text(s.task, s.history, s.memory_keys, memory) + s.target for s in steps]
+def _corpus(steps: list[PlannerStep], memory: bool, camera: dict | None = None, scene_facts: bool = False) -> list[str]:
+    def seen(s):
+        return facts_for(s.image, s.names, camera) if scene_facts and s.image is not None and s.names else None
+    return [prompt_text(s.task, s.history, s.memory_keys, memory, seen=seen(s)) + s.target for s in steps]
 
 
 def evaluate_steps(planner: Planner, steps: list[PlannerStep], scenes: list[SceneNames],
@@ -135,8 +138,9 @@ def _save_checkpoint(folder: Path, planner: Planner, optimizer, scheduler, step:
 
 
 def _build_planner(options: PlannerTrainOptions, steps: list[PlannerStep], checkpoint: Path | None,
-                   recorded: Sequence[str] = ()) -> Planner:
-    """A new planner for `steps` (augmented), or the checkpoint's; `recorded`: the episodes' own instructions."""
+                   recorded: Sequence[str] = (), camera: dict | None = None) -> Planner:
+    """A new planner for `steps` (augmented), or the checkpoint's; `recorded`: the episodes' own
+    instructions; `camera`: their front camera's view (models/scene_facts.py)."""
     if checkpoint is not None:
         planner = Planner.load(checkpoint)
         if options.base:  # LoRA adapters load frozen; train them again
@@ -146,11 +150,11 @@ def _build_planner(options: PlannerTrainOptions, steps: list[PlannerStep], check
     config = PlannerConfig(memory=options.memory, lora_rank=options.lora_rank,
                            calls=CallVocabulary.from_programs([s.target for s in steps]),
                            known=known_instructions(s.task for s in steps),
-                           templates=training_templates(recorded),
-                           **(TINY if options.tiny else {}))
+                           templates=training_templates(recorded), scene_facts=options.scene_facts,
+                           camera=camera if options.scene_facts else None, **(TINY if options.tiny else {}))
     if options.base:
         return Planner.from_base(options.base, config)
-    return Planner.scratch(config, _corpus(steps, options.memory))
+    return Planner.scratch(config, _corpus(steps, options.memory, config.camera, config.scene_facts))
 
 
 def train_planner(options: PlannerTrainOptions, progress: Callable[[int, int, dict], None] | None = None,
@@ -179,7 +183,8 @@ def train_planner(options: PlannerTrainOptions, progress: Callable[[int, int, di
             report(f"skipped {reason}")
     rank, world = accelerator.process_index, accelerator.num_processes
     torch.manual_seed(options.seed)
-    planner = _build_planner(options, steps, checkpoint, recorded)  # the same on every process: same seed, same data
+    camera = next((v for v in map(front_view, paths) if v is not None), None) if options.scene_facts else None
+    planner = _build_planner(options, steps, checkpoint, recorded, camera)  # the same on every process: same seed, same data
     planner.model.to(device).train()
     examples = [planner.example(s) for s in steps]
     params = [p for p in planner.model.parameters() if p.requires_grad]

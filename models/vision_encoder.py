@@ -5,12 +5,18 @@ batches make batch statistics unreliable) and the global average pool by a spati
 keeps where features are (keypoints), which matters for manipulation. The ResNet body comes from
 transformers' `ResNetConfig`/`ResNetModel` (no pretrained weights: there is no model hub here).
 
-    uint8 (B, 3, H, W) -> [0, 1] -> ResNet stages -> spatial softmax (x, y per channel) -> Linear -> (B, D)
+    uint8 (B, 3, H, W) -> [0, 1] -> resize (image_size) -> crop (random in training, centred otherwise)
+        -> ResNet stages -> spatial softmax (x, y per channel) -> Linear -> (B, D)
+
+Resizing and cropping live in the model, so training and inference see the same pixels; a smaller
+image and a random crop (Chi et al. take 84 of 96) are what make the rgb policy trainable on a CPU
+(README, "The rgb policy").
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from models.policy_config import VisionConfig
 
@@ -62,5 +68,30 @@ class VisionEncoder(nn.Module):
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(images.shape)}")
         x = images.float() / 255.0 if images.dtype == torch.uint8 else images
+        x = self.crop(self.resize(x))
         x = self.stages(self.embedder(x), output_hidden_states=False).last_hidden_state
         return self.project(self.keypoints(x))
+
+    def resize(self, x: torch.Tensor) -> torch.Tensor:
+        size = self.config.image_size
+        if size is None or tuple(x.shape[-2:]) == (size, size):
+            return x
+        return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+    def crop(self, x: torch.Tensor) -> torch.Tensor:
+        """The crop of side `crop` * the image's: anywhere (one offset per image) in training, centred
+        otherwise."""
+        h, w = x.shape[-2:]
+        ch, cw = max(1, round(h * self.config.crop)), max(1, round(w * self.config.crop))
+        if (ch, cw) == (h, w):
+            return x
+        if not self.training:
+            top, left = (h - ch) // 2, (w - cw) // 2
+            return x[..., top:top + ch, left:left + cw]
+        b = x.shape[0]
+        tops = torch.randint(0, h - ch + 1, (b,), device=x.device)
+        lefts = torch.randint(0, w - cw + 1, (b,), device=x.device)
+        rows = (tops[:, None] + torch.arange(ch, device=x.device))[:, None, :, None].expand(b, x.shape[1], ch, w)
+        x = x.gather(2, rows)
+        cols = (lefts[:, None] + torch.arange(cw, device=x.device))[:, None, None, :].expand(b, x.shape[1], ch, cw)
+        return x.gather(3, cols)

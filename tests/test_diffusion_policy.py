@@ -157,3 +157,22 @@ def test_a_call_conditioned_policy_sees_only_the_objects_its_call_names(episodes
     old = PolicyConfig.from_dict({k: v for k, v in PolicyConfig(**TINY).to_dict().items()
                                   if k not in ("frame", "prediction", "state_objects")})
     assert (old.frame, old.prediction, old.state_objects) == ("world", "epsilon", True)  # checkpoints before these
+
+
+
+def test_cameras_can_see_only_the_latest_frame_resized_and_cropped(episodes):
+    torch.manual_seed(0)
+    vision = VisionConfig(feature_dim=8, hidden_sizes=(8, 16), depths=(1, 1), groups=4, image_size=32, crop=0.9)
+    both = PolicyConfig(**{**TINY, "obs": "rgb", "vision": vision})
+    latest = PolicyConfig(**{**TINY, "obs": "rgb", "vision": vision, "image_frames": 1})
+    assert latest.camera_frames == 1 and both.camera_frames == both.obs_horizon
+    with pytest.raises(ValueError, match="image_frames"):
+        PolicyConfig(**{**TINY, "obs": "rgb", "image_frames": 3})
+    data = PolicyDataset(episodes, obs="rgb")
+    batch = batch_of(data)
+    widths = [DiffusionPolicy(c, data.norm_stats()).condition(batch).shape[1] for c in (both, latest)]
+    assert widths[0] - widths[1] == 2 * vision.feature_dim  # two cameras, one frame fewer each
+    policy = DiffusionPolicy(latest, data.norm_stats())
+    policy.loss(batch)["loss"].backward()
+    policy.eval()
+    assert policy.predict(batch)["action"].shape == (8, latest.pred_horizon, 8)

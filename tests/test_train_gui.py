@@ -496,10 +496,12 @@ def test_planner_commands_are_what_the_cli_parses_and_resume_keeps_the_runs_opti
     from app.train_launch import PLANNER, default_run_name, is_planner_run
 
     s = TrainSettings(data=("a.h5", "b.h5"), out=tmp_path / "runs" / "v", tasks=("swap",), variant=PLANNER, steps=7,
-                      batch_size=3, lr=1e-3, device="cpu", checkpoint_every=2, tiny=True)
+                      batch_size=3, lr=1e-3, device="cpu", checkpoint_every=2, tiny=True, colour_swaps=2,
+                      scene_facts=True)
     args = parse_args(train_argv(s))
     assert args.model == "planner" and options_from_args(PlannerTrainOptions, args) == s.options()
     assert (s.options().steps, s.options().batch_size, s.options().lr, s.options().tasks) == (7, 3, 1e-3, ("swap",))
+    assert (s.options().colour_swaps, s.options().scene_facts, s.options().rephrasings) == (2, True, 0)
     run = tmp_path / "runs" / "v"
     (run / CHECKPOINTS / "step_000002").mkdir(parents=True)
     (run / CHECKPOINTS / "step_000002" / STATE_JSON).write_text("{}")
@@ -536,12 +538,19 @@ def test_train_a_planner_then_evaluate_it_with_the_oracle_skills(make_panel, cam
     form.variant.setCurrentIndex(form.variant.findData("planner"))
     assert not form.obs.isEnabled() and not form.frame.isEnabled() and not form.widths.isEnabled()
     assert form.steps.value() == 2000 and form.lr.text() == "1e-3"  # the planner's defaults
+    assert form.colour_swaps.isEnabled() and form.scene_facts.isEnabled()
+    form.colour_swaps.setValue(1)
+    form.rephrasings.setValue(1)
+    form.scene_facts.setChecked(True)
     tiny_settings(panel, steps=6, checkpoint_every=3, name="vlm")
     with qtbot.waitSignal(panel.training_finished, timeout=150_000) as finished:
         qtbot.mouseClick(panel.train_button, Qt.MouseButton.LeftButton)
     assert finished.args == [0], panel.message.text()
     run = panel.runs_dir / "vlm"
-    assert json.loads((run / OPTIONS_FILE).read_text())["model"] == "planner"
+    saved_options = json.loads((run / OPTIONS_FILE).read_text())
+    assert saved_options["model"] == "planner"
+    assert (saved_options["colour_swaps"], saved_options["rephrasings"], saved_options["scene_facts"]) == (1, 1, True)
+    assert json.loads((run / "final" / "planner.json").read_text())["planner"]["camera"]["intrinsics"]["width"] == 48
     assert panel.runs_view.checkpoint_names() == ["step_000003", "step_000006", "final"]
     assert panel.plot.points("loss") >= 1
     box = panel.evaluation
@@ -556,4 +565,5 @@ def test_train_a_planner_then_evaluate_it_with_the_oracle_skills(make_panel, cam
     assert saved["planner"] == str(run) and saved["policy"] == "oracle"
     form.variant.setCurrentIndex(form.variant.findData("call"))
     assert form.obs.isEnabled() and form.steps.value() == 6  # what the user typed stays
+    assert not form.colour_swaps.isEnabled() and not form.scene_facts.isEnabled()
     panel.grab().save(str(tmp_path / "train_planner.png"))

@@ -61,3 +61,30 @@ def test_learns_where_a_square_is():
         opt.step()
     after = nn.functional.mse_loss(enc(test_img), test_pos).item()
     assert after < 0.2 * before and after < 0.01, (before, after)
+
+
+def test_resize_and_crop_train_randomly_and_infer_from_the_centre():
+    enc = VisionEncoder(VisionConfig(feature_dim=4, hidden_sizes=(8,), depths=(1,), groups=4, image_size=32, crop=0.75))
+    images = torch.rand(4, 3, 128, 96)
+    assert enc.resize(images).shape == (4, 3, 32, 32)
+    x = enc.resize(images)
+    enc.eval()
+    centre = enc.crop(x)
+    assert centre.shape == (4, 3, 24, 24) and torch.equal(centre, x[..., 4:28, 4:28])
+    enc.train()
+    torch.manual_seed(0)
+    crops = enc.crop(x)
+    assert crops.shape == (4, 3, 24, 24)
+    for i in range(4):  # each crop is a window of its own image
+        found = [(t, l) for t in range(9) for l in range(9) if torch.equal(crops[i], x[i, :, t:t + 24, l:l + 24])]
+        assert found
+    assert not all(torch.equal(enc.crop(x), crops) for _ in range(3))  # drawn anew each time
+    assert enc(images).shape == (4, 4)
+
+
+def test_image_options_are_validated():
+    with pytest.raises(ValueError, match="crop"):
+        VisionConfig(crop=0.2)
+    with pytest.raises(ValueError, match="image_size"):
+        VisionConfig(image_size=2)
+    assert VisionConfig.from_dict({**TINY.to_dict(), "crop": 1}).crop == 1.0

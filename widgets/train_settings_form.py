@@ -1,7 +1,7 @@
 """The model and training settings of a new run (observations, model variant or the planner, position
 frame, U-Net widths, which segments it learns from (all, or the takeover interventions only) and how
 much more often intervention segments are drawn, steps, batch size, learning rate, seed, device,
-checkpoint interval, tiny, run name). Choices, defaults and tooltips come from the trainers' option
+checkpoint interval, tiny, run name; the planner's rephrasings, colour swaps and scene facts). Choices, defaults and tooltips come from the trainers' option
 declarations through app/train_launch.py (`form_defaults`, `help_of`, the choice tuples); only the
 display names are here.
 
@@ -84,6 +84,12 @@ class TrainSettingsForm(QGroupBox):
         self.seed = _spin(0, 1_000_000, defaults["seed"], help_of("seed"))
         self.device = _choice(DEVICES, {}, defaults["device"], help_of("device"))
         self.checkpoint_every = _spin(0, 10_000_000, defaults["checkpoint_every"], help_of("checkpoint_every"))
+        planner_defaults = form_defaults(PLANNER)
+        self.rephrasings = _spin(0, 16, planner_defaults["rephrasings"], help_of("rephrasings", PLANNER))
+        self.colour_swaps = _spin(0, 32, planner_defaults["colour_swaps"], help_of("colour_swaps", PLANNER))
+        self.scene_facts = QCheckBox("read the scene's facts from the image")
+        self.scene_facts.setChecked(planner_defaults["scene_facts"])
+        self.scene_facts.setToolTip(help_of("scene_facts", PLANNER))
         self.tiny = QCheckBox("tiny model (smoke runs, tests)")
         self.tiny.setToolTip("A few-thousand-parameter network: trains in seconds, learns little")
         self.tiny.toggled.connect(lambda on: self.widths.setEnabled(not on and self.variant.currentData() != PLANNER))
@@ -98,17 +104,20 @@ class TrainSettingsForm(QGroupBox):
                  (("segments", self.interventions), ("intervention weight", self.intervention_weight)),
                  (("widths", self.widths), ("batch", self.batch_size)),
                  (("steps", self.steps), ("learning rate", self.lr)),
-                 (("seed", self.seed), ("device", self.device)))
+                 (("seed", self.seed), ("device", self.device)),
+                 (("rephrasings", self.rephrasings), ("colour swaps", self.colour_swaps)))
         for (a, wa), (b, wb) in pairs:
             row = QHBoxLayout()
             row.addWidget(wa, 1)
             row.addWidget(QLabel(b))
             row.addWidget(wb, 1)
             form.addRow(a, row)
+        form.addRow("", self.scene_facts)
         form.addRow("checkpoint every", self.checkpoint_every)
         form.addRow("", self.tiny)
         form.addRow("run name", self.run_name)
         self.variant.currentIndexChanged.connect(self._on_variant)
+        self._on_variant()
 
     def _on_variant(self) -> None:
         """The planner has no observation kind, frame, prediction, U-Net or intervention options; its
@@ -116,6 +125,8 @@ class TrainSettingsForm(QGroupBox):
         planner = self.variant.currentData() == PLANNER
         for w in (self.obs, self.frame, self.prediction, self.interventions):
             w.setEnabled(not planner)
+        for w in (self.rephrasings, self.colour_swaps, self.scene_facts):
+            w.setEnabled(planner)
         self._enable_weight()
         self.widths.setEnabled(not planner and not self.tiny.isChecked())
         new = form_defaults(PLANNER if planner else "call")
@@ -157,4 +168,6 @@ class TrainSettingsForm(QGroupBox):
                              intervention_weight=self.intervention_weight.value(),
                              steps=self.steps.value(), batch_size=self.batch_size.value(), lr=lr,
                              seed=self.seed.value(), device=self.device.currentData(),
-                             checkpoint_every=self.checkpoint_every.value(), tiny=self.tiny.isChecked())
+                             checkpoint_every=self.checkpoint_every.value(), tiny=self.tiny.isChecked(),
+                             **(dict(rephrasings=self.rephrasings.value(), colour_swaps=self.colour_swaps.value(),
+                                     scene_facts=self.scene_facts.isChecked()) if variant == PLANNER else {}))
