@@ -8,7 +8,9 @@ as token sequences: `allowed(prefix)` gives only tokens that continue some candi
 end-of-sequence token once a candidate is complete. `CallTrie.layout()` lays its token nodes out as
 one sequence (`TrieLayout`, parents before children) so that models/planner.py scores every
 candidate in one forward pass, each node attending to the prompt and its own ancestors only: the
-answer is always one of the candidates, and the alternatives are ranked exactly.
+answer is always one of the candidates, and the alternatives are ranked exactly. `fits_the_hand`
+adds the skills' own preconditions, read from the calls made so far: pick only with an empty hand,
+place only the object held (recorders/skills.py refuses the others when they run).
 """
 from __future__ import annotations
 
@@ -81,6 +83,32 @@ def candidate_calls(objects: Sequence[str], zones: Sequence[str], memory_keys: S
         except InvalidCallError:
             continue
     return list(dict.fromkeys(codes))
+
+
+def held_after(history: Sequence[str]) -> str | None:
+    """The object in the hand after `history` (codes, oldest first): the last pick's, unless placed since."""
+    held = None
+    for code in history:
+        try:
+            call = Call.from_code(code)
+        except InvalidCallError:
+            continue
+        if call.name == "pick":
+            held = str(call.args[0])
+        elif call.name == "place":
+            held = None
+    return held
+
+
+def fits_the_hand(code: str, held: str | None) -> bool:
+    """Whether the skills would accept `code` with `held` in the hand: pick needs an empty hand,
+    place the object held; other calls do not depend on it."""
+    name = code.split("(", 1)[0]
+    if name == "pick":
+        return held is None
+    if name == "place":
+        return held is not None and Call.from_code(code).args[0] == held
+    return True
 
 
 @dataclass(frozen=True)

@@ -475,7 +475,14 @@ def test_an_untrained_planners_alternatives_are_distinct_valid_and_ranked(planne
     step = steps[0]
     assert _check_alternatives(planner, step, names, 1)[0].probability == pytest.approx(1.0)
     every = planner.next_calls(step.image, step.task, step.history, step.memory_keys, names, k=10_000)
-    assert sorted(a.code for a in every) == sorted(planner.candidates(names, step.memory_keys))
+    assert step.history == () and not any(a.code.startswith("place(") for a in every)  # nothing held yet
+    assert sorted(a.code for a in every) == sorted(c for c in planner.candidates(names, step.memory_keys)
+                                                   if not c.startswith("place("))
+    cube = names.objects[0]
+    held = planner.next_calls(step.image, step.task, [f'pick("{cube}")'], step.memory_keys, names, k=10_000)
+    assert any(a.code.startswith(f'place("{cube}"') for a in held)
+    assert all(a.code.startswith(f'place("{cube}"') or a.code.split("(")[0] not in ("pick", "place")
+               for a in held)  # holding the cube: place it, not another, and pick nothing
     with pytest.raises(ValueError, match="k must be at least 1"):
         planner.next_calls(step.image, step.task, step.history, step.memory_keys, names, k=0)
 
@@ -541,3 +548,17 @@ def test_a_pick_is_chosen_with_the_place_it_enables():
     assert best[0].code == 'pick("purple cube")' and best[1].code == 'pick("green cube")'
     planner.lookahead = False
     assert planner.next_call(None, "t", [], [], names) == 'pick("green cube")'
+
+
+def test_the_hand_after_a_history_and_the_calls_it_allows():
+    from models.planner_grammar import fits_the_hand, held_after
+
+    assert held_after([]) is None
+    assert held_after(['pick("red cube")']) == "red cube"
+    assert held_after(['pick("red cube")', 'place("red cube", "blue zone")']) is None
+    assert held_after(['remember("k", "red cube")', 'pick("red cube")', "home()"]) == "red cube"
+    assert fits_the_hand('pick("red cube")', None) and not fits_the_hand('pick("red cube")', "blue cube")
+    assert fits_the_hand('place("red cube", free_space("red cube"))', "red cube")
+    assert not fits_the_hand('place("red cube", "blue zone")', "blue cube")
+    assert not fits_the_hand('place("red cube", "blue zone")', None)
+    assert fits_the_hand("done()", "red cube") and fits_the_hand('push("red cube", "left", 0.1)', None)
