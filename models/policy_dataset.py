@@ -10,7 +10,8 @@ layout the live models/policy_features.py builds too), plus
 action       (Tp, 8)                   float32  actions t .. t+Tp-1, the segment's last one repeated
 done         (Tp,)                     float32  1 where step t+k lies past the segment (t+k >= end)
 ```
-Camera frames of raw (lossless) streams are read lazily per item, one HDF5 chunk a frame; video-coded
+Camera frames (the latest `camera_frames` of the window) of raw (lossless) streams are read lazily
+per item, one HDF5 chunk a frame; video-coded
 streams are decoded once, in __init__, into memory (`_EpisodeArrays.images`): decoding per item would
 decode from the last keyframe every time (up to a GOP per frame). DataLoader workers inherit them. Observation frames t-1, t are clamped to the segment
 start. Resolved targets: recall(key) is the pose the object had when remember(key, obj) ran (from
@@ -105,7 +106,8 @@ class PolicyDataset(Dataset):
     episodes and unusable segments are listed in `skipped`, never raised."""
 
     def __init__(self, paths, obs: str = "state", cond: str = "call", memory: bool = True,
-                 obs_horizon: int = 2, pred_horizon: int = 16, interventions: str = "all"):
+                 obs_horizon: int = 2, pred_horizon: int = 16, interventions: str = "all",
+                 camera_frames: int | None = None):
         if obs not in OBS_KINDS:
             raise ValueError(f"obs must be one of {', '.join(OBS_KINDS)}, got {obs!r}")
         if cond not in COND_KINDS:
@@ -116,6 +118,9 @@ class PolicyDataset(Dataset):
             raise ValueError(f"horizons must be >= 1, got obs {obs_horizon}, prediction {pred_horizon}")
         self.obs, self.cond, self.memory = obs, cond, bool(memory) and cond == "call"
         self.obs_horizon, self.pred_horizon = int(obs_horizon), int(pred_horizon)
+        # camera frames read per item: the latest this many of the window (the policy's camera_frames)
+        self.camera_frames = self.obs_horizon if camera_frames is None else max(1, min(int(camera_frames),
+                                                                                      self.obs_horizon))
         self.interventions = interventions
         self.left_out = 0  # segments interventions="only" left out: no takeover overlaps them
         self.encoding = CallEncoding()
@@ -218,12 +223,13 @@ class PolicyDataset(Dataset):
         steps = np.arange(t, t + self.pred_horizon)  # (Tp,)
         images = {}
         if self.obs == "rgb":
+            seen = obs_idx[-self.camera_frames:]
             for cam in CAMERAS:
                 if cam in a.images:
-                    images[cam] = a.images[cam][obs_idx]  # (To, H, W, 3)
+                    images[cam] = a.images[cam][seen]  # (frames, H, W, 3)
                     continue
                 data = self._episode_file(seg.episode).stream_data(cam)
-                images[cam] = np.stack([data[j] for j in obs_idx])  # (To, H, W, 3): h5py wants unique indices
+                images[cam] = np.stack([data[j] for j in seen])  # (frames, H, W, 3): h5py wants unique indices
         if self.cond == "call":
             memory = encode_memory(memory_at(a.memory, float(a.times[t])).values()) if self.memory else None
             item = policy_item(a.state[obs_idx], a.object_mask, seg.anchor, images=images, memory=memory,

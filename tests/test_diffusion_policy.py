@@ -176,3 +176,10 @@ def test_cameras_can_see_only_the_latest_frame_resized_and_cropped(episodes):
     policy.loss(batch)["loss"].backward()
     policy.eval()
     assert policy.predict(batch)["action"].shape == (8, latest.pred_horizon, 8)
+    lean = PolicyDataset(episodes, obs="rgb", camera_frames=1)  # reads only the frame the cameras encode
+    item, full = lean[5], data[5]
+    assert item["front_rgb"].shape[0] == 1 and torch.equal(item["front_rgb"][0], full["front_rgb"][-1])
+    torch.manual_seed(1)
+    a = policy.predict(batch_of(lean))["action"]
+    torch.manual_seed(1)
+    assert torch.allclose(a, policy.predict(batch)["action"])  # the same batch order: the same prediction

@@ -57,9 +57,15 @@ def test_another_scenes_image_tells_other_facts():
 
 
 def test_facts_text_and_prompt_line():
+    from models.scene_facts import SeenCube
+
     assert facts_text([]) == "Seen: nothing"
-    text = prompt_text("clear the red zone", [], [], seen="Seen: blue cube in red zone")
-    assert text.splitlines()[:3] == ["<image>", "clear the red zone", "Seen: blue cube in red zone"]
+    cubes = [SeenCube("green cube", None, (1, 2), 0.3), SeenCube("blue cube", "red zone", (3, 4), 0.4),
+             SeenCube("orange cube", "red zone", (5, 6), 0.5)]
+    assert facts_text(cubes, ("red zone", "yellow zone")) == \
+        "Seen: red zone: blue cube, orange cube; yellow zone: none; table: green cube; nearest: green cube"
+    text = prompt_text("clear the red zone", [], [], seen="Seen: red zone: blue cube")
+    assert text.splitlines()[:3] == ["<image>", "clear the red zone", "Seen: red zone: blue cube"]
     assert "Seen" not in prompt_text("clear the red zone", [], [])
 
 
