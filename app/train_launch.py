@@ -48,7 +48,7 @@ def form_defaults(variant: str) -> dict:
     if variant == PLANNER:
         values = {n: default_of(PlannerTrainOptions, n) for n in ("steps", "batch_size", "seed", "device",
                                                                    "checkpoint_every", "rephrasings",
-                                                                   "colour_swaps", "scene_facts")}
+                                                                   "colour_swaps", "scene_facts", "balance_tasks")}
         return {**values, "lr": SCRATCH_LR}
     return {n: default_of(TrainOptions, n) for n in ("obs", "frame", "prediction", "down_dims", "interventions",
                                                      "intervention_weight", "steps", "batch_size", "lr", "seed",
@@ -81,6 +81,7 @@ class TrainSettings:
     rephrasings: int | None = None  # the planner's: extra examples with the instruction reworded
     colour_swaps: int | None = None  # ... with the colours permuted in words and pixels
     scene_facts: bool | None = None  # ... whether it reads the facts of the image
+    balance_tasks: bool | None = None  # ... whether tasks with fewer demonstrations get more copies
 
     def __post_init__(self):
         object.__setattr__(self, "data", tuple(str(p) for p in self.data))
@@ -103,7 +104,8 @@ class TrainSettings:
                      checkpoint_every=self.checkpoint_every, tiny=self.tiny)
         # the planner learns from the front camera: obs, frame, widths and the intervention options do not apply
         if self.variant == PLANNER:
-            given |= dict(rephrasings=self.rephrasings, colour_swaps=self.colour_swaps, scene_facts=self.scene_facts)
+            given |= dict(rephrasings=self.rephrasings, colour_swaps=self.colour_swaps, scene_facts=self.scene_facts,
+                          balance_tasks=self.balance_tasks)
             return PlannerTrainOptions(**{k: v for k, v in given.items() if v is not None})
         given |= dict(obs=self.obs, frame=self.frame, prediction=self.prediction, down_dims=self.down_dims,
                       interventions=self.interventions, intervention_weight=self.intervention_weight)

@@ -89,13 +89,15 @@ def swapped(step: PlannerStep, permutation: Mapping[str, str]) -> PlannerStep:
                        tuple(swap_words(n, permutation) for n in step.names.zones)))
 
 
-def with_colour_swaps(steps: list[PlannerStep], phrasings: list[list[PlannerStep]], k: int,
+def with_colour_swaps(steps: list[PlannerStep], phrasings: list[list[PlannerStep]], k,
                       rng: np.random.Generator) -> list[PlannerStep]:
-    """k colour-swapped copies of each step, each under its own random permutation and told in one
-    of that step's phrasings (`phrasings[i]`: step i's rephrased copies, maybe none)."""
+    """k colour-swapped copies of each step (k: one number, or one per step), each under its own
+    random permutation and told in one of that step's phrasings (`phrasings[i]`: step i's rephrased
+    copies, maybe none)."""
     out = []
-    for step, others in zip(steps, phrasings):
+    counts = [k] * len(steps) if isinstance(k, int) else list(k)
+    for step, others, n in zip(steps, phrasings, counts):
         told = [step, *others]
-        for _ in range(k):
+        for _ in range(n):
             out.append(swapped(told[int(rng.integers(len(told)))], random_permutation(rng)))
     return out

@@ -108,6 +108,9 @@ class PlannerTrainOptions(RunOptions):
     colour_swaps: int = option(0, "extra examples per call with its colours permuted in the instruction, the calls "
                                "and the camera image (unseen colour pairs; simulated palette: models/colour_swaps.py)",
                                flag="--colour-swaps", kind="int", minimum=0, maximum=32, resume="model")
+    balance_tasks: bool = option(False, "tasks with fewer demonstrations get proportionally more colour-swapped "
+                                 "copies (without swaps: repeats), up to as many examples as the commonest task",
+                                 flag="--balance-tasks", switch=True, resume="model")
     scene_facts: bool = option(False, "tell the planner what the image shows: which zone each cube lies in, nearest "
                                "the robot first (read from the front camera by models/scene_facts.py)",
                                flag="--scene-facts", switch=True, resume="model")

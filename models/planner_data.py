@@ -42,6 +42,7 @@ class PlannerStep:
     target: str  # the next call's canonical code
     image: np.ndarray | None = None  # (H, W, 3) uint8 front-camera frame where the call starts
     names: SceneNames | None = None  # the scene's objects and zones (what the image's facts are read for)
+    task_id: str = ""  # the episode's suite task ("" when unknown): rare tasks can be drawn more often
 
 
 def prompt_text(task: str, history: Sequence[str], memory_keys: Sequence[str], memory: bool = True,
@@ -126,11 +127,11 @@ def episode_steps(path, with_images: bool = True) -> tuple[list[PlannerStep], Sc
         if with_images and IMAGE_STREAM not in ep.stream_names:
             raise ValueError(f"{path}: no {IMAGE_STREAM} camera stream (record with --obs rgb)")
         images = _frames_at(ep, times, [f for f, _ in program]) if with_images else [None] * len(program)
-        task = ep.instruction or ep.task
+        task, task_id = ep.instruction or ep.task, ep.task or ""
         names = scene_names(ep.meta.scene, [c for _, c in program])
     steps, history = [], []
     for (frame, code), image in zip(program, images):
-        steps.append(PlannerStep(task, tuple(history), remembered_keys(history), code, image, names))
+        steps.append(PlannerStep(task, tuple(history), remembered_keys(history), code, image, names, task_id))
         history.append(code)
     return steps, names
 

@@ -23,6 +23,7 @@ import json
 import random
 import shutil
 import time
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -45,6 +46,7 @@ from models.run_folder import (CHECKPOINTS, FINAL, METRICS_FILE, OPTIONS_FILE, S
 from models.scene_facts import facts_for
 from models.train_policy import find_episodes, select_episodes
 
+MAX_BALANCE = 8  # balance_tasks: a rare task gets at most this many times its own examples
 STATE_TENSORS = "trainer_state.safetensors"
 STATE_FORMAT = "code2act-planner-trainer"
 VALIDATION_FILE = "validation.json"
@@ -72,15 +74,28 @@ def with_rephrasings(steps: list[PlannerStep], k: int, seed: int) -> list[Planne
     return augmented(steps, k, 0, seed)
 
 
-def augmented(steps: list[PlannerStep], rephrasings: int, colour_swaps: int, seed: int) -> list[PlannerStep]:
+def balance_factors(steps: Sequence[PlannerStep], limit: int = MAX_BALANCE) -> list[int]:
+    """Per step, how many times as many examples its task gets so that every task counts about as many
+    demonstrations as the commonest (at most `limit` times; steps of no known task: 1). A
+    demonstration is counted by its first step (the one with no history)."""
+    counts = Counter(s.task_id for s in steps if s.task_id and not s.history)
+    top = max(counts.values(), default=0)
+    return [min(limit, max(1, round(top / counts[s.task_id]))) if counts.get(s.task_id) else 1 for s in steps]
+
+
+def augmented(steps: list[PlannerStep], rephrasings: int, colour_swaps: int, seed: int,
+              balance: bool = False) -> list[PlannerStep]:
     """`steps`, then `rephrasings` copies of each with its instruction rephrased, then `colour_swaps`
     copies of each with its colours permuted in words and pixels (models/colour_swaps.py), each told
-    in one of the step's phrasings."""
+    in one of the step's phrasings. `balance`: a task with fewer examples gets proportionally more
+    colour-swapped copies (balance_factors), or, without swaps, repeats of its steps."""
     rng = np.random.default_rng(seed)
     phrasings = [[replace(s, task=v) for v in variants(s.task, rephrasings, rng)] if rephrasings else []
                  for s in steps]
-    swaps = with_colour_swaps(steps, phrasings, colour_swaps, rng) if colour_swaps else []
-    return steps + [p for ps in phrasings for p in ps] + swaps
+    factors = balance_factors(steps) if balance else [1] * len(steps)
+    swaps = with_colour_swaps(steps, phrasings, [colour_swaps * f for f in factors], rng) if colour_swaps else []
+    repeats = [] if colour_swaps else [s for s, f in zip(steps, factors) for _ in range(f - 1)]
+    return steps + [p for ps in phrasings for p in ps] + swaps + repeats
 
 
 def _corpus(steps: list[PlannerStep], memory: bool, camera: dict | None = None, scene_facts: bool = False) -> list[str]:
@@ -174,7 +189,7 @@ def train_planner(options: PlannerTrainOptions, progress: Callable[[int, int, di
         reasons = dropped + skipped
         raise ValueError(f"no planner steps in {len(paths)} episodes" + (f"; e.g. {reasons[0]}" if reasons else ""))
     recorded = [s.task for s in steps]
-    steps = augmented(steps, options.rephrasings, options.colour_swaps, options.seed)
+    steps = augmented(steps, options.rephrasings, options.colour_swaps, options.seed, options.balance_tasks)
     # LLaVA leaves parts of its vision tower unused (features come from a layer before the last norm)
     accelerator = make_accelerator(options.device, options.mixed_precision, unused_parameters=True)
     device, main = accelerator.device, accelerator.is_main_process

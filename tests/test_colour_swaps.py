@@ -70,3 +70,22 @@ def test_augmented_adds_rephrased_and_colour_swapped_copies():
         assert len(said) == 2 and s.target.startswith(f'{s.target.split("(")[0]}("{said[0][1]} cube"'), s
     assert augmented(steps, 0, 0, seed=0) == steps
     assert [s.task for s in augmented(steps, 2, 3, seed=0)] == [s.task for s in out]  # a function of the seed
+
+
+def test_rare_tasks_get_more_swapped_copies_when_balanced():
+    from models.train_planner import balance_factors
+
+    def episode(task, n_calls):
+        return [PlannerStep(f"{task} it", tuple(f'pick("red cube")' for _ in range(i)), (), 'pick("red cube")',
+                            _scene_image(), task_id=task) for i in range(n_calls)]
+    steps = [s for _ in range(4) for s in episode("stack", 3)] + episode("tower", 5)
+    factors = balance_factors(steps)
+    assert factors[:12] == [1] * 12 and factors[12:] == [4] * 5  # 4 stack demonstrations, 1 tower
+    assert balance_factors(steps, limit=2)[12:] == [2] * 5
+    assert balance_factors([PlannerStep("x", (), (), "done()")]) == [1]  # no task known: as it is
+    plain = augmented(steps, 0, 2, seed=0)
+    balanced = augmented(steps, 0, 2, seed=0, balance=True)
+    assert len(plain) == 17 + 2 * 17 and len(balanced) == 17 + 2 * 12 + 8 * 5
+    assert sum(s.task_id == "tower" for s in balanced) == 5 + 40
+    repeated = augmented(steps, 0, 0, seed=0, balance=True)  # no swaps: the rare task's steps repeated
+    assert len(repeated) == 17 + 3 * 5 and sum(s.task_id == "tower" for s in repeated) == 20

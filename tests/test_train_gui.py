@@ -542,6 +542,7 @@ def test_train_a_planner_then_evaluate_it_with_the_oracle_skills(make_panel, cam
     form.colour_swaps.setValue(1)
     form.rephrasings.setValue(1)
     form.scene_facts.setChecked(True)
+    form.balance_tasks.setChecked(True)
     tiny_settings(panel, steps=6, checkpoint_every=3, name="vlm")
     with qtbot.waitSignal(panel.training_finished, timeout=150_000) as finished:
         qtbot.mouseClick(panel.train_button, Qt.MouseButton.LeftButton)
@@ -549,7 +550,8 @@ def test_train_a_planner_then_evaluate_it_with_the_oracle_skills(make_panel, cam
     run = panel.runs_dir / "vlm"
     saved_options = json.loads((run / OPTIONS_FILE).read_text())
     assert saved_options["model"] == "planner"
-    assert (saved_options["colour_swaps"], saved_options["rephrasings"], saved_options["scene_facts"]) == (1, 1, True)
+    assert (saved_options["colour_swaps"], saved_options["rephrasings"], saved_options["scene_facts"],
+            saved_options["balance_tasks"]) == (1, 1, True, True)
     assert json.loads((run / "final" / "planner.json").read_text())["planner"]["camera"]["intrinsics"]["width"] == 48
     assert panel.runs_view.checkpoint_names() == ["step_000003", "step_000006", "final"]
     assert panel.plot.points("loss") >= 1

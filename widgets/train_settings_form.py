@@ -1,7 +1,7 @@
 """The model and training settings of a new run (observations, model variant or the planner, position
 frame, U-Net widths, which segments it learns from (all, or the takeover interventions only) and how
 much more often intervention segments are drawn, steps, batch size, learning rate, seed, device,
-checkpoint interval, tiny, run name; the planner's rephrasings, colour swaps and scene facts). Choices, defaults and tooltips come from the trainers' option
+checkpoint interval, tiny, run name; the planner's rephrasings, colour swaps, scene facts and task balance). Choices, defaults and tooltips come from the trainers' option
 declarations through app/train_launch.py (`form_defaults`, `help_of`, the choice tuples); only the
 display names are here.
 
@@ -90,6 +90,9 @@ class TrainSettingsForm(QGroupBox):
         self.scene_facts = QCheckBox("read the scene's facts from the image")
         self.scene_facts.setChecked(planner_defaults["scene_facts"])
         self.scene_facts.setToolTip(help_of("scene_facts", PLANNER))
+        self.balance_tasks = QCheckBox("balance tasks (rare ones get more copies)")
+        self.balance_tasks.setChecked(planner_defaults["balance_tasks"])
+        self.balance_tasks.setToolTip(help_of("balance_tasks", PLANNER))
         self.tiny = QCheckBox("tiny model (smoke runs, tests)")
         self.tiny.setToolTip("A few-thousand-parameter network: trains in seconds, learns little")
         self.tiny.toggled.connect(lambda on: self.widths.setEnabled(not on and self.variant.currentData() != PLANNER))
@@ -112,7 +115,10 @@ class TrainSettingsForm(QGroupBox):
             row.addWidget(QLabel(b))
             row.addWidget(wb, 1)
             form.addRow(a, row)
-        form.addRow("", self.scene_facts)
+        facts = QHBoxLayout()
+        facts.addWidget(self.scene_facts)
+        facts.addWidget(self.balance_tasks)
+        form.addRow("", facts)
         form.addRow("checkpoint every", self.checkpoint_every)
         form.addRow("", self.tiny)
         form.addRow("run name", self.run_name)
@@ -125,7 +131,7 @@ class TrainSettingsForm(QGroupBox):
         planner = self.variant.currentData() == PLANNER
         for w in (self.obs, self.frame, self.prediction, self.interventions):
             w.setEnabled(not planner)
-        for w in (self.rephrasings, self.colour_swaps, self.scene_facts):
+        for w in (self.rephrasings, self.colour_swaps, self.scene_facts, self.balance_tasks):
             w.setEnabled(planner)
         self._enable_weight()
         self.widths.setEnabled(not planner and not self.tiny.isChecked())
@@ -170,4 +176,5 @@ class TrainSettingsForm(QGroupBox):
                              seed=self.seed.value(), device=self.device.currentData(),
                              checkpoint_every=self.checkpoint_every.value(), tiny=self.tiny.isChecked(),
                              **(dict(rephrasings=self.rephrasings.value(), colour_swaps=self.colour_swaps.value(),
-                                     scene_facts=self.scene_facts.isChecked()) if variant == PLANNER else {}))
+                                     scene_facts=self.scene_facts.isChecked(),
+                                     balance_tasks=self.balance_tasks.isChecked()) if variant == PLANNER else {}))
