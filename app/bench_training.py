@@ -9,7 +9,9 @@ and once as H.264 (`standard`), then for each:
   after the first two (batch 64, CPU, one data-loading process, as `train policy` runs by default),
   in the order lossless, video, video, lossless, averaged per layout (a second run in a row came out
   up to 10% slower, whichever layout it was).
-The state policy's step time is measured the same way. Samples per second = batch / step time.
+The state policy's step time is measured the same way, and so is each of `RGB_VARIANTS` (the rgb
+policy's image size, crop, encoder and frames: what makes it trainable on a CPU; README, "The rgb
+policy") on the lossless demos. Samples per second = batch / step time.
 """
 from __future__ import annotations
 
@@ -26,6 +28,17 @@ STEPS = 6
 BATCH = 64
 LAYOUTS = ("lossless", "standard")
 TINY = False  # the default-size policies; True: the tiny ones (the bench's own test)
+_BEFORE = dict(vision_widths=(32, 64, 128, 256), vision_depths=(2, 2, 2, 2), image_size=None, crop=1.0,
+               image_frames=None)
+_LIGHT = dict(vision_widths=(16, 32, 64, 128), vision_depths=(1, 1, 1, 1))
+RGB_VARIANTS = {  # name -> train policy options over the defaults
+    "128 px, widths 32-256 x2, both frames (the first rgb policy)": _BEFORE,
+    "64 px": {**_BEFORE, "image_size": 64},
+    "64 px, latest frame": {**_BEFORE, "image_size": 64, "image_frames": 1},
+    "128 px, widths 16-128 x1": {**_BEFORE, **_LIGHT},
+    "64 px, widths 16-128 x1": {**_BEFORE, **_LIGHT, "image_size": 64},
+    "72 px, crop 0.9, widths 16-128 x1, latest frame": {**_LIGHT, "image_size": 72, "crop": 0.9, "image_frames": 1},
+}
 
 
 def _record(folder: Path, quality: str) -> list[Path]:
@@ -58,13 +71,13 @@ def _data_path(paths: list[Path]) -> dict:
     return {"dataset_build_s": round(build_s, 2), "loader_samples_per_s": round(rate)}
 
 
-def _step_time(data: Path, out: Path, obs: str) -> float:
+def _step_time(data: Path, out: Path, obs: str, **extra) -> float:
     from models.policy_config import TrainOptions
     from models.train_policy import train_policy
 
     stamps: list[float] = []
     options = TrainOptions(data=(str(data),), out=str(out), obs=obs, steps=STEPS, batch_size=BATCH,
-                           checkpoint_every=0, device="cpu", tiny=TINY)
+                           checkpoint_every=0, device="cpu", tiny=TINY, **extra)
     train_policy(options, progress=lambda step, total, metrics: stamps.append(time.perf_counter()))
     return statistics.median(b - a for a, b in zip(stamps[1:], stamps[2:]))
 
@@ -86,6 +99,11 @@ def bench_training() -> dict:
             step = statistics.mean(times)
             result["layouts"][quality].update({"rgb_step_s": round(step, 3), "rgb_step_s_runs": [round(t, 3) for t in times],
                                                "rgb_samples_per_s": round(BATCH / step, 1)})
+        result["rgb_variants"] = {}
+        for k, (name, extra) in enumerate(RGB_VARIANTS.items()):
+            print(f"training the rgb policy ({name}) for {STEPS} steps ...", file=sys.stderr)
+            step = _step_time(tmp / "lossless", tmp / f"run_variant_{k}", "rgb", **extra)
+            result["rgb_variants"][name] = {"step_s": round(step, 3), "samples_per_s": round(BATCH / step, 1)}
         print(f"training the state policy for {STEPS} steps ...", file=sys.stderr)
         step = _step_time(tmp / "lossless", tmp / "run_state", "state")
         result["state_step_s"] = round(step, 3)
@@ -101,5 +119,7 @@ def run_bench_training(args) -> int:
     for quality, r in result["layouts"].items():
         print(f"rgb policy on {quality} episodes: {r['rgb_step_s']} s a step ({r['rgb_samples_per_s']} samples/s); "
               f"dataset built in {r['dataset_build_s']} s, loader alone {r['loader_samples_per_s']} samples/s")
+    for name, r in result["rgb_variants"].items():
+        print(f"rgb policy, {name}: {r['step_s']} s a step ({r['samples_per_s']} samples/s)")
     print(f"state policy: {result['state_step_s']} s a step ({result['state_samples_per_s']} samples/s)")
     return 0
