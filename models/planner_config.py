@@ -17,6 +17,7 @@ from models.option_fields import option, options_of, validate_options
 from models.planner_grammar import CallVocabulary
 from models.run_options import RunOptions, as_paths, from_known_dict
 
+OLDER_RUNS = {"balance_tasks": False}  # what runs saved before an option existed did (resume keeps it)
 PLANNER = "planner"  # options.json's "model": how the Train workspace tells a planner run from a policy run
 SCRATCH_LR = 1e-3  # the learning rate from scratch ...
 LORA_LR = 2e-4  # ... and for LoRA adapters on a --base checkpoint
@@ -108,9 +109,10 @@ class PlannerTrainOptions(RunOptions):
     colour_swaps: int = option(0, "extra examples per call with its colours permuted in the instruction, the calls "
                                "and the camera image (unseen colour pairs; simulated palette: models/colour_swaps.py)",
                                flag="--colour-swaps", kind="int", minimum=0, maximum=32, resume="model")
-    balance_tasks: bool = option(False, "tasks with fewer demonstrations get proportionally more colour-swapped "
-                                 "copies (without swaps: repeats), up to as many examples as the commonest task",
-                                 flag="--balance-tasks", switch=True, resume="model")
+    balance_tasks: bool = option(True, "tasks with fewer demonstrations get proportionally more colour-swapped "
+                                 "copies (without swaps: repeats), up to as many examples as the commonest task "
+                                 "(--no-balance-tasks: each demonstration counts once)",
+                                 flag="--no-balance-tasks", switch=False, resume="model")
     scene_facts: bool = option(False, "tell the planner what the image shows: which zone each cube lies in, nearest "
                                "the robot first (read from the front camera by models/scene_facts.py)",
                                flag="--scene-facts", switch=True, resume="model")
@@ -133,7 +135,8 @@ class PlannerTrainOptions(RunOptions):
 
     @staticmethod
     def from_dict(d: dict) -> "PlannerTrainOptions":
-        return from_known_dict(PlannerTrainOptions, {k: v for k, v in d.items() if k != "model"}, "the run's options")
+        return from_known_dict(PlannerTrainOptions, {k: v for k, v in d.items() if k != "model"}, "the run's options",
+                               OLDER_RUNS)
 
 
 MODEL_OPTIONS = tuple(n for n, o in options_of(PlannerTrainOptions).items() if o.resume == "model")

@@ -502,6 +502,9 @@ def test_planner_commands_are_what_the_cli_parses_and_resume_keeps_the_runs_opti
     assert args.model == "planner" and options_from_args(PlannerTrainOptions, args) == s.options()
     assert (s.options().steps, s.options().batch_size, s.options().lr, s.options().tasks) == (7, 3, 1e-3, ("swap",))
     assert (s.options().colour_swaps, s.options().scene_facts, s.options().rephrasings) == (2, True, 0)
+    assert s.options().balance_tasks  # the default; a run saved before the option existed did not balance:
+    older = {k: v for k, v in s.options().to_dict().items() if k != "balance_tasks"}
+    assert PlannerTrainOptions.from_dict(older).balance_tasks is False
     run = tmp_path / "runs" / "v"
     (run / CHECKPOINTS / "step_000002").mkdir(parents=True)
     (run / CHECKPOINTS / "step_000002" / STATE_JSON).write_text("{}")
@@ -542,7 +545,7 @@ def test_train_a_planner_then_evaluate_it_with_the_oracle_skills(make_panel, cam
     form.colour_swaps.setValue(1)
     form.rephrasings.setValue(1)
     form.scene_facts.setChecked(True)
-    form.balance_tasks.setChecked(True)
+    form.balance_tasks.setChecked(False)
     tiny_settings(panel, steps=6, checkpoint_every=3, name="vlm")
     with qtbot.waitSignal(panel.training_finished, timeout=150_000) as finished:
         qtbot.mouseClick(panel.train_button, Qt.MouseButton.LeftButton)
@@ -551,7 +554,7 @@ def test_train_a_planner_then_evaluate_it_with_the_oracle_skills(make_panel, cam
     saved_options = json.loads((run / OPTIONS_FILE).read_text())
     assert saved_options["model"] == "planner"
     assert (saved_options["colour_swaps"], saved_options["rephrasings"], saved_options["scene_facts"],
-            saved_options["balance_tasks"]) == (1, 1, True, True)
+            saved_options["balance_tasks"]) == (1, 1, True, False)
     assert json.loads((run / "final" / "planner.json").read_text())["planner"]["camera"]["intrinsics"]["width"] == 48
     assert panel.runs_view.checkpoint_names() == ["step_000003", "step_000006", "final"]
     assert panel.plot.points("loss") >= 1
