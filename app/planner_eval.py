@@ -71,6 +71,7 @@ class PlannerProposer:
         self.planner, self.instruction, self.alternatives, self.frames = planner, instruction, alternatives, frames
         self.names = SceneNames(tuple(scene.object_names), tuple(scene.zone_names))
         self.last_alternatives: tuple = ()  # ScoredCall, best first; () before the first call or when not kept
+        self.last_seen: str | None = None  # the facts the planner read from the last image (--scene-facts), else None
         self.refusal: str | None = None  # why the instruction was refused, once checked
         self._checked = False  # the instruction is checked before this proposer's first call
         self.verbatim = verbatim
@@ -102,6 +103,8 @@ class PlannerProposer:
             image, _depth = api.cell.render(FRONT_CAMERA)
         else:
             image = self.frames[min(len(history), len(self.frames) - 1)]
+        seen = getattr(self.planner, "seen", None)
+        self.last_seen = seen(image, self.names) if seen is not None else None
         query = (image, self.read_as, history, remembered_keys(history), self.names)
         if not self.alternatives:
             return Call.from_code(self.planner.next_call(*query))

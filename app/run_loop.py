@@ -104,6 +104,7 @@ class ActiveRun:
             should_abort=self.controls.abort.is_set, clock=self.take.clock, publish=host.update,
             control_hz=host.control_hz, max_call_s=host.max_call_s)
         self._shown_memory: tuple = ()
+        self._last_seen: str | None = None  # the image facts last said in the log
         self.late_ticks = 0  # paced ticks that started more than a control period late
         self._cameras = host.cameras or (self.learned is not None and self.learned.wants_cameras)
 
@@ -203,6 +204,10 @@ class ActiveRun:
         call = self.propose(api)  # ... before its first call: said once, when it reads it otherwise
         if getattr(self.propose, "read_as", None) != read_before:
             self.host.event("info", f"the planner reads the instruction as: {self.propose.read_as}")
+        seen = getattr(self.propose, "last_seen", None)  # what a planner reading the image's facts saw
+        if seen and seen != self._last_seen:
+            self.host.event("info", f"the planner sees: {seen.removeprefix('Seen: ')}")
+        self._last_seen = seen
         if self.planner is not None:  # a learned planner's proposer keeps the best calls it chose from
             self.host.update(alternatives=tuple(Alternative(a.code, a.probability)
                                                 for a in self.propose.last_alternatives))

@@ -63,8 +63,9 @@ def loader(planner):
     return lambda path: (planner, ModelRef("planner", str(path), ""))
 
 
-def train_tiny_planner(data, run) -> None:
-    """A tiny planner trained for a few steps on two small pick_place demonstrations: it cannot do much."""
+def train_tiny_planner(data, run, *extra: str) -> None:
+    """A tiny planner trained for a few steps on two small pick_place demonstrations: it cannot do much.
+    `extra`: more `train planner` arguments."""
     from app.cli import main
     from recorders.cell.scene import CameraSettings
     from recorders.demo_recorder import record_demo
@@ -72,7 +73,7 @@ def train_tiny_planner(data, run) -> None:
     for seed in (0, 1):
         record_demo(make_instance("pick_place", seed, cameras=CameraSettings(48, 48)), data / f"pick_place_{seed}.h5")
     assert main(["train", "planner", "--data", str(data), "--out", str(run), "--steps", "4", "--tiny",
-                 "--batch-size", "4", "--device", "cpu"]) == 0
+                 "--batch-size", "4", "--device", "cpu", *extra]) == 0
 
 
 def reinstruction_planner(task: str = "stack", seed: int = 0) -> "ScriptedPlanner":

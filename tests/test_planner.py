@@ -511,6 +511,7 @@ def test_the_proposer_keeps_the_alternatives_of_the_call_it_proposed(tiny_run):
         assert alone(RobotAPI(cell)) == call and alone.last_alternatives == ()
         image, _ = cell.render("front")
     assert len(propose.last_alternatives) == 3 and propose.last_alternatives[0].code == call.code
+    assert propose.last_seen is None  # this planner does not read the image's facts
     names = SceneNames(tuple(inst.scene.object_names), tuple(inst.scene.zone_names))
     again = planner.next_calls(image, inst.instruction, [], [], names, k=3)
     assert [a.code for a in again] == [a.code for a in propose.last_alternatives]

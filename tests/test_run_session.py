@@ -290,6 +290,20 @@ def test_a_tiny_trained_planner_follows_any_instruction_to_an_end_with_its_reaso
             assert [(m.role, m.run) for m in ep.meta.provenance.models] == [("planner", str(tiny_planner))]
 
 
+def test_a_planner_reading_the_images_facts_says_what_it_sees_in_the_log(sessions, tmp_path):
+    run = tmp_path / "facts"
+    train_tiny_planner(tmp_path / "data", run, "--scene-facts")
+    session = sessions(max_calls=1)
+    session.start("pick_place", 2, planner=str(run))
+    seen = session.wait_for_event("info", WAIT_S)
+    while not seen.text.startswith("the planner sees: "):
+        seen = session.wait_for_event("info", WAIT_S)
+    inst = make_instance("pick_place", 2)
+    cube = inst.roles["A"]  # pick_place's zone is empty: every cube lies on the table
+    assert f"{inst.roles['Z']}: none" in seen.text and "table: " in seen.text and cube in seen.text, seen.text
+    ended(session)
+
+
 def test_a_planner_reads_another_wording_as_its_training_instruction_and_refuses_what_it_cannot_do(
         sessions, tiny_planner):
     inst = make_instance("pick_place", 2)

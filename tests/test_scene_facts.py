@@ -93,3 +93,29 @@ def test_camera_view_round_trip_and_refusals():
     assert CameraView.from_stream_meta({"intrinsics": {}, "mount": {"frame": "hand", "pose": [0] * 7}}) is None
     # a camera looking along +z from z = 0.5 never meets the plane below it
     assert np.isnan(view.table_points(np.array([31.5]), np.array([31.5]), (64, 64), 0.0)).all()
+
+
+def test_a_planner_reading_facts_says_them_in_its_prompt_and_its_proposer_keeps_them():
+    from dataclasses import replace
+
+    from app.planner_eval import planner_proposer
+    from models.planner import Planner
+    from models.planner_config import TINY, PlannerConfig
+    from models.planner_grammar import CallVocabulary
+    from models.train_planner import _corpus
+    from recorders.robot_api import RobotAPI
+
+    inst, image, view = _rendered("clear_zone", 3)
+    names = SceneNames(tuple(inst.scene.object_names), tuple(inst.scene.zone_names))
+    step = PlannerStep(inst.instruction, (), (), inst.program[0].code, image, names, "clear_zone")
+    config = PlannerConfig(calls=CallVocabulary.from_programs([c.code for c in inst.program]), scene_facts=True,
+                           camera=view.to_dict(), **TINY)
+    planner = Planner.scratch(config, _corpus([step], True, config.camera, True))
+    expected = scene_facts(image, names.objects, names.zones, view)
+    assert planner.seen(image, names) == expected
+    assert expected in planner.processor.tokenizer.decode(planner.encode_prompt(image, step.task, (), (), names)["input_ids"])
+    assert Planner.scratch(replace(config, scene_facts=False), [step.task]).seen(image, names) is None
+    propose = planner_proposer(planner, inst.instruction, inst.scene)
+    with open_workcell("sim", inst.scene, 10.0) as cell:
+        propose(RobotAPI(cell))
+    assert propose.last_seen == expected
