@@ -136,18 +136,6 @@ def episode_steps(path, with_images: bool = True) -> tuple[list[PlannerStep], Sc
     return steps, names
 
 
-def front_view(path) -> dict | None:
-    """The front camera's view (models/scene_facts.CameraView, as a dict) of an episode whose front
-    camera is fixed in the base frame; None otherwise."""
-    from models.scene_facts import CameraView
-
-    with open_episode(path) as ep:
-        if IMAGE_STREAM not in ep.stream_names:
-            return None
-        view = CameraView.from_stream_meta(ep.stream_info(IMAGE_STREAM).get("meta") or {})
-    return None if view is None else view.to_dict()
-
-
 def _frames_at(ep, control_t: np.ndarray, control_frames: list[int]) -> list[np.ndarray]:
     """Front-camera frames nearest in time to control frames (cameras may run at their own rate)."""
     cam_t = ep.stream_time(IMAGE_STREAM)

@@ -175,6 +175,19 @@ def scene_facts(image: np.ndarray, objects: Sequence[str], zones: Sequence[str],
     return facts_text(seen_cubes(image, objects, zones, view), zones)
 
 
+def front_view(path) -> dict | None:
+    """The front camera's view (a CameraView's dict) of an episode whose front camera is fixed in the
+    base frame; None otherwise."""
+    from models.planner_data import IMAGE_STREAM
+    from recorders.episode_file import open_episode
+
+    with open_episode(path) as ep:
+        if IMAGE_STREAM not in ep.stream_names:
+            return None
+        view = CameraView.from_stream_meta(ep.stream_info(IMAGE_STREAM).get("meta") or {})
+    return None if view is None else view.to_dict()
+
+
 def facts_for(image: np.ndarray, names, camera: dict | None) -> str:
     """The facts line for a planner: `names` (models/planner_data.SceneNames), `camera` a CameraView's dict."""
     return scene_facts(image, names.objects, names.zones, CameraView.from_dict(camera) if camera else None)

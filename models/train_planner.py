@@ -37,13 +37,13 @@ from models.instruction_check import known_instructions
 from models.instruction_variants import variants
 from models.planner import Planner
 from models.planner_config import MODEL_OPTIONS, TINY, PlannerConfig, PlannerTrainOptions
-from models.planner_data import PlannerStep, SceneNames, front_view, load_steps, prompt_text
+from models.planner_data import PlannerStep, SceneNames, load_steps, prompt_text
 from models.planner_files import check_base
 from models.planner_grammar import CallVocabulary
 from models.run_folder import (CHECKPOINTS, FINAL, METRICS_FILE, OPTIONS_FILE, STATE_JSON, MetricsLog,
                                latest_checkpoint, load_optimizer, make_accelerator, optimizer_tensors,
                                starting_checkpoint, write_json)
-from models.scene_facts import facts_for
+from models.scene_facts import facts_for, front_view
 from models.train_policy import find_episodes, select_episodes
 
 MAX_BALANCE = 8  # balance_tasks: a rare task gets at most this many times its own examples

@@ -225,8 +225,9 @@ def test_a_stream_that_stops_coming_ends_at_rest_on_its_last_target(cell):
     rest = Pose(tuple(s.O_T_EE_c.translation), target.quat)
     stopped_early = cell.arm.events[EVENT_WATCHDOG] > trips  # a slow server: the watchdog stopped the arm
     cell.arm.stop()
-    # at 0.2 m/s a plain stop would run ~5 mm past it; 1 mm is a few 1 kHz ticks of a busy franky-sim
-    assert furthest - target.xyz[0] < 1e-3
+    # at 0.2 m/s a plain stop would run ~5 mm past it; 2.5 mm allows the late ticks of a franky-sim
+    # sharing the CPU with other work (0.55 mm seen on a quiet machine, 1.6 mm with five processes)
+    assert furthest - target.xyz[0] < 2.5e-3
     if stopped_early:
         pytest.skip("franky-sim ran too slowly to see the arm come to rest before the watchdog stopped it")
     assert np.linalg.norm(rest.xyz - target.xyz) < 5e-4

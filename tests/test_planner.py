@@ -242,7 +242,8 @@ def tiny_run(planner_episodes, tmp_path_factory):
 
 def test_train_planner_writes_metrics_checkpoints_final_and_validation(tiny_run):
     lines = [json.loads(x) for x in (tiny_run / "metrics.jsonl").read_text().splitlines()]
-    assert lines[0]["event"] == "started" and lines[0]["samples"] == 3 + 3 + 3 + 9 - 0
+    # three pick_place demonstrations and one swap: balanced, the swap's 9 steps come three times
+    assert lines[0]["event"] == "started" and lines[0]["samples"] == 3 + 3 + 3 + 3 * 9
     assert [x["step"] for x in lines if "loss" in x] == [6]
     assert {"validation", "finished"} <= {x.get("event") for x in lines}
     assert sorted(p.name for p in (tiny_run / "checkpoints").iterdir()) == ["step_000003", "step_000006"]
