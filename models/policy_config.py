@@ -13,7 +13,7 @@ models/diffusion_policy.py and models/train_policy.py build and train from them.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, replace
 
 from models.anchor_frame import FRAMES
 from models.option_fields import default_of, option, options_of, validate_options
@@ -27,7 +27,8 @@ MAX_WIDTH = 4096  # channels of any layer: bounds a config's allocation before a
 # Keys missing from checkpoints and runs saved before they existed take these values, not today's defaults
 # (each class takes the keys it has: the last two are a run's options only).
 OLDER_DEFAULTS = {"frame": "world", "prediction": "epsilon", "state_objects": True, "interventions": "all",
-                  "intervention_weight": 1.0}
+                  "intervention_weight": 1.0, "image_frames": None, "image_size": None, "crop": 1.0,
+                  "vision_widths": (32, 64, 128, 256), "vision_depths": (2, 2, 2, 2)}
 
 
 def _size(default, help: str = "", maximum: int = MAX_WIDTH, **meta):
@@ -138,19 +139,21 @@ TINY = dict(embed_dim=32, down_dims=(32, 64), step_embed_dim=16,
             vision=VisionConfig(feature_dim=8, hidden_sizes=(8, 16), depths=(1, 1), groups=4))
 
 
-def _like(name: str, flag: str | None = None, help: str | None = None, **meta):
-    """A training option that sets PolicyConfig's field `name`: its default, bounds and help (or
-    `help` for a switch), shaping the model."""
+def _like(name: str, flag: str | None = None, help: str | None = None, default=MISSING, **meta):
+    """A training option that sets PolicyConfig's field `name`: its default (or `default`), bounds and
+    help (or `help` for a switch), shaping the model."""
     o = options_of(PolicyConfig)[name]
-    return option(default_of(PolicyConfig, name), help or o.help, choices=o.choices, minimum=o.minimum,
-                  maximum=o.maximum, kind=o.kind, flag=flag, resume="model", **meta)
+    return option(default_of(PolicyConfig, name) if default is MISSING else default, help or o.help,
+                  choices=o.choices, minimum=o.minimum, maximum=o.maximum, kind=o.kind, flag=flag, resume="model",
+                  **meta)
 
 
-def _like_vision(name: str, flag: str, **meta):
-    """A training option that sets VisionConfig's field `name` (the cameras' encoder)."""
+def _like_vision(name: str, flag: str, default, **meta):
+    """A training option that sets VisionConfig's field `name` (the cameras' encoder) with a new run's
+    `default` (the config's own default is what checkpoints saved before the option meant)."""
     o = options_of(VisionConfig)[name]
-    return option(default_of(VisionConfig, name), o.help, choices=o.choices, minimum=o.minimum,
-                  maximum=o.maximum, kind=o.kind, flag=flag, resume="model", **meta)
+    return option(default, o.help, choices=o.choices, minimum=o.minimum, maximum=o.maximum, kind=o.kind,
+                  flag=flag, resume="model", **meta)
 
 
 @dataclass(frozen=True)
@@ -180,11 +183,14 @@ class TrainOptions(RunOptions):
                               metavar="N")
     embed_dim: int = _like("embed_dim")
     down_dims: tuple[int, ...] = _like("down_dims", "--down-dims", metavar="W1,W2,...")
-    image_frames: int | None = _like("image_frames", "--image-frames", metavar="N")
-    image_size: int | None = _like_vision("image_size", "--image-size", metavar="PX")
-    crop: float = _like_vision("crop", "--crop", metavar="FRACTION")
-    vision_widths: tuple[int, ...] = _like_vision("hidden_sizes", "--vision-widths", metavar="W1,W2,...")
-    vision_depths: tuple[int, ...] = _like_vision("depths", "--vision-depths", metavar="D1,D2,...")
+    # The rgb policy's cameras: what made it trainable on a CPU (README, "The rgb policy"); runs saved
+    # before these options existed had the config classes' defaults (OLDER_DEFAULTS)
+    image_frames: int | None = _like("image_frames", "--image-frames", default=1, metavar="N")
+    image_size: int | None = _like_vision("image_size", "--image-size", 72, metavar="PX")
+    crop: float = _like_vision("crop", "--crop", 0.9, metavar="FRACTION")
+    vision_widths: tuple[int, ...] = _like_vision("hidden_sizes", "--vision-widths", (16, 32, 64, 128),
+                                                  metavar="W1,W2,...")
+    vision_depths: tuple[int, ...] = _like_vision("depths", "--vision-depths", (1, 1, 1, 1), metavar="D1,D2,...")
 
     def __post_init__(self):
         super().__post_init__()

@@ -72,3 +72,16 @@ def test_a_resume_overrides_the_schedule_and_refuses_what_shapes_the_model_or_da
     with pytest.raises(ValueError, match="base was None, not 'x'"):
         resumed_options(planner, {"base": "x"})
     assert resumed_options(planner, {"lr": 1e-4}) == replace(planner, lr=1e-4)
+
+
+def test_new_rgb_runs_get_the_cpu_recipe_and_older_runs_keep_their_encoder():
+    from models.policy_config import TrainOptions
+
+    new = TrainOptions(data=("d",), out="r", obs="rgb").policy_config()
+    assert (new.camera_frames, new.vision.image_size, new.vision.crop) == (1, 72, 0.9)
+    assert (new.vision.hidden_sizes, new.vision.depths) == ((16, 32, 64, 128), (1, 1, 1, 1))
+    older = TrainOptions.from_dict({"data": ["d"], "out": "r", "obs": "rgb"}).policy_config()  # saved before
+    assert (older.camera_frames, older.vision.image_size, older.vision.crop) == (2, None, 1.0)
+    assert (older.vision.hidden_sizes, older.vision.depths) == ((32, 64, 128, 256), (2, 2, 2, 2))
+    again = TrainOptions(data=("d",), out="r", obs="rgb")
+    assert TrainOptions.from_dict(again.to_dict()) == again
