@@ -2,8 +2,8 @@
 with `--planner RUN`, milliseconds per next call of a planner instead, alone and with its runners-up
 (models/planner.ALTERNATIVES best calls, as the Run view shows them).
 
-Times `DiffusionPolicy.predict` (DDIM, batch 1) for the default state and rgb configurations
-(weights untrained: the time does not depend on them), then runs one `stack` rollout of the
+Times `DiffusionPolicy.predict` (DDIM, batch 1) for the state and rgb configurations a new training
+run gets (`trained_default`; weights untrained: the time does not depend on them), then runs one `stack` rollout of the
 default state model at 10 Hz (6 s of its first call) and reports whether any control tick waited for inference. With
 `--policy RUN`, the trained policy's own configuration is used instead.
 """
@@ -104,7 +104,7 @@ def run_bench_inference(args) -> int:
 
     from app.policy_rollout import DEFAULT_LEAD_STEPS, rollout
     from models.diffusion_policy import DiffusionPolicy
-    from models.policy_config import PolicyConfig
+    from models.policy_config import trained_default
     from recorders.task_suite import make_instance
 
     result = {"threads": torch.get_num_threads()}
@@ -113,7 +113,7 @@ def run_bench_inference(args) -> int:
 
         models = {"policy": load_policy(args.policy)}
     else:
-        models = {obs: DiffusionPolicy(PolicyConfig(obs=obs), _norm()) for obs in ("state", "rgb")}
+        models = {obs: DiffusionPolicy(trained_default(obs), _norm()) for obs in ("state", "rgb")}
     for name, policy in models.items():
         print(f"timing {name} chunks ...", file=sys.stderr)
         result[name] = chunk_latency_ms(policy)

@@ -51,7 +51,8 @@ class NeverFinished:
 
 def default_rgb_policy(path: str):
     from app.bench_inference import _norm
-    from models.diffusion_policy import DiffusionPolicy, PolicyConfig
+    from models.diffusion_policy import DiffusionPolicy
+    from models.policy_config import trained_default
     from recorders.episode_meta import ModelRef
 
-    return NeverFinished(DiffusionPolicy(PolicyConfig(obs="rgb"), _norm()).eval()), ModelRef("policy", path, "")
+    return NeverFinished(DiffusionPolicy(trained_default("rgb"), _norm()).eval()), ModelRef("policy", path, "")

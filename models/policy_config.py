@@ -225,4 +225,9 @@ class TrainOptions(RunOptions):
         return from_known_dict(TrainOptions, d, "the run's options", OLDER_DEFAULTS)
 
 
+def trained_default(obs: str) -> PolicyConfig:
+    """The configuration a new `train policy --obs OBS` run gets with no other option (the benches time it)."""
+    return TrainOptions(obs=obs).policy_config()
+
+
 MODEL_OPTIONS = tuple(n for n, o in options_of(TrainOptions).items() if o.resume == "model")
