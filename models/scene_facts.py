@@ -11,7 +11,7 @@ instruction), so what it does still depends on the image and only on it:
         -> zones: each colour's largest flat, lit region
         -> each cube: the zone whose region holds it, or the table; its table position from the
            camera's intrinsics and pose (the ray through its pixel meets the plane of cube centres)
-        -> "Seen: purple zone: red cube; table: blue cube; nearest: blue cube" (nearest the robot's base first)
+        -> "Seen: purple zone: red cube; table: blue cube; nearest: blue cube" (each list nearest first)
 
 A cube the image does not show is not listed. Colours are the simulated workcell's palette
 (recorders/cell/scene.COLOURS), like the colour swaps; a real camera needs its taught colours
@@ -39,7 +39,7 @@ NEAR_ZONE_PX = 1  # without a camera view: a cube counts as in a zone within thi
 class CameraView:
     """A fixed camera's intrinsics (fx, fy, cx, cy, width, height) and its pose in the robot's base frame."""
     intrinsics: dict
-    pose: tuple[float, ...]  # x, y, z, qx, qy, qz, qw (recorders/pose.Pose.to_array order)
+    pose: tuple[float, ...]  # x, y, z, qw, qx, qy, qz (recorders/pose.Pose.to_array order)
 
     def to_dict(self) -> dict:
         return {"intrinsics": dict(self.intrinsics), "pose": list(self.pose)}
