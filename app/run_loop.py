@@ -206,7 +206,12 @@ class ActiveRun:
             self.host.event("info", f"the planner reads the instruction as: {self.propose.read_as}")
         seen = getattr(self.propose, "last_seen", None)  # what a planner reading the image's facts saw
         if seen and seen != self._last_seen:
-            self.host.event("info", f"the planner sees: {seen.removeprefix('Seen: ')}")
+            said = seen.removeprefix("Seen: ")
+            objects = self.cell.spec.object_names
+            if said == "nothing" and objects:  # e.g. a real camera: the facts know the simulated palette only
+                said += (f" of the {len(objects)} objects (its facts are read by the simulated workcell's "
+                         "colours; check the front camera's view)")
+            self.host.event("info", f"the planner sees: {said}")
         self._last_seen = seen
         if self.planner is not None:  # a learned planner's proposer keeps the best calls it chose from
             self.host.update(alternatives=tuple(Alternative(a.code, a.probability)

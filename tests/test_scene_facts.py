@@ -119,3 +119,37 @@ def test_a_planner_reading_facts_says_them_in_its_prompt_and_its_proposer_keeps_
     with open_workcell("sim", inst.scene, 10.0) as cell:
         propose(RobotAPI(cell))
     assert propose.last_seen == expected
+
+
+
+class _FactsProposer:
+    """A planner's proposer as the run loop sees it: says done() and what it saw."""
+    read_as = "clear the red zone"
+
+    def __init__(self, seen: str):
+        self.last_seen = seen
+
+    def __call__(self, api):
+        from recorders.robot_api_spec import Call
+
+        return Call.from_code("done()")
+
+
+def test_the_run_log_says_what_the_planner_sees_and_when_it_sees_none_of_the_objects():
+    from types import SimpleNamespace
+
+    from app.run_loop import ActiveRun
+
+    events = []
+    run = ActiveRun.__new__(ActiveRun)  # only its proposal step: a host collecting events, a scene, a proposer
+    run.retry, run.planner, run._last_seen, run.names = None, None, None, ("red cube", "red zone")
+    run.cell = SimpleNamespace(spec=SimpleNamespace(object_names=["red cube"]))
+    run.host = SimpleNamespace(event=lambda kind, text: events.append((kind, text)))
+    run.propose = _FactsProposer("Seen: red zone: red cube; table: none; nearest: red cube")
+    assert run._next_proposal(None).code == "done()"
+    run._next_proposal(None)  # the same facts again: said once
+    run.propose.last_seen = "Seen: nothing"
+    run._next_proposal(None)
+    assert events == [("info", "the planner sees: red zone: red cube; table: none; nearest: red cube"),
+                      ("info", "the planner sees: nothing of the 1 objects (its facts are read by the simulated "
+                               "workcell's colours; check the front camera's view)")]
