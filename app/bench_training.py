@@ -22,14 +22,14 @@ import time
 from pathlib import Path
 
 from app.errors import print_json
+from models.policy_config import OLDER_DEFAULTS
 
 EPISODES = 4
 STEPS = 6
 BATCH = 64
 LAYOUTS = ("lossless", "standard")
 TINY = False  # the default-size policies; True: the tiny ones (the bench's own test)
-_BEFORE = dict(vision_widths=(32, 64, 128, 256), vision_depths=(2, 2, 2, 2), image_size=None, crop=1.0,
-               image_frames=None)
+_BEFORE = {k: OLDER_DEFAULTS[k] for k in ("vision_widths", "vision_depths", "image_size", "crop", "image_frames")}
 _LIGHT = dict(vision_widths=(16, 32, 64, 128), vision_depths=(1, 1, 1, 1))
 RGB_VARIANTS = {  # name -> train policy options over the defaults
     "128 px, widths 32-256 x2, both frames (the first rgb policy)": _BEFORE,

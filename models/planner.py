@@ -48,7 +48,7 @@ from models.planner_data import IMAGE_MARK, PlannerStep, SceneNames, prompt_text
 from models.planner_config import PlannerConfig
 from models.planner_files import FORMAT, PLANNER_FILE, load_pretrained, load_saved
 from models.planner_grammar import CallTrie, TrieLayout, candidate_calls, fits_the_hand, held_after
-from models.scene_facts import facts_for
+from models.scene_facts import CameraView, facts_for
 from recorders.robot_api_spec import Call
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<s>", "</s>", IMAGE_MARK)
@@ -165,6 +165,8 @@ class Planner:
         self._input_names = set(processor.model_input_names)
         self._grammars: dict[tuple, tuple[list[str], _CallTree]] = {}  # (scene names, memory keys) -> grammar
         self.lookahead = True  # a proposed pick is chosen with the place it enables (next_calls)
+        self.view = CameraView.from_dict(config.camera) if config.camera else None  # for the image's facts
+        self._seen_memo: tuple | None = None  # (image, names, facts) of the last image read
 
     # ---- construction --------------------------------------------------------------------------
     @staticmethod
@@ -196,17 +198,23 @@ class Planner:
         return self.chat.query(self.processor, text)  # the template places the family's image tokens
 
     def seen(self, image: np.ndarray, names: SceneNames | None) -> str | None:
-        """The facts line read from `image` for the scene's `names`; None unless the planner reads them."""
+        """The facts line read from `image` for the scene's `names`; None unless the planner reads them.
+        The last image's facts are kept: one proposal reads the same image for its call, the lookahead's
+        passes and the Run log."""
         if not self.config.scene_facts or names is None or image is None:
             return None
-        return facts_for(image, names, self.config.camera)
+        memo = self._seen_memo
+        if memo is None or memo[0] is not image or memo[1] != names:
+            self._seen_memo = memo = (image, names, facts_for(image, names, self.view))
+        return memo[2]
 
     def encode_prompt(self, image: np.ndarray, task: str, history: Sequence[str],
-                      memory_keys: Sequence[str], names: SceneNames | None = None) -> dict[str, torch.Tensor]:
+                      memory_keys: Sequence[str], seen: str | None = None) -> dict[str, torch.Tensor]:
         """One query: input_ids (L,), the family's per-token inputs (Gemma 3's token_type_ids (L,))
-        and its image inputs (pixel_values (3, H, W); Idefics3's tiles (N, 3, H, W) and pixel_attention_mask)."""
+        and its image inputs (pixel_values (3, H, W); Idefics3's tiles (N, 3, H, W) and pixel_attention_mask).
+        `seen`: the image's facts line (`seen()`), when the planner reads them."""
         special = {} if self.chat is None else {"add_special_tokens": False}  # the template wrote them
-        text = self.prompt(task, history, memory_keys, self.seen(image, names))
+        text = self.prompt(task, history, memory_keys, seen)
         enc = self.processor(images=[np.asarray(image, np.uint8)], text=[text], return_tensors="pt", **special)
         return one_example(enc, self._input_names)
 
@@ -215,9 +223,11 @@ class Planner:
         text = self.chat.answer_prefix + code if self.chat else code
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"]) + [self.end_token_id]
 
-    def example(self, step: PlannerStep) -> dict[str, torch.Tensor]:
-        """One training example: the query followed by the answer; the loss covers the answer only."""
-        q = self.encode_prompt(step.image, step.task, step.history, step.memory_keys, step.names)
+    def example(self, step: PlannerStep, seen: str | None = None) -> dict[str, torch.Tensor]:
+        """One training example: the query followed by the answer; the loss covers the answer only.
+        `seen`: the step's facts line when already read (else read here, if the planner reads them)."""
+        seen = seen if seen is not None else self.seen(step.image, step.names)
+        q = self.encode_prompt(step.image, step.task, step.history, step.memory_keys, seen)
         a = torch.tensor(self.answer_ids(step.target), dtype=torch.long)
         return {**with_answer(q, a), "labels": torch.cat([torch.full_like(q["input_ids"], IGNORE), a])}
 
@@ -263,7 +273,7 @@ class Planner:
         """Every valid call of the scene (C) and its log-probability (C,): from one forward pass where
         the family allows it, else from the prompt's KV cache."""
         tree = self._grammar(names, memory_keys)[1]
-        q = self.encode_prompt(image, task, history, memory_keys, names)
+        q = self.encode_prompt(image, task, history, memory_keys, self.seen(image, names))
         was_training = self.model.training
         self.model.eval()
         try:
@@ -301,10 +311,10 @@ class Planner:
         codes, log_probs = self.call_log_probabilities(image, task, history, memory_keys, names)
         held = held_after(history)
         fits = torch.tensor([fits_the_hand(c, held) for c in codes])
+        order = torch.argsort(log_probs, descending=True).tolist()
         if fits.any():  # the skills' preconditions (nothing fits: say the likeliest, and let the skill refuse it)
             log_probs = log_probs.masked_fill(~fits, float("-inf"))
-        order = [i for i in torch.argsort(log_probs, descending=True).tolist()
-                 if not fits.any() or bool(fits[i])]
+            order = [i for i in order if fits[i]]
         if self.lookahead and codes[order[0]].startswith("pick("):
             chosen = self._pick_for_its_place(image, task, history, memory_keys, names, codes, log_probs, order)
             order = [chosen, *(i for i in order if i != chosen)]

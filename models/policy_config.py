@@ -51,8 +51,6 @@ class VisionConfig:
     def __post_init__(self):
         for name in ("hidden_sizes", "depths"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
-        if isinstance(self.crop, int) and not isinstance(self.crop, bool):
-            object.__setattr__(self, "crop", float(self.crop))  # 1 in JSON is 1.0
         validate_options(self)
         if len(self.hidden_sizes) != len(self.depths):
             raise ValueError(f"hidden_sizes {self.hidden_sizes} and depths {self.depths} must have one entry per stage")
@@ -139,21 +137,13 @@ TINY = dict(embed_dim=32, down_dims=(32, 64), step_embed_dim=16,
             vision=VisionConfig(feature_dim=8, hidden_sizes=(8, 16), depths=(1, 1), groups=4))
 
 
-def _like(name: str, flag: str | None = None, help: str | None = None, default=MISSING, **meta):
-    """A training option that sets PolicyConfig's field `name`: its default (or `default`), bounds and
-    help (or `help` for a switch), shaping the model."""
-    o = options_of(PolicyConfig)[name]
-    return option(default_of(PolicyConfig, name) if default is MISSING else default, help or o.help,
-                  choices=o.choices, minimum=o.minimum, maximum=o.maximum, kind=o.kind, flag=flag, resume="model",
-                  **meta)
-
-
-def _like_vision(name: str, flag: str, default, **meta):
-    """A training option that sets VisionConfig's field `name` (the cameras' encoder) with a new run's
-    `default` (the config's own default is what checkpoints saved before the option meant)."""
-    o = options_of(VisionConfig)[name]
-    return option(default, o.help, choices=o.choices, minimum=o.minimum, maximum=o.maximum, kind=o.kind,
-                  flag=flag, resume="model", **meta)
+def _like(name: str, flag: str | None = None, help: str | None = None, default=MISSING, of=PolicyConfig, **meta):
+    """A training option that sets the field `name` of PolicyConfig (or of `of`: VisionConfig, the
+    cameras' encoder), shaping the model: its bounds, help (or `help` for a switch) and default (or a
+    new run's `default`, when the config's own is what checkpoints saved before the option meant)."""
+    o = options_of(of)[name]
+    return option(default_of(of, name) if default is MISSING else default, help or o.help, choices=o.choices,
+                  minimum=o.minimum, maximum=o.maximum, kind=o.kind, flag=flag, resume="model", **meta)
 
 
 @dataclass(frozen=True)
@@ -186,18 +176,17 @@ class TrainOptions(RunOptions):
     # The rgb policy's cameras: what made it trainable on a CPU (README, "The rgb policy"); runs saved
     # before these options existed had the config classes' defaults (OLDER_DEFAULTS)
     image_frames: int | None = _like("image_frames", "--image-frames", default=1, metavar="N")
-    image_size: int | None = _like_vision("image_size", "--image-size", 72, metavar="PX")
-    crop: float = _like_vision("crop", "--crop", 0.9, metavar="FRACTION")
-    vision_widths: tuple[int, ...] = _like_vision("hidden_sizes", "--vision-widths", (16, 32, 64, 128),
-                                                  metavar="W1,W2,...")
-    vision_depths: tuple[int, ...] = _like_vision("depths", "--vision-depths", (1, 1, 1, 1), metavar="D1,D2,...")
+    image_size: int | None = _like("image_size", "--image-size", default=72, of=VisionConfig, metavar="PX")
+    crop: float = _like("crop", "--crop", default=0.9, of=VisionConfig, metavar="FRACTION")
+    vision_widths: tuple[int, ...] = _like("hidden_sizes", "--vision-widths", default=(16, 32, 64, 128),
+                                           of=VisionConfig, metavar="W1,W2,...")
+    vision_depths: tuple[int, ...] = _like("depths", "--vision-depths", default=(1, 1, 1, 1), of=VisionConfig,
+                                           metavar="D1,D2,...")
 
     def __post_init__(self):
         super().__post_init__()
         for name in ("down_dims", "vision_widths", "vision_depths"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
-        if isinstance(self.crop, int) and not isinstance(self.crop, bool):
-            object.__setattr__(self, "crop", float(self.crop))
         if isinstance(self.intervention_weight, int) and not isinstance(self.intervention_weight, bool):
             object.__setattr__(self, "intervention_weight", float(self.intervention_weight))  # 2 in JSON is 2.0
         if self.warmup_steps is None and isinstance(self.steps, int):

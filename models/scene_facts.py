@@ -188,6 +188,6 @@ def front_view(path) -> dict | None:
     return None if view is None else view.to_dict()
 
 
-def facts_for(image: np.ndarray, names, camera: dict | None) -> str:
-    """The facts line for a planner: `names` (models/planner_data.SceneNames), `camera` a CameraView's dict."""
-    return scene_facts(image, names.objects, names.zones, CameraView.from_dict(camera) if camera else None)
+def facts_for(image: np.ndarray, names, view: CameraView | None) -> str:
+    """The facts line for a planner: `names` a models/planner_data.SceneNames."""
+    return scene_facts(image, names.objects, names.zones, view)

@@ -43,7 +43,7 @@ from models.planner_grammar import CallVocabulary
 from models.run_folder import (CHECKPOINTS, FINAL, METRICS_FILE, OPTIONS_FILE, STATE_JSON, MetricsLog,
                                latest_checkpoint, load_optimizer, make_accelerator, optimizer_tensors,
                                starting_checkpoint, write_json)
-from models.scene_facts import facts_for, front_view
+from models.scene_facts import CameraView, facts_for, front_view
 from models.train_policy import find_episodes, select_episodes
 
 MAX_BALANCE = 8  # balance_tasks: a rare task gets at most this many times its own examples
@@ -98,10 +98,17 @@ def augmented(steps: list[PlannerStep], rephrasings: int, colour_swaps: int, see
     return steps + [p for ps in phrasings for p in ps] + swaps + repeats
 
 
-def _corpus(steps: list[PlannerStep], memory: bool, camera: dict | None = None, scene_facts: bool = False) -> list[str]:
-    def seen(s):
-        return facts_for(s.image, s.names, camera) if scene_facts and s.image is not None and s.names else None
-    return [prompt_text(s.task, s.history, s.memory_keys, memory, seen=seen(s)) + s.target for s in steps]
+def _corpus(steps: list[PlannerStep], memory: bool, seen: Sequence[str | None] | None = None) -> list[str]:
+    """The tokenizer's corpus: each step's query and answer; `seen`: each step's facts line, if any."""
+    seen = seen if seen is not None else [None] * len(steps)
+    return [prompt_text(s.task, s.history, s.memory_keys, memory, seen=line) + s.target for s, line in zip(steps, seen)]
+
+
+def facts_lines(steps: Sequence[PlannerStep], camera: dict | None) -> list[str | None]:
+    """Each step's facts line read from its image (models/scene_facts.py): read once, for the corpus
+    and for the examples."""
+    view = CameraView.from_dict(camera) if camera else None
+    return [facts_for(s.image, s.names, view) if s.image is not None and s.names else None for s in steps]
 
 
 def evaluate_steps(planner: Planner, steps: list[PlannerStep], scenes: list[SceneNames],
@@ -153,9 +160,10 @@ def _save_checkpoint(folder: Path, planner: Planner, optimizer, scheduler, step:
 
 
 def _build_planner(options: PlannerTrainOptions, steps: list[PlannerStep], checkpoint: Path | None,
-                   recorded: Sequence[str] = (), camera: dict | None = None) -> Planner:
+                   recorded: Sequence[str] = (), camera: dict | None = None,
+                   seen: Sequence[str | None] | None = None) -> Planner:
     """A new planner for `steps` (augmented), or the checkpoint's; `recorded`: the episodes' own
-    instructions; `camera`: their front camera's view (models/scene_facts.py)."""
+    instructions; `camera`: their front camera's view and `seen` each step's facts line (models/scene_facts.py)."""
     if checkpoint is not None:
         planner = Planner.load(checkpoint)
         if options.base:  # LoRA adapters load frozen; train them again
@@ -166,10 +174,10 @@ def _build_planner(options: PlannerTrainOptions, steps: list[PlannerStep], check
                            calls=CallVocabulary.from_programs([s.target for s in steps]),
                            known=known_instructions(s.task for s in steps),
                            templates=training_templates(recorded), scene_facts=options.scene_facts,
-                           camera=camera if options.scene_facts else None, **(TINY if options.tiny else {}))
+                           camera=camera, **(TINY if options.tiny else {}))
     if options.base:
         return Planner.from_base(options.base, config)
-    return Planner.scratch(config, _corpus(steps, options.memory, config.camera, config.scene_facts))
+    return Planner.scratch(config, _corpus(steps, options.memory, seen))
 
 
 def train_planner(options: PlannerTrainOptions, progress: Callable[[int, int, dict], None] | None = None,
@@ -199,9 +207,10 @@ def train_planner(options: PlannerTrainOptions, progress: Callable[[int, int, di
     rank, world = accelerator.process_index, accelerator.num_processes
     torch.manual_seed(options.seed)
     camera = next((v for v in map(front_view, paths) if v is not None), None) if options.scene_facts else None
-    planner = _build_planner(options, steps, checkpoint, recorded, camera)  # the same on every process: same seed, same data
+    seen = facts_lines(steps, camera) if options.scene_facts else [None] * len(steps)
+    planner = _build_planner(options, steps, checkpoint, recorded, camera, seen)  # the same on every process
     planner.model.to(device).train()
-    examples = [planner.example(s) for s in steps]
+    examples = [planner.example(s, line) for s, line in zip(steps, seen)]
     params = [p for p in planner.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=options.learning_rate, weight_decay=options.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, min(options.warmup_steps, options.steps // 10),

@@ -102,7 +102,7 @@ def test_a_planner_reading_facts_says_them_in_its_prompt_and_its_proposer_keeps_
     from models.planner import Planner
     from models.planner_config import TINY, PlannerConfig
     from models.planner_grammar import CallVocabulary
-    from models.train_planner import _corpus
+    from models.train_planner import _corpus, facts_lines
     from recorders.robot_api import RobotAPI
 
     inst, image, view = _rendered("clear_zone", 3)
@@ -110,10 +110,10 @@ def test_a_planner_reading_facts_says_them_in_its_prompt_and_its_proposer_keeps_
     step = PlannerStep(inst.instruction, (), (), inst.program[0].code, image, names, "clear_zone")
     config = PlannerConfig(calls=CallVocabulary.from_programs([c.code for c in inst.program]), scene_facts=True,
                            camera=view.to_dict(), **TINY)
-    planner = Planner.scratch(config, _corpus([step], True, config.camera, True))
+    planner = Planner.scratch(config, _corpus([step], True, facts_lines([step], config.camera)))
     expected = scene_facts(image, names.objects, names.zones, view)
     assert planner.seen(image, names) == expected
-    assert expected in planner.processor.tokenizer.decode(planner.encode_prompt(image, step.task, (), (), names)["input_ids"])
+    assert expected in planner.processor.tokenizer.decode(planner.encode_prompt(image, step.task, (), (), planner.seen(image, names))["input_ids"])
     assert Planner.scratch(replace(config, scene_facts=False), [step.task]).seen(image, names) is None
     propose = planner_proposer(planner, inst.instruction, inst.scene)
     with open_workcell("sim", inst.scene, 10.0) as cell:
