@@ -26,6 +26,7 @@ import numpy as np
 
 from models.colour_swaps import NAMES, palette_labels
 from recorders.cell.scene import CUBE_SIZE, TABLE_TOP_Z
+from recorders.perception.camera_frame import CameraFrame, table_points
 from recorders.pose import Pose
 
 SHADED = 0.8  # brightness (relative to the albedo) under which a palette pixel is a cube's shaded side
@@ -68,15 +69,9 @@ class CameraView:
         (NaN for a ray that never does)."""
         k = self.intrinsics
         sx, sy = k["width"] / image_shape[1], k["height"] / image_shape[0]  # a resized image: scale back
-        u = (np.asarray(us, float) + 0.5) * sx - 0.5
-        v = (np.asarray(vs, float) + 0.5) * sy - 0.5
-        rays = np.stack([(u - k["cx"]) / k["fx"], (v - k["cy"]) / k["fy"], np.ones_like(u)], axis=1)
-        rays = rays @ Pose.from_array(np.asarray(self.pose)).rotation_matrix().T
-        origin = np.asarray(self.pose[:3])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            s = (height - origin[2]) / rays[:, 2]
-        s = np.where((rays[:, 2] < -1e-9) & (s > 0), s, np.nan)
-        return origin + s[:, None] * rays
+        frame = CameraFrame(None, None, k, Pose.from_array(np.asarray(self.pose)))  # geometry only
+        return table_points(frame, (np.asarray(us, float) + 0.5) * sx - 0.5, (np.asarray(vs, float) + 0.5) * sy - 0.5,
+                            height)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ the shading-invariant chromaticity both of them compare:
     workcell.render(cam), camera_intrinsics(cam), camera_pose(cam) -> CameraFrame
     CameraFrame -> pixel_heights() (height of every pixel above the table, one multiply-add per pixel)
                 -> points_at(flat pixel indices) -> (N, 3) base-frame points
+                -> table_points(pixels) -> (N, 3) where their rays meet a horizontal plane (no depth)
     rgb pixels  -> chromaticity() (r, g) / (r + g + b): about the same for the lit and the shaded faces
 How colours are matched lives in recorders/perception/colour_model.py.
 """
@@ -91,21 +92,25 @@ def points_at(frame: CameraFrame, flat: np.ndarray) -> np.ndarray:
     return cam @ frame.pose.rotation_matrix().T + frame.pose.xyz
 
 
-def pixel_ray(frame: CameraFrame, u: float, v: float) -> tuple[np.ndarray, np.ndarray]:
-    """The ray through pixel (u, v): origin and unit direction in the base frame."""
+def table_points(frame: CameraFrame, us, vs, table_z: float = TABLE_TOP_Z) -> np.ndarray:
+    """(N, 3) where the rays through pixels (us, vs) meet the plane z = table_z; NaN rows for rays
+    that never do (only the intrinsics and the pose of `frame` are used)."""
     k = frame.intrinsics
-    d = np.array([(u - k["cx"]) / k["fx"], (v - k["cy"]) / k["fy"], 1.0])
-    d = frame.pose.rotation_matrix() @ d
-    return frame.pose.xyz, d / np.linalg.norm(d)
+    us, vs = np.asarray(us, float), np.asarray(vs, float)
+    rays = np.stack([(us - k["cx"]) / k["fx"], (vs - k["cy"]) / k["fy"], np.ones_like(us)], axis=1)
+    rays = rays @ frame.pose.rotation_matrix().T
+    rays /= np.linalg.norm(rays, axis=1, keepdims=True)
+    origin = frame.pose.xyz
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = (table_z - origin[2]) / rays[:, 2]
+    s = np.where((rays[:, 2] < -1e-6) & (s > 0), s, np.nan)
+    return origin + s[:, None] * rays
 
 
 def ray_table_point(frame: CameraFrame, u: float, v: float, table_z: float = TABLE_TOP_Z) -> np.ndarray | None:
     """Where the ray through pixel (u, v) meets the table plane z = table_z; None if it never does."""
-    origin, direction = pixel_ray(frame, u, v)
-    if direction[2] > -1e-6:
-        return None
-    s = (table_z - origin[2]) / direction[2]
-    return origin + s * direction if s > 0 else None
+    point = table_points(frame, [u], [v], table_z)[0]
+    return point if np.isfinite(point).all() else None
 
 
 def chromaticity(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
