@@ -11,8 +11,7 @@ action       (Tp, 8)                   float32  actions t .. t+Tp-1, the segment
 done         (Tp,)                     float32  1 where step t+k lies past the segment (t+k >= end)
 ```
 Camera frames (the latest `camera_frames` of the window) of raw (lossless) streams are read lazily
-per item, one HDF5 chunk a frame; video-coded
-streams are decoded once, in __init__, into memory (`_EpisodeArrays.images`): decoding per item would
+per item, one HDF5 chunk a frame; video-coded streams are decoded once, in __init__, into memory (`_EpisodeArrays.images`): decoding per item would
 decode from the last keyframe every time (up to a GOP per frame). DataLoader workers inherit them. Observation frames t-1, t are clamped to the segment
 start. Resolved targets: recall(key) is the pose the object had when remember(key, obj) ran (from
 the call log); free_space(near) is where the placed object came to rest: its pose at frame `end`
