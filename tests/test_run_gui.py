@@ -211,6 +211,21 @@ def test_a_tiny_trained_planner_given_an_instruction_it_cannot_do_ends_with_a_re
     assert any("holds no saved policy (it holds a planner)" in t for t in panel.log_texts())
 
 
+def test_a_planner_reading_the_images_facts_shows_what_it_sees_in_the_log(make_window, qtbot, tmp_path):
+    run = tmp_path / "facts_planner"
+    train_tiny_planner(tmp_path / "facts_data", run, "--scene-facts")
+    window = make_window(max_calls=2)
+    panel = window.run_panel
+    assert panel.setup.browse("planner", str(run))
+    panel.setup.task.setCurrentText("pick_place")
+    click(qtbot, panel.run_button)
+    qtbot.waitUntil(state_is(panel, "finished", "failed"), timeout=WAIT_MS)
+    seen = [t for t in panel.log_texts() if "the planner sees: " in t]
+    assert seen and "table: " in seen[0], panel.log_texts()
+    if os.environ.get("CODE2ACT_SHOTS"):
+        window.grab().save(os.path.join(os.environ["CODE2ACT_SHOTS"], "run_planner_sees.png"))
+
+
 def test_keys_start_and_approve_and_the_estop_reaches_the_run(make_window, qtbot):
     window = make_window()
     panel = window.run_panel
