@@ -95,14 +95,14 @@ class PolicyController:
     """A policy driving one workcell, call after call: its feature builder and inference thread.
     `close()` when done (the inference thread ends)."""
 
-    def __init__(self, policy, cell: Workcell, scene, task_id: str, hooks: TickHooks, *,
+    def __init__(self, policy, cell: Workcell, scene, task_id: str, hooks: TickHooks, *, instruction: str = "",
                  lead_steps: int = DEFAULT_LEAD_STEPS, min_call_ticks: int = MIN_CALL_TICKS,
                  done_threshold: float = 0.5, seed: int = 0, fixed_noise: bool = True):
         import torch
 
         self.policy, self.cell, self.hooks = policy, cell, hooks
         self.config = c = policy.config
-        self.features = FeatureBuilder.for_scene(c, scene, task_id)
+        self.features = FeatureBuilder.for_scene(c, scene, task_id, instruction)
         self.lead = max(0, min(lead_steps, c.action_horizon, c.pred_horizon - c.action_horizon))
         self.min_call_ticks, self.done_threshold = min_call_ticks, done_threshold
         params = getattr(policy, "parameters", None)

@@ -120,6 +120,7 @@ def rollout(inst: TaskInstance, policy: "DiffusionPolicy", out_path: Path | None
             record = take.tick if take is not None else judge
             runner = PolicyController(policy, cell, cell.spec, inst.task.id,
                                       plain_hooks(cell, policy.config.obs == "rgb", record),
+                                      instruction=inst.instruction if instruction is None else instruction,
                                       lead_steps=lead_steps, min_call_ticks=min_call_ticks,
                                       done_threshold=done_threshold, seed=inst.seed if seed is None else seed,
                                       fixed_noise=fixed_noise)

@@ -2,12 +2,14 @@
 
 Owns the whole model around the noise-prediction U-Net (models/conditional_unet1d.py): the
 observation encoder (proprioception and object poses, plus one vision encoder per camera with
-`obs="rgb"`), the condition (the call vector, or the task alone with `cond="flat"`; memory features
+`obs="rgb"`), the condition (the call vector, or with `cond="flat"` the task and, with `goal`, the
+instruction's named cubes and zones; memory features
 unless `memory=False`), the coordinates (positions relative to the call's anchor by default: models/anchor_frame.py),
 normalisation (the dataset's `NormStats` in those coordinates, stored with the model), the DDPM
 training loss, DDIM sampling and the termination head that says when the call is finished.
 
-    batch (PolicyDataset items) -> anchor frame -> normalise -> [state MLP | vision encoders] + [call | task] + [memory]
+    batch (PolicyDataset items) -> anchor frame -> normalise -> [state MLP | vision encoders]
+        + [call | task + goal] + [memory]
         -> global condition -> U-Net (noise prediction, DDPM 100 steps / DDIM 10 steps) -> action chunk
                             -> termination head -> P(call finished) per predicted step
 
@@ -31,7 +33,7 @@ from models.checkpoint_files import check_finite, check_shapes, read_header
 from models.conditional_unet1d import ConditionalUnet1D
 from models.norm_stats import NORM_STATS_FILE, NormStats
 from models.policy_config import PolicyConfig
-from models.policy_layout import ACTION_DIM, CAMERAS, STATE_DIM, TASK_VOCAB
+from models.policy_layout import ACTION_DIM, CAMERAS, GOAL_DIM, STATE_DIM, TASK_VOCAB
 from models.vision_encoder import VisionEncoder
 
 CONFIG_FILE = "config.json"
@@ -57,9 +59,12 @@ class DiffusionPolicy(nn.Module):
             self.call_encoder = _mlp(CallEncoding().dim, e)
         else:
             self.task_embedding = nn.Embedding(len(TASK_VOCAB), e)
+        if c.uses_goal:
+            self.goal_encoder = _mlp(GOAL_DIM, e)
         if c.uses_memory:
             self.memory_encoder = _mlp(MEMORY_DIM, e)
-        cond_dim = e * (2 + int(c.uses_memory)) + len(self.cameras) * c.camera_frames * c.vision.feature_dim
+        cond_dim = (e * (2 + int(c.uses_memory) + int(c.uses_goal))
+                    + len(self.cameras) * c.camera_frames * c.vision.feature_dim)
         self.unet = ConditionalUnet1D(ACTION_DIM, cond_dim, c.step_embed_dim, c.down_dims)
         self.termination = nn.Sequential(nn.Linear(cond_dim, 256), nn.Mish(), nn.Linear(256, c.pred_horizon))
         scheduler = dict(num_train_timesteps=c.train_timesteps, beta_schedule="squaredcos_cap_v2",
@@ -94,6 +99,8 @@ class DiffusionPolicy(nn.Module):
             parts.append(self.call_encoder(call.float()))
         else:
             parts.append(self.task_embedding(batch["task"].long().view(-1)))
+        if self.config.uses_goal:
+            parts.append(self.goal_encoder(batch["goal"].float()))
         if self.config.uses_memory:
             parts.append(self.memory_encoder(memory.float()))
         return torch.cat(parts, dim=-1)

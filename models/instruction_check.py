@@ -84,6 +84,23 @@ def grounding_refusal(instruction: str, names: SceneNames) -> str | None:
     return None
 
 
+def mentioned(instruction: str, objects: Sequence[str], zones: Sequence[str]) -> list[str]:
+    """The scene's objects and zones the instruction names, in order of mention, each once: a colour
+    word followed by an object noun names the objects of that colour ("every orange cube": both
+    orange cubes), by a zone noun the zone; a bare colour ("swap the red and the blue cubes") names
+    the objects of that colour, or else the zone. What a flat policy reads of the instruction."""
+    words, found = _WORD.findall(instruction.lower()), {}
+    for i, w in enumerate(words):
+        if w not in COLOUR_WORDS:
+            continue
+        noun = words[i + 1] if i + 1 < len(words) else ""
+        cubes = [n for n in objects if _coloured((n,), w)]
+        areas = [n for n in zones if _coloured((n,), w)]
+        named = areas if noun in ZONE_NOUNS else cubes if noun in OBJECT_NOUNS else cubes or areas
+        found.update(dict.fromkeys(named))
+    return list(found)
+
+
 def closest_known(instruction: str, known: tuple[str, ...]) -> tuple[str, float]:
     """The training instruction most like `instruction` and their cosine similarity (MiniLM)."""
     from models.text_encoder import embed, embed_cached

@@ -26,7 +26,7 @@ MAX_WARMUP_STEPS = 500
 MAX_WIDTH = 4096  # channels of any layer: bounds a config's allocation before anything is built
 # Keys missing from checkpoints and runs saved before they existed take these values, not today's defaults
 # (each class takes the keys it has: the last two are a run's options only).
-OLDER_DEFAULTS = {"frame": "world", "prediction": "epsilon", "state_objects": True, "interventions": "all",
+OLDER_DEFAULTS = {"frame": "world", "prediction": "epsilon", "state_objects": True, "goal": False, "interventions": "all",
                   "intervention_weight": 1.0, "image_frames": None, "image_size": None, "crop": 1.0,
                   "vision_widths": (32, 64, 128, 256), "vision_depths": (2, 2, 2, 2)}
 
@@ -74,6 +74,10 @@ class PolicyConfig:
     # poses of the objects the call names, and the other objects are distractors). None: True only for flat.
     state_objects: bool | None = option(None, "every object's pose in the state input (default: only for flat)",
                                         choices=(True, False))
+    # The flat baseline reads its instruction's named cubes and zones (models/policy_layout.goal_vector), as the
+    # planner does: without them a multi-task flat policy cannot tell which cube "stack the red cube ..." means.
+    goal: bool | None = option(None, "flat: also the instruction's named cubes and zones, their poses now and at "
+                               "the start (default: True for flat)", choices=(True, False))
     frame: str = option("anchor", "positions relative to the call's object or target (anchor) or to the robot "
                         "base (world)", choices=FRAMES)
     obs_horizon: int = _size(2, "observation frames per prediction", maximum=64)
@@ -96,6 +100,8 @@ class PolicyConfig:
             object.__setattr__(self, "down_dims", tuple(self.down_dims))
         if self.state_objects is None:
             object.__setattr__(self, "state_objects", self.cond == "flat")
+        if self.goal is None:
+            object.__setattr__(self, "goal", self.cond == "flat")
         if isinstance(self.vision, dict):
             object.__setattr__(self, "vision", VisionConfig.from_dict(self.vision))
         if not isinstance(self.vision, VisionConfig):
@@ -108,12 +114,18 @@ class PolicyConfig:
                              f"got {self.action_horizon}")
         if self.image_frames is not None and self.image_frames > self.obs_horizon:
             raise ValueError(f"image_frames must be within 1..obs_horizon ({self.obs_horizon}), got {self.image_frames}")
+        if self.goal and self.cond != "flat":
+            raise ValueError("goal is the flat baseline's input; a call-conditioned policy gets the call's poses")
         if self.inference_steps > self.train_timesteps:
             raise ValueError(f"inference_steps must be within 1..{self.train_timesteps}, got {self.inference_steps}")
 
     @property
     def uses_memory(self) -> bool:
         return self.cond == "call" and self.memory
+
+    @property
+    def uses_goal(self) -> bool:
+        return self.cond == "flat" and bool(self.goal)
 
     @property
     def camera_frames(self) -> int:
@@ -155,6 +167,8 @@ class TrainOptions(RunOptions):
     frame: str = _like("frame", "--frame")
     prediction: str = _like("prediction", "--prediction")
     state_objects: bool | None = _like("state_objects")
+    goal: bool | None = _like("goal", "--no-goal", "flat: withhold the instruction's named cubes and zones (the "
+                              "task alone, the weaker baseline)", switch=False)
     interventions: str = option("all", "all: every labelled segment; only: only the segments a takeover "
                                 "intervention of a supervised run overlaps (the operator's corrections)",
                                 flag="--interventions", choices=INTERVENTIONS, resume="keep")
@@ -204,6 +218,7 @@ class TrainOptions(RunOptions):
                         vision=VisionConfig(hidden_sizes=self.vision_widths, depths=self.vision_depths, **images))
         return PolicyConfig(obs=self.obs, cond=self.cond, memory=self.memory, frame=self.frame,
                             prediction=self.prediction, state_objects=self.state_objects,
+                            goal=None if self.goal else False,
                             image_frames=self.image_frames, **size)
 
     def to_dict(self) -> dict:

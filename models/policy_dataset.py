@@ -17,8 +17,9 @@ start. Resolved targets: recall(key) is the pose the object had when remember(ke
 the call log); free_space(near) is where the placed object came to rest: its pose at frame `end`
 (the observation after the segment's last command), or the last frame when the segment ends the
 episode. memory=False zeroes recall targets (the anchor of such a call is then its object's
-position) and leaves out `memory`. cond="flat" (the paper's flat baseline) knows only the task, so
-each episode is one segment over all its frames and `done` marks the episode's end; it has no memory.
+position) and leaves out `memory`. cond="flat" (the paper's flat baseline) knows only the task and,
+with `goal`, what its instruction names (models/policy_layout.goal_vector), so each episode is one
+segment over all its frames and `done` marks the episode's end; it has no memory.
 A segment is an intervention segment when at least one of its frames lies in a takeover stretch of a
 supervised run (recorders/intervention.takeover_frames): the operator drove it, labelled with the call
 it corrected. interventions="only" keeps only those segments (the others are counted, not listed
@@ -42,8 +43,9 @@ from models.call_encoding import (CallEncoding, encode_memory, function_index, m
                                   zone_pose)
 from models.norm_stats import NormStats
 from models.policy_config import INTERVENTIONS
-from models.policy_layout import (CAMERAS, COND_KINDS, MAX_OBJECTS, OBS_KINDS, PROPRIO_STREAMS, object_mask,
-                                  observation_window, policy_item, state_rows, task_index)
+from models.instruction_check import mentioned
+from models.policy_layout import (CAMERAS, COND_KINDS, MAX_OBJECTS, OBS_KINDS, PROPRIO_STREAMS, goal_vector,
+                                  object_mask, observation_window, policy_item, state_rows, task_index)
 from recorders.episode_file import EpisodeError, open_episode
 from recorders.intervention import takeover_frames
 from recorders.robot_api_spec import Call, InvalidCallError
@@ -83,6 +85,7 @@ class _EpisodeArrays:
     names: list[str]
     zones: dict[str, np.ndarray]
     memory: list  # remembered_poses(...)
+    named: list[str] = field(default_factory=list)  # what the instruction names, in order (flat's goal)
     images: dict[str, np.ndarray] = field(default_factory=dict)  # video-coded camera -> (N, H, W, 3) decoded
 
 
@@ -106,7 +109,7 @@ class PolicyDataset(Dataset):
 
     def __init__(self, paths, obs: str = "state", cond: str = "call", memory: bool = True,
                  obs_horizon: int = 2, pred_horizon: int = 16, interventions: str = "all",
-                 camera_frames: int | None = None):
+                 camera_frames: int | None = None, goal: bool | None = None):
         if obs not in OBS_KINDS:
             raise ValueError(f"obs must be one of {', '.join(OBS_KINDS)}, got {obs!r}")
         if cond not in COND_KINDS:
@@ -116,6 +119,7 @@ class PolicyDataset(Dataset):
         if obs_horizon < 1 or pred_horizon < 1:
             raise ValueError(f"horizons must be >= 1, got obs {obs_horizon}, prediction {pred_horizon}")
         self.obs, self.cond, self.memory = obs, cond, bool(memory) and cond == "call"
+        self.goal = cond == "flat" and (goal is None or bool(goal))  # None: as PolicyConfig's default
         self.obs_horizon, self.pred_horizon = int(obs_horizon), int(pred_horizon)
         # camera frames read per item: the latest this many of the window (the policy's camera_frames)
         self.camera_frames = self.obs_horizon if camera_frames is None else max(1, min(int(camera_frames),
@@ -169,6 +173,7 @@ class PolicyDataset(Dataset):
                 arrays.images = {cam: np.asarray(ep.stream_data(cam)[:n]) for cam in CAMERAS
                                  if ep.stream_encoding(cam) is not None}
             if self.cond == "flat":
+                arrays.named = mentioned(ep.instruction or "", names, list(zones))
                 return arrays, [PolicySegment(index, 0, n, "", "flat", None, None, np.zeros(3, np.float32),
                                               bool(taken.any()))]
             return arrays, self._segments_of(path, index, ep.labels, arrays, taken)
@@ -235,7 +240,8 @@ class PolicyDataset(Dataset):
                                call=self.encoding.encode(seg.call, self._poses(a, t), seg.resolved),
                                function=function_index(seg.call.name))
         else:
-            item = policy_item(a.state[obs_idx], a.object_mask, seg.anchor, images=images, task=a.task)
+            goal = goal_vector(a.named, self._poses(a, t), self._poses(a, 0)) if self.goal else None
+            item = policy_item(a.state[obs_idx], a.object_mask, seg.anchor, images=images, task=a.task, goal=goal)
         item["action"] = torch.from_numpy(a.action[np.minimum(steps, seg.end - 1)])
         item["done"] = torch.from_numpy((steps >= seg.end).astype(np.float32))
         return item
@@ -286,6 +292,7 @@ class PolicyDataset(Dataset):
                 "edited_segments": sum(s.source == "edited" for s in self.segments), "samples": len(self),
                 "interventions": self.interventions, "intervention_segments": len(corrected),
                 "intervention_frames": sum(s.end - s.start for s in corrected), "left_out_segments": self.left_out,
-                "obs": self.obs, "cond": self.cond, "memory": self.memory, "obs_horizon": self.obs_horizon,
+                "obs": self.obs, "cond": self.cond, "memory": self.memory, "goal": self.goal,
+                "obs_horizon": self.obs_horizon,
                 "pred_horizon": self.pred_horizon, "call_dim": self.encoding.dim if self.cond == "call" else 0}
 

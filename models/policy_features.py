@@ -18,8 +18,9 @@ import numpy as np
 
 from models.anchor_frame import anchor_of
 from models.call_encoding import CallEncoding, encode_memory, zone_pose
-from models.policy_layout import (CAMERAS, MAX_OBJECTS, object_mask, object_poses_of, observation_window, policy_item,
-                                  state_rows, task_index)
+from models.instruction_check import mentioned
+from models.policy_layout import (CAMERAS, MAX_OBJECTS, goal_vector, object_mask, object_poses_of, observation_window,
+                                  policy_item, state_rows, task_index)
 from recorders.robot_api_spec import Call
 
 if TYPE_CHECKING:
@@ -45,11 +46,13 @@ class FeatureBuilder:
     """Policy inputs for the latest frame of a live episode, equal to the PolicyDataset item of the
     same frame. Frames are added one per control tick (the observation before its command)."""
 
-    def __init__(self, config: "PolicyConfig", names: Sequence[str], zones: dict[str, np.ndarray], task: str):
+    def __init__(self, config: "PolicyConfig", names: Sequence[str], zones: dict[str, np.ndarray], task: str,
+                 instruction: str = ""):
         if len(names) > MAX_OBJECTS:
             raise ValueError(f"{len(names)} objects; the policy takes at most {MAX_OBJECTS}")
         self.config, self.names, self.zones = config, list(names), dict(zones)
         self.task_index = task_index(task)
+        self.named = mentioned(instruction, self.names, list(self.zones))  # the flat policy's goal
         self.object_mask = object_mask(len(names))
         self.encoding = CallEncoding()
         self.states: list[np.ndarray] = []  # (STATE_DIM,) per frame
@@ -60,8 +63,9 @@ class FeatureBuilder:
         self._anchor: np.ndarray | None = None  # the call's anchor, from its first frame (computed once)
 
     @staticmethod
-    def for_scene(config: "PolicyConfig", scene: "SceneSpec", task: str) -> "FeatureBuilder":
-        return FeatureBuilder(config, scene.object_names, {z.name: zone_pose(z.position) for z in scene.zones}, task)
+    def for_scene(config: "PolicyConfig", scene: "SceneSpec", task: str, instruction: str = "") -> "FeatureBuilder":
+        return FeatureBuilder(config, scene.object_names, {z.name: zone_pose(z.position) for z in scene.zones}, task,
+                              instruction)
 
     def add_frame(self, state: np.ndarray, images: dict[str, np.ndarray] | None = None) -> int:
         self.states.append(np.asarray(state, np.float32))
@@ -92,8 +96,9 @@ class FeatureBuilder:
         obs_state = np.stack([self.states[i] for i in obs_idx])
         images = {cam: np.stack([self.images[i][cam] for i in obs_idx]) for cam in CAMERAS} if c.obs == "rgb" else {}
         if c.cond != "call":
+            goal = goal_vector(self.named, self._poses(t), self._poses(0)) if c.uses_goal else None
             return policy_item(obs_state, self.object_mask, np.zeros(3, np.float32), task=self.task_index,
-                               images=images)
+                               goal=goal, images=images)
         if self.call is None:
             raise ValueError("no call begun: cond='call' policies need one")
         targets_recall = any(isinstance(a, Call) and a.name == "recall" for a in self.call.args)

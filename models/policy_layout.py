@@ -13,6 +13,7 @@ call         (CallEncoding.dim,)    float32  cond="call": models/call_encoding.p
 function     ()                     int64    cond="call"
 memory       (MEMORY_DIM,)          float32  cond="call" and memory
 task         ()                     int64    cond="flat": index in TASK_VOCAB (len: unknown task)
+goal         (GOAL_DIM,)            float32  cond="flat" and goal: what the instruction names (goal_vector)
 front_rgb, wrist_rgb  (To, 3, H, W) uint8    obs="rgb"
 ```
 No torch at import (the config and the CLI read the names); `policy_item` imports it when called.
@@ -37,6 +38,9 @@ STATE_DIM = PROPRIO_DIM + POSE_DIM * MAX_OBJECTS
 ACTION_DIM = 8  # TCP pose 7 + gripper command 1
 TASK_VOCAB = tuple(TASKS)
 PROPRIO_STREAMS = ("ee_pose", "gripper_width")  # the episode streams the state row starts with
+GOAL_SLOTS = 3  # things an instruction names (tower: three cubes; sort: two cubes and a zone)
+GOAL_SLOT_DIM = 1 + 2 * POSE_DIM  # [named, its pose now, its pose at the episode's first frame]
+GOAL_DIM = GOAL_SLOTS * GOAL_SLOT_DIM
 
 
 def object_slice(j: int) -> slice:
@@ -70,6 +74,19 @@ def task_index(task: str) -> int:
     return TASK_VOCAB.index(task) if task in TASK_VOCAB else len(TASK_VOCAB)
 
 
+def goal_vector(named, now: Mapping[str, np.ndarray], start: Mapping[str, np.ndarray]) -> np.ndarray:
+    """(GOAL_DIM,) float32: for the first GOAL_SLOTS things the instruction names, in order of
+    mention (models/instruction_check.mentioned), 1 and their poses now and at the episode's first
+    frame (a zone's never changes); zeros in the slots left over. What the flat baseline knows of
+    its instruction: which cubes and zones, and where they started (a swap needs both places)."""
+    v = np.zeros((GOAL_SLOTS, GOAL_SLOT_DIM), np.float32)
+    for k, name in enumerate(list(named)[:GOAL_SLOTS]):
+        v[k, 0] = 1.0
+        v[k, 1:1 + POSE_DIM] = now[name]
+        v[k, 1 + POSE_DIM:] = start[name]
+    return v.reshape(-1)
+
+
 def observation_window(t: int, first: int, obs_horizon: int) -> np.ndarray:
     """(To,) frame indices t-To+1 .. t, clamped to the segment's first frame."""
     return np.maximum(np.arange(t - obs_horizon + 1, t + 1), first)
@@ -77,7 +94,7 @@ def observation_window(t: int, first: int, obs_horizon: int) -> np.ndarray:
 
 def policy_item(obs_state: np.ndarray, mask: np.ndarray, anchor: np.ndarray, *, call: np.ndarray | None = None,
                 function: int | None = None, memory: np.ndarray | None = None, task: int | None = None,
-                images: Mapping[str, np.ndarray] | None = None) -> dict:
+                goal: np.ndarray | None = None, images: Mapping[str, np.ndarray] | None = None) -> dict:
     """One item (no batch dimension) in the layout above; `images`: camera -> (To, H, W, 3) uint8."""
     import torch
 
@@ -91,6 +108,8 @@ def policy_item(obs_state: np.ndarray, mask: np.ndarray, anchor: np.ndarray, *, 
         item["memory"] = torch.from_numpy(np.asarray(memory, np.float32))
     if task is not None:
         item["task"] = torch.tensor(task, dtype=torch.int64)
+    if goal is not None:
+        item["goal"] = torch.from_numpy(np.asarray(goal, np.float32))
     for cam, frames in (images or {}).items():
         item[cam] = torch.from_numpy(np.ascontiguousarray(np.asarray(frames).transpose(0, 3, 1, 2)))
     return item

@@ -225,7 +225,8 @@ def train_policy(options: TrainOptions, progress: Callable[[int, int, dict], Non
     config = options.policy_config()
     dataset = PolicyDataset(paths, obs=config.obs, cond=config.cond, memory=config.memory,
                             obs_horizon=config.obs_horizon, pred_horizon=config.pred_horizon,
-                            interventions=options.interventions, camera_frames=config.camera_frames)
+                            interventions=options.interventions, camera_frames=config.camera_frames,
+                            goal=config.uses_goal)
     if options.interventions == "only" and not dataset.segments:
         raise ValueError(f"--interventions only: no usable segment of the {len(paths)} selected episode(s) overlaps "
                          "a takeover intervention (select supervised runs where the operator took over, or train "

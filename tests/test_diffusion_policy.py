@@ -183,3 +183,32 @@ def test_cameras_can_see_only_the_latest_frame_resized_and_cropped(episodes):
     a = policy.predict(batch_of(lean))["action"]
     torch.manual_seed(1)
     assert torch.allclose(a, policy.predict(batch)["action"])  # the same batch order: the same prediction
+
+
+def test_a_flat_policy_reads_the_cubes_and_zones_its_instruction_names(episodes):
+    """The flat baseline's goal: which cubes and zones the instruction names, where they are and
+    where they started; --no-goal (and a flat checkpoint saved before the goal existed) has the task alone."""
+    from models.instruction_check import mentioned
+    from models.policy_layout import GOAL_SLOT_DIM
+
+    assert mentioned("Stack the RED block on the blue one", ["blue cube", "red cube"], ["red zone"]) == \
+        ["red cube", "blue cube"]
+    assert mentioned("put every orange cube in the red zone", ["orange cube 1", "orange cube 2", "red cube"],
+                     ["red zone"]) == ["orange cube 1", "orange cube 2", "red zone"]
+    assert mentioned("open the drawer", ["red cube"], ["red zone"]) == []
+    data = PolicyDataset(episodes, cond="flat")
+    flat = DiffusionPolicy(PolicyConfig(**TINY, cond="flat"), data.norm_stats()).eval()
+    assert flat.config.goal and data.goal
+    batch = batch_of(data, 4)
+    goal = batch["goal"].view(4, -1, GOAL_SLOT_DIM)
+    assert (goal[:, :2, 0] == 1).all()  # every recorded task names at least two things
+    other = {**batch, "goal": torch.roll(batch["goal"].view(4, -1, GOAL_SLOT_DIM), 1, dims=1).reshape(4, -1)}
+    assert not torch.allclose(flat.condition(other), flat.condition(batch))  # another cube named: another condition
+    blind = PolicyConfig(**TINY, cond="flat", goal=False)
+    assert not PolicyDataset(episodes, cond="flat", goal=False).goal
+    assert "goal" not in PolicyDataset(episodes, cond="flat", goal=False)[0]
+    assert not hasattr(DiffusionPolicy(blind, data.norm_stats()), "goal_encoder")
+    old = PolicyConfig.from_dict({k: v for k, v in flat.config.to_dict().items() if k != "goal"})
+    assert old.goal is False
+    with pytest.raises(ValueError, match="flat baseline"):
+        PolicyConfig(goal=True)

@@ -27,7 +27,7 @@ from recorders.task_suite import make_instance
 pytestmark = pytest.mark.slow
 TINY = dict(embed_dim=32, down_dims=(32, 64), step_embed_dim=16,
             vision=VisionConfig(feature_dim=8, hidden_sizes=(8, 16), depths=(1, 1), groups=4))
-FEATURE_KEYS = ("obs_state", "object_mask", "anchor", "call", "function", "memory", "task")
+FEATURE_KEYS = ("obs_state", "object_mask", "anchor", "call", "function", "memory", "task", "goal")
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def _streams(path):
         names = list(ep.stream_spec("object_poses").meta["names"])
         return dict(n=n, ee=read("ee_pose"), grip=read("gripper_width"), obj=read("object_poses"), names=names,
                     action=read("action"), times=ep.stream_time("action"), calls=ep.calls, task=ep.task,
-                    scene=ep.meta.scene)
+                    scene=ep.meta.scene, instruction=ep.instruction)
 
 
 def _observation(s, f) -> Observation:
@@ -85,17 +85,18 @@ def _assert_same(live: dict, item: dict, free_space: bool = False):
 
 
 # ---- the most important check: live features are the training features -----------------------------------
-@pytest.mark.parametrize("variant", [dict(), dict(memory=False), dict(cond="flat")])
+@pytest.mark.parametrize("variant", [dict(), dict(memory=False), dict(cond="flat"), dict(cond="flat", goal=False)])
 def test_live_features_equal_the_datasets_for_every_frame_of_a_recorded_swap(demos, variant):
     """Frames of a scripted swap replayed through the live builder, with memory filled as the robot
     API fills it, give PolicyDataset's item for every frame of every segment (recall targets included)."""
     config = PolicyConfig(**variant)
-    data = PolicyDataset([demos["swap"]], cond=config.cond, memory=config.memory)
+    data = PolicyDataset([demos["swap"]], cond=config.cond, memory=config.memory, goal=config.goal)
     s = _streams(demos["swap"])
     items = {(data.segments[p.segment].start, p.t): i for i, p in enumerate(data.samples)}
     starts = {seg.start: seg for seg in data.segments}
     remembers = [(c.t_start, c.args[0], c.args[1]) for c in s["calls"] if c.name == "remember"]
-    builder = FeatureBuilder.for_scene(config, s["scene"], s["task"])
+    builder = FeatureBuilder.for_scene(config, s["scene"], s["task"], s["instruction"])
+    assert ("goal" in data[0]) == (config.cond == "flat" and config.goal)
     memory, compared, recalls = Memory(), 0, 0
     if config.cond == "flat":
         builder.begin_call(None, None)
