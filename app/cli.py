@@ -254,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="what the low-level policies observe (rgb: also both cameras; much slower on a CPU)")
     rp.add_argument("--seed", type=nonneg_int, default=0,
                     help="first evaluation seed and training seed; demonstrations start at SEED+1000")
+    rp.add_argument("--jobs", type=positive_int, default=1,
+                    help="steps run at once, each a process of one thread (a step waits for the steps whose "
+                         "output it reads); 1: one after the other, in this process")
     return p
 
 

@@ -1,4 +1,4 @@
-"""`python main.py report generalisation --out DIR [--budget small|full] [--obs state|rgb] [--seed S]`:
+"""`python main.py report generalisation --out DIR [--budget small|full] [--obs state|rgb] [--seed S] [--jobs N]`:
 the paper's generalisation claim in one command, resumable.
 
 Runs the plan of app/report_plan.py - record the demonstrations, train the hierarchy (learned planner
@@ -7,15 +7,18 @@ with the same policy budget, evaluate them all on the same new seeds of the test
 app/report_document.py write DIR/report.md and DIR/heldout.svg from the results.
 
 Each step is a command line of this CLI, run in this process (`app.cli.main`, so the command the
-report lists is exactly what ran) with its output in DIR/logs/STEP.log and, for an eval, its JSON
-in DIR/results/. A step is done when its marker DIR/steps/STEP.json exists (written last, after its
+report lists is exactly what ran) or, with `--jobs N`, as N processes at a time (`python main.py
+ARGS`, one torch thread each; a step starts once every step whose output its command names is done,
+so an eval waits for its models and a training for its demonstrations), with its output in
+DIR/logs/STEP.log and, for an eval, its JSON in DIR/results/. A step is done when its marker DIR/steps/STEP.json exists (written last, after its
 output was checked); a later run skips it, so an interrupted report resumes where it stopped. A
 training stopped by Ctrl+C leaves a checkpoint and resumes from it (`train ... --resume`); a
 record keeps its finished episodes and records the interrupted one again; an eval starts again.
 DIR/settings.json keeps the budget, observation kind and seed, and another report is refused in the
 same folder. Progress goes to stderr, one line a step.
 
-    args -> plan() -> for step: skip | app.cli.main(argv) -> marker  ->  collect() -> write_report()
+    args -> plan() -> for step (in order, or N at a time once its inputs are done):
+        skip | app.cli.main(argv) or a `python main.py` process -> marker  ->  collect() -> write_report()
 """
 from __future__ import annotations
 
@@ -23,8 +26,10 @@ import contextlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from app.errors import UserError
@@ -33,6 +38,7 @@ from recorders.atomic_files import write_text_atomic
 
 SETTINGS_FILE = "settings.json"
 EXIT_INTERRUPTED = 130
+MAIN = Path(__file__).resolve().parents[1] / "main.py"
 
 
 class StepFailed(UserError):
@@ -53,7 +59,7 @@ def run_report_generalisation(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     check_settings(out, the_plan)
     try:
-        run_steps(the_plan, out)
+        run_steps(the_plan, out, getattr(args, "jobs", 1))
     except KeyboardInterrupt:
         say(f"interrupted: finished steps are kept; run the same command again to resume ({out})")
         return EXIT_INTERRUPTED
@@ -95,30 +101,72 @@ def marker_of(out: Path, step: Step) -> Path:
     return out / "steps" / f"{step.slug}.json"
 
 
-def run_steps(p: Plan, out: Path) -> None:
+def run_steps(p: Plan, out: Path, jobs: int = 1) -> None:
     from tqdm import tqdm
 
     tqdm.monitor_interval = 0  # the steps' bars need no monitor thread, and it would outlive them (as train's)
     for folder in ("steps", "logs", "results"):
         (out / folder).mkdir(exist_ok=True)
-    n = len(p.steps)
+    n, number = len(p.steps), {step.slug: i for i, step in enumerate(p.steps, 1)}
+    todo = []
     for i, step in enumerate(p.steps, 1):
-        marker = marker_of(out, step)
-        if marker.exists():
+        if marker_of(out, step).exists():
             say(f"[{i}/{n}] skipped, done earlier: {step.title}")
-            continue
-        say(f"[{i}/{n}] {step.title}: {step.command}")
-        t0 = time.monotonic()
-        run_step(step, out)
-        seconds = time.monotonic() - t0
-        _write_json(marker, {"command": step.command, "seconds": round(seconds, 1),
-                             "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
-        say(f"[{i}/{n}] done in {seconds:.1f} s")
+        else:
+            todo.append(step)
+    if jobs <= 1:
+        for step in todo:
+            t0 = _start(step, number[step.slug], n)
+            run_step(step, out)
+            _finish(step, out, number[step.slug], n, t0)
+        return
+    needs, failure = inputs_of(p.steps), None
+    done = {step.slug for step in p.steps if step not in todo}
+    running: dict = {}
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="report-step") as pool:
+        while running or (todo and failure is None):
+            ready = [s for s in todo if needs[s.slug] <= done] if failure is None else []
+            for step in ready[:jobs - len(running)]:
+                todo.remove(step)
+                running[pool.submit(run_step, step, out, _run_process)] = (step, _start(step, number[step.slug], n))
+            if not running:
+                raise StepFailed(f"steps wait for inputs no step makes: {', '.join(s.slug for s in todo)}")
+            for future in wait(running, return_when=FIRST_COMPLETED)[0]:
+                step, t0 = running.pop(future)
+                try:
+                    future.result()
+                except BaseException as e:  # nothing new starts; the running steps finish and are kept
+                    failure = failure or e
+                    continue
+                _finish(step, out, number[step.slug], n, t0)
+                done.add(step.slug)
+    if failure is not None:
+        raise failure
 
 
-def run_step(step: Step, out: Path) -> None:
-    """Run one step's command in this process; StepFailed when it fails, KeyboardInterrupt when it
-    was interrupted (a training stopped by Ctrl+C returns normally, but without its final model)."""
+def inputs_of(steps) -> dict[str, set[str]]:
+    """For each step, the steps whose output its command names (its demonstrations, its models)."""
+    made = {str(step.output): step.slug for step in steps}
+    return {step.slug: {made[a] for a in step.argv if a in made and made[a] != step.slug} for step in steps}
+
+
+def _start(step: Step, i: int, n: int) -> float:
+    say(f"[{i}/{n}] {step.title}: {step.command}")
+    return time.monotonic()
+
+
+def _finish(step: Step, out: Path, i: int, n: int, t0: float) -> None:
+    seconds = time.monotonic() - t0
+    _write_json(marker_of(out, step), {"command": step.command, "seconds": round(seconds, 1),
+                                       "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    say(f"[{i}/{n}] done in {seconds:.1f} s")
+
+
+def run_step(step: Step, out: Path, launch=None) -> None:
+    """Run one step's command (in this process, or through `launch(argv, log, stdout)`: another
+    process); StepFailed when it fails, KeyboardInterrupt when it was interrupted (a training
+    stopped by Ctrl+C returns normally, but without its final model)."""
+    launch = launch or _run_cli
     log = out / "logs" / f"{step.slug}.log"
     argv = list(step.argv)
     if step.kind == "record":
@@ -130,7 +178,7 @@ def run_step(step: Step, out: Path) -> None:
     if step.kind == "eval":
         partial = step.output.with_name(step.output.name + ".partial")
         with open(partial, "w", encoding="utf-8") as stdout:
-            rc = _run_cli(argv, log, stdout)
+            rc = launch(argv, log, stdout)
         if rc == 0:
             try:
                 json.loads(partial.read_text(encoding="utf-8"))
@@ -138,7 +186,7 @@ def run_step(step: Step, out: Path) -> None:
                 raise StepFailed(f"{step.title}: the eval printed no JSON; see {partial}") from None
             os.replace(partial, step.output)
     else:
-        rc = _run_cli(argv, log, None)
+        rc = launch(argv, log, None)
     if rc == EXIT_INTERRUPTED:
         raise KeyboardInterrupt
     if rc != 0:
@@ -178,6 +226,18 @@ def _run_cli(argv: list[str], log: Path, stdout) -> int:
         err.write(f"$ python main.py {' '.join(argv)}\n")
         err.flush()
         return main(argv)
+
+
+def _run_process(argv: list[str], log: Path, stdout) -> int:
+    """`python main.py ARGV` as its own process of one torch thread (the jobs share the cores);
+    Ctrl+C reaches it too (the same process group), so a training checkpoints before it ends."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    with open(log, "w", encoding="utf-8") as err:
+        err.write(f"$ python main.py {' '.join(argv)}\n")
+        err.flush()
+        rc = subprocess.run([sys.executable, str(MAIN), *argv], stdout=stdout if stdout is not None else err,
+                            stderr=err, env=env, cwd=MAIN.parent).returncode
+    return EXIT_INTERRUPTED if rc in (-2, EXIT_INTERRUPTED) else rc
 
 
 def _last_line(log: Path) -> str:

@@ -75,6 +75,20 @@ def test_the_plan_is_commands_of_this_cli_with_one_policy_budget(tmp_path):
             assert m.task in tasks
 
 
+def test_each_step_waits_for_the_steps_whose_output_it_reads(tmp_path):
+    from app.report_generalisation import inputs_of
+
+    p = plan(BUDGETS["small"], tmp_path)
+    needs = inputs_of(p.steps)
+    assert needs["eval-trained-hierarchy"] == {"train-planner-k0", "train-policy-k0"}
+    assert needs["train-policy-k0"] == {f"record-{t}" for t in p.trained}
+    assert needs["train-policy-k2"] == needs["train-policy-k0"] | {f"record-{t}-{k}-{k}" for t in p.held_out
+                                                                  for k in (1, 2)}
+    assert all(not needs[s.slug] for s in p.steps if s.kind == "record")
+    order = [s.slug for s in p.steps]
+    assert all(order.index(n) < order.index(slug) for slug, ns in needs.items() for n in ns)
+
+
 def test_held_out_demonstrations_are_recorded_once_and_added_up(tmp_path):
     p = plan(BUDGETS["full"], tmp_path)
     records = {s.output.name: int(s.argv[s.argv.index("--episodes") + 1]) for s in p.steps if s.kind == "record"}
@@ -208,6 +222,18 @@ def test_small_report_end_to_end_then_resumes_without_redoing_steps(tmp_path, ca
     assert main(argv) == 0
     resumed = capsys.readouterr().err
     assert resumed.count("done in") == 1 and "resuming" in resumed and (run / "final").is_dir()
+
+    # --jobs 2: steps run as processes, each once the steps whose output it reads are done
+    slugs = [s.slug for s in p.steps]
+    train, evaluate = slugs.index("train-flat-k2") + 1, slugs.index("eval-heldout-flat-k2") + 1
+    for slug in ("train-flat-k2", "eval-heldout-flat-k2"):
+        (out / "steps" / f"{slug}.json").unlink()
+    (out / "results" / "heldout-flat-k2.json").unlink()
+    assert main([*argv, "--jobs", "2"]) == 0
+    parallel = capsys.readouterr().err
+    assert parallel.count("done in") == 2
+    assert parallel.index(f"[{train}/{len(slugs)}] done in") < parallel.index(f"[{evaluate}/{len(slugs)}] multi-task")
+    assert json.loads((out / "results" / "heldout-flat-k2.json").read_text())["tasks"]
 
     # another budget, obs or seed into the same folder is refused before anything runs
     assert main([*argv, "--seed", "1"]) == 2
