@@ -114,10 +114,11 @@ def markdown(out: Path, p: Plan, counts: Counts, seconds: dict[str, float]) -> s
             rows.append(row + [UNREACHABLE, UNREACHABLE])
         lines += _table(["task", "hierarchy, template", *(f"hierarchy, {name}" for name, _ in p.phrasings),
                          f"{FLAT_MULTI}, any phrasing", f"{FLAT_TASK}, any phrasing"], rows)
-        lines += ["", "† A flat policy is conditioned on the task's id (models/policy_layout.py `task_index`), "
-                  "not on the instruction's words, so a rephrased instruction cannot reach it: its input is the "
-                  "template's, and its success is its trained-task success above by construction. Nothing is "
-                  "measured for it here."]
+        lines += ["", "† A flat policy is given the task's id by the evaluation (models/policy_layout.py "
+                  "`task_index`), whatever the words, and reads only the colour words of the instruction "
+                  "(`instruction_check.mentioned`), which every held-out phrasing keeps; its input is the template's, "
+                  "so its success is its trained-task success above by construction. Nothing is measured for it "
+                  "here."]
     else:
         lines.append("No trained task has held-out phrasings in recorders/task_phrasings.py.")
 
@@ -134,19 +135,20 @@ def markdown(out: Path, p: Plan, counts: Counts, seconds: dict[str, float]) -> s
               f"runs the episode in one go); the hierarchy's policy has {b.max_call_s:g} s per call.", ""]
 
     lines += ["## What each system sees", "",
-              "- The flat policies see every cube's pose (or, with `--obs rgb`, the two cameras too) in the "
-              "scene's order, in which the task's roles come first (A, B, C), and the task's id. With `--obs "
-              "state` no zone position is in their input, so a task that names a zone (pick_place, sort, "
-              "restore) can be solved only by chance or by the cameras (`--obs rgb`). With no demonstration of a "
-              "held-out task, the multi-task flat policy is asked with that task's id, whose embedding it never "
-              "trained.",
+              "- The flat policies see the arm, every cube's pose (or, with `--obs rgb`, the two cameras too), "
+              "the task's id and what the instruction names (`--flat`'s goal, models/policy_layout.py "
+              "`goal_vector`): the cubes and zones its colour words name, in order of mention, with their poses "
+              "now and at the episode's start - the same names the planner copies, and where a swap's or a "
+              "restore's cubes started, which a flat policy cannot remember. With no demonstration of a held-out "
+              "task, the multi-task flat policy is asked with that task's id, whose embedding it never trained.",
               "- The hierarchy's policy sees the arm, the current call (its function and the poses of the "
               "objects and target it names, `recall` resolved from memory) and the memory's poses; its planner "
               "sees the front camera, the instruction and the calls made so far.", ""]
 
     lines += ["## Commands", "",
               "Every number above comes from these commands, run in this order (an eval's JSON is its standard "
-              "output; `report generalisation` runs each in-process and skips those already done).", ""]
+              "output; `report generalisation` runs each, in-process or with `--jobs N` as N processes at a time, and "
+              "skips those already done).", ""]
     total = {}
     for kind in ("record", "train", "eval"):
         steps = [s for s in p.steps if s.kind == kind]

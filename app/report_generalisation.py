@@ -10,8 +10,9 @@ Each step is a command line of this CLI, run in this process (`app.cli.main`, so
 report lists is exactly what ran) or, with `--jobs N`, as N processes at a time (`python main.py
 ARGS`, one torch thread each; a step starts once every step whose output its command names is done,
 so an eval waits for its models and a training for its demonstrations), with its output in
-DIR/logs/STEP.log and, for an eval, its JSON in DIR/results/. A step is done when its marker DIR/steps/STEP.json exists (written last, after its
-output was checked); a later run skips it, so an interrupted report resumes where it stopped. A
+DIR/logs/STEP.log and, for an eval, its JSON in DIR/results/. A step is done when its marker
+DIR/steps/STEP.json exists (written last, after its output was checked); a later run skips it, so an
+interrupted report resumes where it stopped. A
 training stopped by Ctrl+C leaves a checkpoint and resumes from it (`train ... --resume`); a
 record keeps its finished episodes and records the interrupted one again; an eval starts again.
 DIR/settings.json keeps the budget, observation kind and seed, and another report is refused in the

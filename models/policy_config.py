@@ -26,9 +26,9 @@ MAX_WARMUP_STEPS = 500
 MAX_WIDTH = 4096  # channels of any layer: bounds a config's allocation before anything is built
 # Keys missing from checkpoints and runs saved before they existed take these values, not today's defaults
 # (each class takes the keys it has: the last two are a run's options only).
-OLDER_DEFAULTS = {"frame": "world", "prediction": "epsilon", "state_objects": True, "goal": False, "interventions": "all",
-                  "intervention_weight": 1.0, "image_frames": None, "image_size": None, "crop": 1.0,
-                  "vision_widths": (32, 64, 128, 256), "vision_depths": (2, 2, 2, 2)}
+OLDER_DEFAULTS = {"frame": "world", "prediction": "epsilon", "state_objects": True, "goal": False,
+                  "interventions": "all", "intervention_weight": 1.0, "image_frames": None, "image_size": None,
+                  "crop": 1.0, "vision_widths": (32, 64, 128, 256), "vision_depths": (2, 2, 2, 2)}
 
 
 def _size(default, help: str = "", maximum: int = MAX_WIDTH, **meta):
@@ -67,7 +67,7 @@ class VisionConfig:
 class PolicyConfig:
     obs: str = option("state", "state: arm and object poses; rgb: also the front and wrist cameras (slower)",
                       choices=OBS_KINDS)
-    cond: str = option("call", "call: conditioned on the current call; flat: on the task text only (the baseline)",
+    cond: str = option("call", "call: conditioned on the current call; flat: on the task alone (the baseline)",
                        choices=COND_KINDS)
     memory: bool = option(True, "condition on the remembered poses (False: the memory ablation)", choices=(True, False))
     # The state input holds every object's pose (True) or only the arm's (False: the call vector carries the
@@ -162,7 +162,8 @@ def _like(name: str, flag: str | None = None, help: str | None = None, default=M
 class TrainOptions(RunOptions):
     """One `train policy` run (options.json): RunOptions plus the policy's model and schedule."""
     obs: str = _like("obs", "--obs")
-    cond: str = _like("cond", "--flat", "condition on the task text only (the paper's flat baseline)", switch="flat")
+    cond: str = _like("cond", "--flat", "condition on the task, not on calls (the paper's flat baseline)",
+                      switch="flat")
     memory: bool = _like("memory", "--no-memory", "withhold memory (the ablation)", switch=False)
     frame: str = _like("frame", "--frame")
     prediction: str = _like("prediction", "--prediction")

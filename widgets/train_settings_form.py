@@ -20,7 +20,8 @@ from app.train_launch import (DEVICES, FRAMES, INTERVENTIONS, OBS_KINDS, PLANNER
                               TrainSettings, default_run_name, form_defaults, help_of)
 
 VARIANT_CHOICES = (("call-conditioned (the policy)", "call", "Conditioned on the current call, its arguments and memory"),
-                   ("flat baseline (task text only)", "flat", "--flat: conditioned on the task text alone, no calls"),
+                   ("flat baseline (the task, no calls)", "flat", "--flat: conditioned on the task and the cubes "
+                                                                "and zones its instruction names, no calls"),
                    ("no memory (ablation)", "no-memory", "--no-memory: calls without the remembered poses"),
                    ("VLM planner (writes the calls)", PLANNER, "train planner: image + task + past calls -> the next "
                                                             "call as code (needs episodes with the front camera)"))
