@@ -249,8 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "the paraphrase set; resumes where it stopped")
     rp.add_argument("--out", type=Path, required=True, help="the report's folder (data, runs, results, report.md)")
     rp.add_argument("--budget", choices=tuple(BUDGETS), default="full",
-                    help="full: the experiment (about 2 h on a 2-core CPU with --jobs 2); large: five trained tasks, "
-                         "twice the steps and episodes (about 6 h); small: a smoke run of minutes with tiny models")
+                    help="full: the experiment (about 3 h on a 2-core CPU with --jobs 2); large: five trained tasks, "
+                         "twice the episodes (about 6 h); small: a smoke run of minutes with tiny models")
     rp.add_argument("--obs", choices=REPORT_OBS_KINDS, default="state",
                     help="what the low-level policies observe (rgb: also both cameras; much slower on a CPU)")
     rp.add_argument("--seed", type=nonneg_int, default=0,

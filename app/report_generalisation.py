@@ -126,7 +126,9 @@ def run_steps(p: Plan, out: Path, jobs: int = 1) -> None:
     running: dict = {}
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="report-step") as pool:
         while running or (todo and failure is None):
-            ready = [s for s in todo if needs[s.slug] <= done] if failure is None else []
+            # an eval first: its cells are the report, and a long run stopped midway keeps the most of them
+            ready = sorted((s for s in todo if needs[s.slug] <= done), key=lambda s: s.kind != "eval") \
+                if failure is None else []
             for step in ready[:jobs - len(running)]:
                 todo.remove(step)
                 running[pool.submit(run_step, step, out, _run_process)] = (step, _start(step, number[step.slug], n))

@@ -1,8 +1,8 @@
 """The generalisation report's plan: its budget, its steps and the cells its results fill.
 
 Owns `Budget` (every number of the experiment in one frozen dataclass, printed into the report), the
-budgets (`small`: a CI smoke run of minutes; `full`: the experiment, run by hand in about two hours on
-a 2-core laptop; `large`: more tasks, steps and episodes), and `plan()`,
+budgets (`small`: a CI smoke run of minutes; `full`: the experiment, run by hand in about three hours
+on a 2-core laptop; `large`: more tasks, steps and episodes), and `plan()`,
 which turns a budget, the report folder, the policies' observation kind and the seed into:
 - `Step`s: each one command line of this CLI (record, train, eval) with the path that holds its
   result; app/report_generalisation.py runs them in order and skips those already done;
@@ -68,12 +68,13 @@ BUDGETS = {
                     camera_size="32x32", tiny=True, policy_steps=10, policy_batch=8, planner_steps=10,
                     planner_batch=8, colour_swaps=0, rephrasings=0, eval_episodes=2, max_call_s=2.0,
                     flat_max_call_s=4.0),
-    # what `report generalisation` runs by default: about two hours on a 2-core laptop with --jobs 2
+    # what `report generalisation` runs by default: about three hours on a 2-core laptop with --jobs 2. At
+    # 1500 policy steps the call-conditioned policy's termination head never said a pick was finished (0/30)
     "full": Budget("full", ("pick_place", "stack", "swap"), demos_per_task=40, heldout_demos=(0, 5, 10),
-                   camera_size="128x128", tiny=False, policy_steps=1500, policy_batch=64, planner_steps=1000,
+                   camera_size="128x128", tiny=False, policy_steps=3000, policy_batch=64, planner_steps=1000,
                    planner_batch=32, colour_swaps=8, rephrasings=3, eval_episodes=10, max_call_s=20.0,
                    flat_max_call_s=30.0),
-    # five trained tasks, twice the steps and the episodes: about six hours on a 2-core laptop
+    # five trained tasks, twice the episodes: about six hours on a 2-core laptop
     "large": Budget("large", ("pick_place", "stack", "swap", "push", "sort"), demos_per_task=40,
                     heldout_demos=(0, 5, 10), camera_size="128x128", tiny=False, policy_steps=3000, policy_batch=64,
                     planner_steps=1500, planner_batch=32, colour_swaps=8, rephrasings=3, eval_episodes=20,

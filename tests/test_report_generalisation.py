@@ -60,7 +60,7 @@ def test_the_plan_is_commands_of_this_cli_with_one_policy_budget(tmp_path):
         assert command_key(args) in HANDLERS
         if step.argv[:2] == ("train", "policy"):
             policy_budgets.add((args.steps, args.batch_size, getattr(args, "tiny", False), args.obs, args.seed))
-    assert policy_budgets == {(1500, 64, False, "state", 3)}  # the hierarchy's and every flat policy's
+    assert policy_budgets == {(3000, 64, False, "state", 3)}  # the hierarchy's and every flat policy's
     slugs = [s.slug for s in p.steps]
     assert len(slugs) == len(set(slugs))
     # a held-out task's per-task flat policy exists only once it has demonstrations
