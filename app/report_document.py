@@ -63,8 +63,7 @@ def markdown(out: Path, p: Plan, counts: Counts, seconds: dict[str, float]) -> s
         f"`python main.py report generalisation --out {out} --budget {b.name} --obs {p.obs} --seed {p.seed}`.",
         "",
         "- **hierarchy**: the learned planner writes each next call from the front camera, the instruction and "
-        "the calls so far; the call-conditioned diffusion policy executes it. Its policy is trained once, on "
-        "the trained tasks' episodes; the held-out demonstrations train only its planner.",
+        "the calls so far; the call-conditioned diffusion policy executes it.",
         "- **flat multi-task**: one `--flat` policy trained on exactly the hierarchy's episodes.",
         "- **flat per-task**: a `--flat` policy for each task, trained on that task's episodes alone.",
         "",
@@ -127,10 +126,7 @@ def markdown(out: Path, p: Plan, counts: Counts, seconds: dict[str, float]) -> s
     lines += _table(["setting", "value"], [[k, f"`{v}`"] for k, v in b.to_dict().items()])
     lines += ["", "How the training budget is counted: every low-level policy - the hierarchy's, the multi-task "
               f"flat one and each per-task flat one - gets the same {b.policy_steps} optimiser steps of "
-              f"{b.policy_batch} windows each (same model size, learning-rate schedule and seed). The hierarchy "
-              "has one policy for every level, trained without the held-out demonstrations (a held-out "
-              "composition is known calls in a new order, which its planner learns), while a flat policy is "
-              "trained for each level on all of them. The hierarchy's "
+              f"{b.policy_batch} windows each (same model size, learning-rate schedule and seed). The hierarchy's "
               f"planner is trained in addition ({b.planner_steps} steps of {b.planner_batch} examples, "
               f"{b.colour_swaps} colour swaps and {b.rephrasings} rephrasings per call); the flat side has no "
               "counterpart to it. Each per-task flat policy gets the whole budget for one task, so that family "

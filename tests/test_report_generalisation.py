@@ -82,9 +82,9 @@ def test_each_step_waits_for_the_steps_whose_output_it_reads(tmp_path):
     needs = inputs_of(p.steps)
     assert needs["eval-trained-hierarchy"] == {"train-planner-k0", "train-policy-k0"}
     assert needs["train-policy-k0"] == {f"record-{t}" for t in p.trained}
-    assert needs["train-flat-k2"] == needs["train-policy-k0"] | {f"record-{t}-{k}-{k}" for t in p.held_out
-                                                                for k in (1, 2)}
-    assert needs["eval-heldout-hierarchy-k2"] == {"train-planner-k2", "train-policy-k0"}  # one policy, every level
+    assert needs["train-policy-k2"] == needs["train-policy-k0"] | {f"record-{t}-{k}-{k}" for t in p.held_out
+                                                                  for k in (1, 2)}
+    assert needs["eval-heldout-hierarchy-k2"] == {"train-planner-k2", "train-policy-k2"}
     assert all(not needs[s.slug] for s in p.steps if s.kind == "record")
     order = [s.slug for s in p.steps]
     assert all(order.index(n) < order.index(slug) for slug, ns in needs.items() for n in ns)
@@ -215,11 +215,11 @@ def test_small_report_end_to_end_then_resumes_without_redoing_steps(tmp_path, ca
     assert marker_times(out) == before
 
     # a training stopped midway (its checkpoint kept, no final model) resumes from its checkpoint; only it runs
-    run = out / "runs" / "flat_k1"
+    run = out / "runs" / "policy_k2"
     for f in (run / "final").iterdir():
         f.unlink()
     (run / "final").rmdir()
-    (out / "steps" / "train-flat-k1.json").unlink()
+    (out / "steps" / "train-policy-k2.json").unlink()
     assert main(argv) == 0
     resumed = capsys.readouterr().err
     assert resumed.count("done in") == 1 and "resuming" in resumed and (run / "final").is_dir()
