@@ -60,7 +60,7 @@ def run_report_generalisation(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     check_settings(out, the_plan)
     try:
-        run_steps(the_plan, out, getattr(args, "jobs", 1))
+        run_steps(the_plan, out, args.jobs)
     except KeyboardInterrupt:
         say(f"interrupted: finished steps are kept; run the same command again to resume ({out})")
         return EXIT_INTERRUPTED
@@ -109,10 +109,11 @@ def run_steps(p: Plan, out: Path, jobs: int = 1) -> None:
     for folder in ("steps", "logs", "results"):
         (out / folder).mkdir(exist_ok=True)
     n, number = len(p.steps), {step.slug: i for i, step in enumerate(p.steps, 1)}
-    todo = []
+    todo, done = [], set()
     for i, step in enumerate(p.steps, 1):
         if marker_of(out, step).exists():
             say(f"[{i}/{n}] skipped, done earlier: {step.title}")
+            done.add(step.slug)
         else:
             todo.append(step)
     if jobs <= 1:
@@ -122,7 +123,6 @@ def run_steps(p: Plan, out: Path, jobs: int = 1) -> None:
             _finish(step, out, number[step.slug], n, t0)
         return
     needs, failure = inputs_of(p.steps), None
-    done = {step.slug for step in p.steps if step not in todo}
     running: dict = {}
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="report-step") as pool:
         while running or (todo and failure is None):
@@ -221,13 +221,19 @@ def training_argv(step: Step) -> list[str]:
     return list(step.argv)
 
 
+def _open_log(log: Path, argv: list[str]):
+    """The step's log, opened for writing and headed by its command line."""
+    err = open(log, "w", encoding="utf-8")
+    err.write(f"$ python main.py {' '.join(argv)}\n")
+    err.flush()
+    return err
+
+
 def _run_cli(argv: list[str], log: Path, stdout) -> int:
     from app.cli import main
 
-    with open(log, "w", encoding="utf-8") as err, contextlib.redirect_stderr(err), \
+    with _open_log(log, argv) as err, contextlib.redirect_stderr(err), \
             contextlib.redirect_stdout(stdout if stdout is not None else err):
-        err.write(f"$ python main.py {' '.join(argv)}\n")
-        err.flush()
         return main(argv)
 
 
@@ -235,9 +241,7 @@ def _run_process(argv: list[str], log: Path, stdout) -> int:
     """`python main.py ARGV` as its own process of one torch thread (the jobs share the cores);
     Ctrl+C reaches it too (the same process group), so a training checkpoints before it ends."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    with open(log, "w", encoding="utf-8") as err:
-        err.write(f"$ python main.py {' '.join(argv)}\n")
-        err.flush()
+    with _open_log(log, argv) as err:
         rc = subprocess.run([sys.executable, str(MAIN), *argv], stdout=stdout if stdout is not None else err,
                             stderr=err, env=env, cwd=MAIN.parent).returncode
     return EXIT_INTERRUPTED if rc in (-2, EXIT_INTERRUPTED) else rc

@@ -67,13 +67,15 @@ def _coloured(names: Sequence[str], colour: str) -> bool:
     return any(colour in _WORD.findall(n.lower()) for n in names)
 
 
+def colour_mentions(instruction: str) -> list[tuple[str, str]]:
+    """(colour word, the word after it or "") for each colour word of the instruction, in order."""
+    words = _WORD.findall(instruction.lower())
+    return [(w, words[i + 1] if i + 1 < len(words) else "") for i, w in enumerate(words) if w in COLOUR_WORDS]
+
+
 def grounding_refusal(instruction: str, names: SceneNames) -> str | None:
     """Why a colour the instruction names is not in the scene (of the kind named), or None."""
-    words = _WORD.findall(instruction.lower())
-    for i, w in enumerate(words):
-        if w not in COLOUR_WORDS:
-            continue
-        noun = words[i + 1] if i + 1 < len(words) else ""
+    for w, noun in colour_mentions(instruction):
         if noun in OBJECT_NOUNS and not _coloured(names.objects, w):
             return f"there is no {w} {noun} here; the objects are {_listing(list(names.objects))}"
         if noun in ZONE_NOUNS and not _coloured(names.zones, w):
@@ -89,11 +91,8 @@ def mentioned(instruction: str, objects: Sequence[str], zones: Sequence[str]) ->
     word followed by an object noun names the objects of that colour ("every orange cube": both
     orange cubes), by a zone noun the zone; a bare colour ("swap the red and the blue cubes") names
     the objects of that colour, or else the zone. What a flat policy reads of the instruction."""
-    words, found = _WORD.findall(instruction.lower()), {}
-    for i, w in enumerate(words):
-        if w not in COLOUR_WORDS:
-            continue
-        noun = words[i + 1] if i + 1 < len(words) else ""
+    found = {}
+    for w, noun in colour_mentions(instruction):
         cubes = [n for n in objects if _coloured((n,), w)]
         areas = [n for n in zones if _coloured((n,), w)]
         named = areas if noun in ZONE_NOUNS else cubes if noun in OBJECT_NOUNS else cubes or areas

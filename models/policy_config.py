@@ -219,7 +219,7 @@ class TrainOptions(RunOptions):
                         vision=VisionConfig(hidden_sizes=self.vision_widths, depths=self.vision_depths, **images))
         return PolicyConfig(obs=self.obs, cond=self.cond, memory=self.memory, frame=self.frame,
                             prediction=self.prediction, state_objects=self.state_objects,
-                            goal=None if self.goal else False,
+                            goal=self.goal,
                             image_frames=self.image_frames, **size)
 
     def to_dict(self) -> dict:

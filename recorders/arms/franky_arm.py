@@ -169,18 +169,16 @@ class FrankyArm(Arm):
             robot = self._robot
             if robot is None:
                 return
-            finished = False
+            stopped = True
             try:
-                stopped = True
                 if self._motion_target is not None:
                     robot.move(self._franky.CartesianStopMotion(), asynchronous=True)
                     stopped = bool(robot.join_motion(DISCONNECT_WAIT_S))
                 if self._gripper_future is not None:
                     stopped = bool(self._gripper_future.wait(DISCONNECT_WAIT_S)) and stopped
-                finished = stopped
             except Exception:
-                pass  # leaving anyway; the robot holds its pose when the connection closes
-            if not finished:
+                stopped = False  # leaving anyway; the robot holds its pose when the connection closes
+            if not stopped:
                 _STILL_RUNNING.append((robot, self._gripper, self._gripper_future))
             self._robot = self._gripper = self._gripper_future = None
             self._motion_target = None
