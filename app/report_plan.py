@@ -1,7 +1,7 @@
 """The generalisation report's plan: its budget, its steps and the cells its results fill.
 
 Owns `Budget` (every number of the experiment in one frozen dataclass, printed into the report), the
-budgets (`small`: a CI smoke run of minutes; `full`: the experiment, run by hand in about three hours
+budgets (`small`: a CI smoke run of minutes; `full`: the experiment, run by hand in about two hours
 on a 2-core laptop; `large`: more tasks, steps and episodes), and `plan()`,
 which turns a budget, the report folder, the policies' observation kind and the seed into:
 - `Step`s: each one command line of this CLI (record, train, eval) with the path that holds its
@@ -68,7 +68,7 @@ BUDGETS = {
                     camera_size="32x32", tiny=True, policy_steps=10, policy_batch=8, planner_steps=10,
                     planner_batch=8, colour_swaps=0, rephrasings=0, eval_episodes=2, max_call_s=2.0,
                     flat_max_call_s=4.0),
-    # what `report generalisation` runs by default: about three hours on a 2-core laptop with --jobs 2. At
+    # what `report generalisation` runs by default: 1 h 47 min on a 2-core laptop with --jobs 2 (measured). At
     # 1500 policy steps the call-conditioned policy's termination head never said a pick was finished (0/30)
     "full": Budget("full", ("pick_place", "stack", "swap"), demos_per_task=40, heldout_demos=(0, 5, 10),
                    camera_size="128x128", tiny=False, policy_steps=3000, policy_batch=64, planner_steps=1000,
