@@ -47,7 +47,7 @@ from models.planner_chat import (ChatFormat, batch_of_one, cached_call_scores, i
 from models.planner_data import IMAGE_MARK, PlannerStep, SceneNames, prompt_text
 from models.planner_config import PlannerConfig
 from models.planner_files import FORMAT, PLANNER_FILE, load_pretrained, load_saved
-from models.planner_grammar import CallTrie, TrieLayout, candidate_calls, fits_the_hand, held_after
+from models.planner_grammar import CallTrie, TrieLayout, candidate_calls, covered_after, fits_the_hand, held_after
 from models.scene_facts import CameraView, facts_for
 from recorders.robot_api_spec import Call
 
@@ -304,13 +304,13 @@ class Planner:
 
     def next_calls(self, image: np.ndarray, task: str, history: Sequence[str], memory_keys: Sequence[str],
                    names: SceneNames, k: int = ALTERNATIVES) -> tuple[ScoredCall, ...]:
-        """The k most probable valid calls that the hand allows after `history` (models/planner_grammar.
-        fits_the_hand; all of them when fewer do), best first."""
+        """The k most probable valid calls that the hand and the stacks allow after `history`
+        (models/planner_grammar.fits_the_hand; all of them when none does), best first."""
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         codes, log_probs = self.call_log_probabilities(image, task, history, memory_keys, names)
-        held = held_after(history)
-        fits = torch.tensor([fits_the_hand(c, held) for c in codes])
+        held, covered = held_after(history), covered_after(history, names.objects)
+        fits = torch.tensor([fits_the_hand(c, held, covered) for c in codes])
         order = torch.argsort(log_probs, descending=True).tolist()
         if fits.any():  # the skills' preconditions (nothing fits: say the likeliest, and let the skill refuse it)
             log_probs = log_probs.masked_fill(~fits, float("-inf"))

@@ -10,7 +10,8 @@ one sequence (`TrieLayout`, parents before children) so that models/planner.py s
 candidate in one forward pass, each node attending to the prompt and its own ancestors only: the
 answer is always one of the candidates, and the alternatives are ranked exactly. `fits_the_hand`
 adds the skills' own preconditions, read from the calls made so far: pick only with an empty hand,
-place only the object held (recorders/skills.py refuses the others when they run).
+place only the object held (recorders/skills.py refuses the others when they run), and neither pick
+nor place onto an object that another was placed on since (`covered_after`: the bottom of a stack).
 """
 from __future__ import annotations
 
@@ -100,14 +101,36 @@ def held_after(history: Sequence[str]) -> str | None:
     return held
 
 
-def fits_the_hand(code: str, held: str | None) -> bool:
-    """Whether the skills would accept `code` with `held` in the hand: pick needs an empty hand,
-    place the object held; other calls do not depend on it."""
+def covered_after(history: Sequence[str], objects: Sequence[str]) -> frozenset[str]:
+    """The objects with another object placed on them after `history` (codes, oldest first): a
+    place(x, y) onto an object y covers y until x is picked again."""
+    on: dict[str, str] = {}  # object placed -> the object it was placed on
+    for code in history:
+        try:
+            call = Call.from_code(code)
+        except InvalidCallError:
+            continue
+        if call.name == "pick":
+            on.pop(str(call.args[0]), None)
+        elif call.name == "place" and len(call.args) > 1 and isinstance(call.args[1], str):
+            if call.args[1] in objects:
+                on[str(call.args[0])] = call.args[1]
+            else:
+                on.pop(str(call.args[0]), None)
+    return frozenset(on.values())
+
+
+def fits_the_hand(code: str, held: str | None, covered: frozenset[str] = frozenset()) -> bool:
+    """Whether the skills would accept `code` with `held` in the hand and the `covered` objects under
+    others (covered_after): pick needs an empty hand and an object with nothing on it, place the
+    object held and, onto an object, one with nothing on it; other calls do not depend on them."""
     name = code.split("(", 1)[0]
     if name == "pick":
-        return held is None
+        return held is None and Call.from_code(code).args[0] not in covered
     if name == "place":
-        return held is not None and Call.from_code(code).args[0] == held
+        call = Call.from_code(code)
+        return held is not None and call.args[0] == held and not (
+            len(call.args) > 1 and isinstance(call.args[1], str) and call.args[1] in covered)
     return True
 
 

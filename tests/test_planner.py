@@ -564,3 +564,20 @@ def test_the_hand_after_a_history_and_the_calls_it_allows():
     assert not fits_the_hand('place("red cube", "blue zone")', "blue cube")
     assert not fits_the_hand('place("red cube", "blue zone")', None)
     assert fits_the_hand("done()", "red cube") and fits_the_hand('push("red cube", "left", 0.1)', None)
+
+
+def test_an_object_under_another_is_neither_picked_nor_placed_onto():
+    from models.planner_grammar import covered_after, fits_the_hand
+
+    objects = ("red cube", "blue cube", "green cube")
+    history = ['pick("blue cube")', 'place("blue cube", "red cube")']
+    covered = covered_after(history, objects)
+    assert covered == {"red cube"}
+    assert not fits_the_hand('pick("red cube")', None, covered) and fits_the_hand('pick("green cube")', None, covered)
+    assert fits_the_hand('pick("blue cube")', None, covered)  # the top of the stack
+    assert not fits_the_hand('place("green cube", "red cube")', "green cube", covered)
+    assert fits_the_hand('place("green cube", "blue cube")', "green cube", covered)
+    # a zone is no object: any number of cubes go into it; picking the top cube again uncovers the bottom
+    assert covered_after([*history, 'pick("green cube")', 'place("green cube", "red zone")'], objects) == {"red cube"}
+    assert covered_after([*history, 'pick("blue cube")', 'place("blue cube", free_space("blue cube"))'],
+                         objects) == frozenset()
