@@ -82,6 +82,12 @@ def _step_time(data: Path, out: Path, obs: str, **extra) -> float:
     return statistics.median(b - a for a, b in zip(stamps[1:], stamps[2:]))
 
 
+def samples_per_s(step_s: float) -> float:
+    """Training windows a second at `step_s` seconds a step, to 3 significant figures (a slow step on a
+    busy machine keeps its precision: 0.445, not 0.4)."""
+    return float(f"{BATCH / step_s:.3g}")
+
+
 def bench_training() -> dict:
     result = {"episodes": EPISODES, "batch": BATCH, "steps_timed": STEPS - 2, "layouts": {}}
     with tempfile.TemporaryDirectory(prefix="code2act-bench-training-") as tmp:
@@ -98,16 +104,16 @@ def bench_training() -> dict:
         for quality, times in steps.items():
             step = statistics.mean(times)
             result["layouts"][quality].update({"rgb_step_s": round(step, 3), "rgb_step_s_runs": [round(t, 3) for t in times],
-                                               "rgb_samples_per_s": round(BATCH / step, 1)})
+                                               "rgb_samples_per_s": samples_per_s(step)})
         result["rgb_variants"] = {}
         for k, (name, extra) in enumerate(RGB_VARIANTS.items()):
             print(f"training the rgb policy ({name}) for {STEPS} steps ...", file=sys.stderr)
             step = _step_time(tmp / "lossless", tmp / f"run_variant_{k}", "rgb", **extra)
-            result["rgb_variants"][name] = {"step_s": round(step, 3), "samples_per_s": round(BATCH / step, 1)}
+            result["rgb_variants"][name] = {"step_s": round(step, 3), "samples_per_s": samples_per_s(step)}
         print(f"training the state policy for {STEPS} steps ...", file=sys.stderr)
         step = _step_time(tmp / "lossless", tmp / "run_state", "state")
         result["state_step_s"] = round(step, 3)
-        result["state_samples_per_s"] = round(BATCH / step, 1)
+        result["state_samples_per_s"] = samples_per_s(step)
     return result
 
 
