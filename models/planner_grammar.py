@@ -86,14 +86,19 @@ def candidate_calls(objects: Sequence[str], zones: Sequence[str], memory_keys: S
     return list(dict.fromkeys(codes))
 
 
+def _parsed(history: Sequence[str]):
+    """The calls of `history` (codes, oldest first) that parse, in order."""
+    for code in history:
+        try:
+            yield Call.from_code(code)
+        except InvalidCallError:
+            continue
+
+
 def held_after(history: Sequence[str]) -> str | None:
     """The object in the hand after `history` (codes, oldest first): the last pick's, unless placed since."""
     held = None
-    for code in history:
-        try:
-            call = Call.from_code(code)
-        except InvalidCallError:
-            continue
+    for call in _parsed(history):
         if call.name == "pick":
             held = str(call.args[0])
         elif call.name == "place":
@@ -105,18 +110,11 @@ def covered_after(history: Sequence[str], objects: Sequence[str]) -> frozenset[s
     """The objects with another object placed on them after `history` (codes, oldest first): a
     place(x, y) onto an object y covers y until x is picked again."""
     on: dict[str, str] = {}  # object placed -> the object it was placed on
-    for code in history:
-        try:
-            call = Call.from_code(code)
-        except InvalidCallError:
-            continue
+    for call in _parsed(history):
         if call.name == "pick":
             on.pop(str(call.args[0]), None)
-        elif call.name == "place" and len(call.args) > 1 and isinstance(call.args[1], str):
-            if call.args[1] in objects:
-                on[str(call.args[0])] = call.args[1]
-            else:
-                on.pop(str(call.args[0]), None)
+        elif call.name == "place" and len(call.args) > 1 and call.args[1] in objects:
+            on[str(call.args[0])] = call.args[1]
     return frozenset(on.values())
 
 
