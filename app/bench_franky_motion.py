@@ -242,7 +242,7 @@ def _skill(cell, franky_arm, stream: _Stream, speed: float) -> None:
 def measure_smoothness(mode: str, path: str = "teleop", speed: float | None = None, cell=None) -> dict:
     """One run of `path` in motion `mode` on franky-sim (`cell`, or a workcell opened and closed here):
     {"mode", "path", "speed", "metrics": {"executed", "commanded"}: SmoothnessMetrics as dicts (None if
-    the run failed), "error", "realtime_factor" (the server's loop over the run), "samples"}."""
+    the run failed), "error", "realtime_factor" (the server's loop over the run), "overruns" (its late ticks), "samples"}."""
     from recorders.arms.base import ArmError
     from recorders.skills import FAST
     from recorders.teleop import SPEED_LEVELS_M_S
@@ -275,6 +275,7 @@ def measure_smoothness(mode: str, path: str = "teleop", speed: float | None = No
     stats1 = cell.server.stats()
     wall = stats1["wall_time"] - stats0["wall_time"]
     result["realtime_factor"] = round((stats1["sim_time"] - stats0["sim_time"]) / wall, 3) if wall > 0 else 0.0
+    result["overruns"] = stats1["overruns"] - stats0["overruns"]  # 1 kHz ticks the server's loop ran late
     result["samples"] = len(sampler.rows)
     if result["error"] is None:
         t_cmd, p_cmd = np.asarray(stream.times), np.asarray(stream.targets)
