@@ -242,7 +242,8 @@ def _skill(cell, franky_arm, stream: _Stream, speed: float) -> None:
 def measure_smoothness(mode: str, path: str = "teleop", speed: float | None = None, cell=None) -> dict:
     """One run of `path` in motion `mode` on franky-sim (`cell`, or a workcell opened and closed here):
     {"mode", "path", "speed", "metrics": {"executed", "commanded"}: SmoothnessMetrics as dicts (None if
-    the run failed), "error", "realtime_factor" (the server's loop over the run), "overruns" (its late ticks), "samples"}."""
+    the run failed), "error", "realtime_factor" (the server's loop over the run), "overruns" (its late
+    ticks), "samples"}."""
     from recorders.arms.base import ArmError
     from recorders.skills import FAST
     from recorders.teleop import SPEED_LEVELS_M_S

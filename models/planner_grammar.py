@@ -123,13 +123,12 @@ def fits_the_hand(code: str, held: str | None, covered: frozenset[str] = frozens
     others (covered_after): pick needs an empty hand and an object with nothing on it, place the
     object held and, onto an object, one with nothing on it; other calls do not depend on them."""
     name = code.split("(", 1)[0]
+    if name not in ("pick", "place"):
+        return True
+    what, *target = Call.from_code(code).args
     if name == "pick":
-        return held is None and Call.from_code(code).args[0] not in covered
-    if name == "place":
-        call = Call.from_code(code)
-        return held is not None and call.args[0] == held and not (
-            len(call.args) > 1 and isinstance(call.args[1], str) and call.args[1] in covered)
-    return True
+        return held is None and what not in covered
+    return held is not None and what == held and not covered.intersection(target)
 
 
 @dataclass(frozen=True)
